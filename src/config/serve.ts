@@ -1,0 +1,42 @@
+import { Option, type Command } from "commander";
+import { LOG_LEVELS } from "../log/logger.js";
+import { integer, listOf, oneOf, port } from "./parsers.js";
+
+export const PARTS = ["webhook", "extender", "advertiser", "worker", "hypervisor"] as const;
+export type PartName = (typeof PARTS)[number];
+export const DEFAULT_PARTS: PartName[] = ["webhook", "extender", "advertiser", "worker"];
+
+export interface ServeConfig {
+  parts: PartName[];
+  bindAddress: string;
+  webhookPort: number;
+  extenderPort: number;
+  metricsPort: number;
+  tlsCert: string;
+  tlsKey: string;
+  policyFile?: string;
+  kubeconfig?: string;
+  logLevel: (typeof LOG_LEVELS)[number];
+  maxBodyBytes: number;
+  shutdownGraceSeconds: number;
+  clusterId: string;
+}
+
+/** Every `serve` flag, each also settable as PEERPODS_<FLAG_NAME>. */
+export function addServeOptions(command: Command): Command {
+  const opt = (flags: string, description: string, env: string): Option => new Option(flags, description).env(`PEERPODS_${env}`);
+  return command
+    .addOption(opt("--parts <list>", `comma-separated parts to run (${PARTS.join(", ")})`, "PARTS").argParser(listOf(PARTS)).default(DEFAULT_PARTS, DEFAULT_PARTS.join(",")))
+    .addOption(opt("--bind-address <ip>", "address the servers listen on", "BIND_ADDRESS").default("0.0.0.0"))
+    .addOption(opt("--webhook-port <port>", "HTTPS port of the admission webhook", "WEBHOOK_PORT").argParser(port).default(8443))
+    .addOption(opt("--extender-port <port>", "HTTPS port of the scheduler extender", "EXTENDER_PORT").argParser(port).default(8444))
+    .addOption(opt("--metrics-port <port>", "plain-HTTP port for /metrics, /healthz, /readyz", "METRICS_PORT").argParser(port).default(9090))
+    .addOption(opt("--tls-cert <file>", "serving certificate (PEM), reloaded when it changes", "TLS_CERT").default("certs/tls.crt"))
+    .addOption(opt("--tls-key <file>", "serving key (PEM), reloaded when it changes", "TLS_KEY").default("certs/tls.key"))
+    .addOption(opt("--policy-file <file>", "load the policy from this YAML/JSON file instead of the cluster", "POLICY_FILE"))
+    .addOption(opt("--kubeconfig <file>", "kubeconfig (default: $KUBECONFIG, ~/.kube/config, in-cluster)", "KUBECONFIG"))
+    .addOption(opt("--log-level <level>", "log level", "LOG_LEVEL").argParser(oneOf(LOG_LEVELS)).default("info"))
+    .addOption(opt("--max-body-bytes <n>", "largest request body accepted", "MAX_BODY_BYTES").argParser(integer(1024, 64 * 1024 * 1024)).default(1024 * 1024))
+    .addOption(opt("--shutdown-grace-seconds <n>", "how long in-flight work may take at shutdown", "SHUTDOWN_GRACE_SECONDS").argParser(integer(0, 600)).default(10))
+    .addOption(opt("--cluster-id <id>", "tag value that marks this cluster's VMs", "CLUSTER_ID").default("peerpods"));
+}

@@ -1,0 +1,12 @@
+/** Annotation, label and condition names peerpods reads and writes. */
+export const ANNOTATION = {
+  instanceType: "peerpods.io/instance-type",
+  originalResources: "peerpods.io/original-resources",
+  vmsPerNode: "peerpods.io/vms-per-node",
+  kataMachineType: "io.katacontainers.config.hypervisor.machine_type",
+  kataVcpus: "io.katacontainers.config.hypervisor.default_vcpus",
+  kataMemory: "io.katacontainers.config.hypervisor.default_memory",
+} as const;
+
+/** Pod condition the worker sets True when the pod's VM is ready; the webhook adds it as a readiness gate. */
+export const VM_READY_CONDITION = "peerpods.io/vm-ready";

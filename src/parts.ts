@@ -1,0 +1,24 @@
+import type { KubeConfig } from "@kubernetes/client-node";
+import type { ServeConfig } from "./config/serve.js";
+import type { EventRecorder } from "./kube/events.js";
+import type { Logger } from "./log/logger.js";
+import type { PolicyStore } from "./policy/store.js";
+
+/** What every part gets from `peerpods serve`. */
+export interface PartContext {
+  config: ServeConfig;
+  policy: PolicyStore;
+  log: Logger;
+  /** The cluster connection; throws a clear error when none is configured. */
+  kube(): KubeConfig;
+  events(): EventRecorder;
+  /** Registers a readiness check; `/readyz` is ok when all of them are. */
+  addReadyCheck(name: string, check: () => boolean): void;
+}
+
+export interface RunningPart {
+  /** Stops accepting work and finishes what is in flight within the grace period. */
+  stop(graceMs: number): Promise<void>;
+}
+
+export type PartStarter = (context: PartContext) => Promise<RunningPart>;

@@ -1,0 +1,43 @@
+import { CustomObjectsApi, type KubeConfig, type KubernetesObject } from "@kubernetes/client-node";
+import type { EventRecorder } from "../kube/events.js";
+import { startInformer, type WatchedInformer } from "../kube/informer.js";
+import type { Logger } from "../log/logger.js";
+import { POLICY_GROUP, POLICY_KIND, POLICY_NAME, POLICY_PLURAL, POLICY_VERSION } from "./schema.js";
+import type { PolicyStore } from "./store.js";
+
+type PolicyObject = KubernetesObject & { spec?: unknown };
+
+/**
+ * Keeps the store on the cluster's PeerPodPolicy `default`: every accepted change applies at once;
+ * a rejected one leaves the last good policy in force, with an error log and a Warning Event.
+ * With no `default` policy in the cluster the embedded defaults apply.
+ */
+export function watchClusterPolicy(kc: KubeConfig, store: PolicyStore, events: EventRecorder, log: Logger): WatchedInformer<PolicyObject> {
+  const api = kc.makeApiClient(CustomObjectsApi);
+  const path = `/apis/${POLICY_GROUP}/${POLICY_VERSION}/${POLICY_PLURAL}`;
+  const list = async () => api.listClusterCustomObject({ group: POLICY_GROUP, version: POLICY_VERSION, plural: POLICY_PLURAL });
+  const apply = (object: PolicyObject): void => {
+    if (object.metadata?.name !== POLICY_NAME) return;
+    const generation = object.metadata.generation ?? undefined;
+    if (generation !== undefined && generation === store.current.generation) return;
+    const result = store.update({ document: { ...object, apiVersion: `${POLICY_GROUP}/${POLICY_VERSION}`, kind: POLICY_KIND }, generation, source: "cluster" });
+    const target = { apiVersion: `${POLICY_GROUP}/${POLICY_VERSION}`, kind: POLICY_KIND, name: POLICY_NAME, uid: object.metadata.uid };
+    if (result.ok) {
+      log.info({ generation: result.policy.generation }, "policy updated from the cluster");
+      events.record(target, "Normal", "PolicyApplied", `generation ${result.policy.generation} is in force`);
+    } else {
+      const detail = result.errors.map((e) => `${e.path}: ${e.message}`).join("; ");
+      log.error({ generation, errors: result.errors }, "invalid policy rejected; the last good policy stays in force");
+      events.record(target, "Warning", "PolicyRejected", `generation ${generation} rejected, generation ${store.current.generation} stays in force: ${detail}`);
+    }
+  };
+  return startInformer<PolicyObject>(kc, path, list as never, log, (informer) => {
+    informer.on("add", apply);
+    informer.on("update", apply);
+    informer.on("delete", (object) => {
+      if (object.metadata?.name !== POLICY_NAME) return;
+      log.warn("PeerPodPolicy default deleted; the embedded defaults apply");
+      store.update({ document: {}, source: "cluster" });
+    });
+  });
+}

@@ -1,0 +1,57 @@
+import { HttpError } from "../http/errors.js";
+import type { Pod } from "../kube/pod.js";
+
+/** The fields of an admission.k8s.io/v1 AdmissionRequest that the webhook uses. */
+export interface AdmissionRequest {
+  uid: string;
+  kind: { group: string; version: string; kind: string };
+  resource?: { group: string; version: string; resource: string };
+  subResource?: string;
+  name?: string;
+  namespace?: string;
+  operation: "CREATE" | "UPDATE" | "DELETE" | "CONNECT";
+  object?: Pod;
+  oldObject?: Pod;
+  dryRun?: boolean;
+  userInfo?: { username?: string };
+}
+
+export interface AdmissionResponse {
+  uid: string;
+  allowed: boolean;
+  patch?: string;
+  patchType?: "JSONPatch";
+  status?: { code: number; message: string; reason?: string };
+  warnings?: string[];
+}
+
+const OPERATIONS = new Set(["CREATE", "UPDATE", "DELETE", "CONNECT"]);
+
+const isRecord = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === "object" && !Array.isArray(v);
+
+/** Checks the envelope of an AdmissionReview and returns its request; anything malformed is a 400. */
+export function parseAdmissionReview(body: unknown): AdmissionRequest {
+  if (!isRecord(body)) throw new HttpError(400, "body must be a JSON object (an AdmissionReview)");
+  if (body.apiVersion !== "admission.k8s.io/v1") throw new HttpError(400, `apiVersion must be admission.k8s.io/v1, got ${JSON.stringify(body.apiVersion)?.slice(0, 60)}`);
+  if (body.kind !== "AdmissionReview") throw new HttpError(400, `kind must be AdmissionReview, got ${JSON.stringify(body.kind)?.slice(0, 60)}`);
+  const request = body.request;
+  if (!isRecord(request)) throw new HttpError(400, "AdmissionReview has no request");
+  if (typeof request.uid !== "string" || request.uid.length === 0) throw new HttpError(400, "request.uid is missing");
+  if (typeof request.operation !== "string" || !OPERATIONS.has(request.operation)) throw new HttpError(400, "request.operation is missing or unknown");
+  const kind = request.kind;
+  if (!isRecord(kind) || kind.group !== "" || kind.version !== "v1" || kind.kind !== "Pod") {
+    throw new HttpError(400, `this webhook admits core/v1 Pods only, got ${JSON.stringify(kind)?.slice(0, 80)}`);
+  }
+  if (request.operation === "CREATE") {
+    const object = request.object;
+    if (!isRecord(object) || !isRecord(object.spec) || !Array.isArray(object.spec.containers)) {
+      throw new HttpError(400, "request.object must be a Pod with spec.containers");
+    }
+  }
+  return request as unknown as AdmissionRequest;
+}
+
+/** Serialises the AdmissionReview response around `response`. */
+export function reviewResponse(response: AdmissionResponse): string {
+  return JSON.stringify({ apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview", response });
+}
