@@ -1,0 +1,81 @@
+import type { InstanceType } from "../policy/schema.js";
+
+/** Tag keys every peerpods VM carries, so a crash at any point can be reconciled from the cloud's inventory. */
+export const TAG = {
+  cluster: "peerpods.io/cluster",
+  podUid: "peerpods.io/pod-uid",
+  namespace: "peerpods.io/namespace",
+  podName: "peerpods.io/pod-name",
+  instanceType: "peerpods.io/instance-type",
+  /** Set on warm-pool VMs that no pod has claimed yet. */
+  pool: "peerpods.io/pool",
+} as const;
+
+export type Tags = Record<string, string>;
+
+/** Provider-neutral lifecycle state of an instance. */
+export type InstanceState = "pending" | "running" | "stopping" | "terminated";
+
+export interface InstanceSpec {
+  /** Stable, unique per pod (derived from the pod UID): the provider's idempotency key. */
+  name: string;
+  instanceType: InstanceType;
+  image?: string;
+  /** Passed to the VM at boot; never holds credentials. */
+  userData: string;
+  tags: Tags;
+  zone?: string;
+}
+
+export interface Instance {
+  id: string;
+  name: string;
+  state: InstanceState;
+  /** The VM reported ready (agent handshake or provider status check). */
+  ready: boolean;
+  instanceType: string;
+  tags: Tags;
+  createdAt: Date;
+  /** Private address of the VM, where it has one. */
+  address?: string;
+  /** Where the agent in the VM can be reached: `unix:/path` or `tcp:host:port`. */
+  agentEndpoint?: string;
+  zone?: string;
+  /** Why the VM is in its state (e.g. a boot failure), for Events and status. */
+  message?: string;
+}
+
+export interface ProviderHealth {
+  healthy: boolean;
+  message?: string;
+}
+
+/** What callers may do about a failed call. */
+export type ProviderErrorKind = "retryable" | "quota" | "invalid" | "notFound";
+
+export class ProviderError extends Error {
+  constructor(
+    readonly kind: ProviderErrorKind,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/**
+ * A cloud. `create` is idempotent per pod: a second call with the same `spec.name` / pod-UID tag
+ * returns the instance the first one made. `get` returns undefined for an unknown id; `delete` of an
+ * unknown id succeeds.
+ */
+export interface Provider {
+  readonly name: string;
+  create(spec: InstanceSpec): Promise<Instance>;
+  get(id: string): Promise<Instance | undefined>;
+  /** Instances whose tags include every key/value of `tagFilter`. */
+  list(tagFilter: Tags): Promise<Instance[]>;
+  delete(id: string): Promise<void>;
+  health(): Promise<ProviderHealth>;
+  /** Releases clients and timers; running VMs are left as they are. */
+  close(): Promise<void>;
+}
