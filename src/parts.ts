@@ -3,6 +3,8 @@ import type { ServeConfig } from "./config/serve.js";
 import type { EventRecorder } from "./kube/events.js";
 import type { Logger } from "./log/logger.js";
 import type { PolicyStore } from "./policy/store.js";
+import type { ProviderHealthMonitor } from "./providers/health.js";
+import type { Provider } from "./providers/types.js";
 
 /** What every part gets from `peerpods serve`. */
 export interface PartContext {
@@ -12,6 +14,10 @@ export interface PartContext {
   /** The cluster connection; throws a clear error when none is configured. */
   kube(): KubeConfig;
   events(): EventRecorder;
+  /** The cloud named by the policy, created on first use and shared by every part. */
+  provider(): Promise<Provider>;
+  /** Shared health of that provider, polled while any part uses it. */
+  providerHealth(): ProviderHealthMonitor;
   /** Registers a readiness check; `/readyz` is ok when all of them are. */
   addReadyCheck(name: string, check: () => boolean): void;
 }

@@ -13,6 +13,9 @@ import { defaultPolicy } from "./policy/schema.js";
 import { PolicyStore } from "./policy/store.js";
 import { watchClusterPolicy } from "./policy/watch.js";
 import type { PartContext, PartStarter, RunningPart } from "./parts.js";
+import { createProvider } from "./providers/factory.js";
+import { ProviderHealthMonitor } from "./providers/health.js";
+import type { Provider } from "./providers/types.js";
 import { startWebhook } from "./webhook/part.js";
 
 const STARTERS: Partial<Record<PartName, PartStarter>> = {
@@ -33,6 +36,8 @@ export async function serve(config: ServeConfig, log: Logger): Promise<Serving> 
   let kube: KubeConfig | undefined;
   let events: EventRecorder | undefined;
   const readyChecks = new Map<string, () => boolean>();
+  let provider: Promise<Provider> | undefined;
+  let health: ProviderHealthMonitor | undefined;
   const context: PartContext = {
     config,
     policy,
@@ -40,6 +45,15 @@ export async function serve(config: ServeConfig, log: Logger): Promise<Serving> 
     kube: () => (kube ??= loadKubeConfig(config.kubeconfig)),
     events: () => (events ??= eventRecorder(context.kube(), log)),
     addReadyCheck: (name, check) => readyChecks.set(name, check),
+    provider: () =>
+      (provider ??= createProvider(policy.current.spec.provider, { clusterId: config.clusterId, stateDir: config.stateDir, log })),
+    providerHealth: () => {
+      if (!health) {
+        health = new ProviderHealthMonitor(context.provider, log.child({ part: "provider-health" }));
+        health.start();
+      }
+      return health;
+    },
   };
   const cleanups: (() => Promise<void>)[] = [];
 
@@ -75,6 +89,8 @@ export async function serve(config: ServeConfig, log: Logger): Promise<Serving> 
       const graceMs = config.shutdownGraceSeconds * 1000;
       for (const part of running.reverse()) await part.stop(graceMs);
       await Promise.allSettled(cleanups.map((cleanup) => cleanup()));
+      health?.stop();
+      if (provider) await (await provider).close();
       await metrics.close(graceMs);
     },
   };

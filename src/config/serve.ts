@@ -20,6 +20,7 @@ export interface ServeConfig {
   maxBodyBytes: number;
   shutdownGraceSeconds: number;
   clusterId: string;
+  stateDir: string;
 }
 
 /** Every `serve` flag, each also settable as PEERPODS_<FLAG_NAME>. */
@@ -38,5 +39,6 @@ export function addServeOptions(command: Command): Command {
     .addOption(opt("--log-level <level>", "log level", "LOG_LEVEL").argParser(oneOf(LOG_LEVELS)).default("info"))
     .addOption(opt("--max-body-bytes <n>", "largest request body accepted", "MAX_BODY_BYTES").argParser(integer(1024, 64 * 1024 * 1024)).default(1024 * 1024))
     .addOption(opt("--shutdown-grace-seconds <n>", "how long in-flight work may take at shutdown", "SHUTDOWN_GRACE_SECONDS").argParser(integer(0, 600)).default(10))
-    .addOption(opt("--cluster-id <id>", "tag value that marks this cluster's VMs", "CLUSTER_ID").default("peerpods"));
+    .addOption(opt("--cluster-id <id>", "tag value that marks this cluster's VMs", "CLUSTER_ID").default("peerpods"))
+    .addOption(opt("--state-dir <dir>", "folder for state that outlives a restart (local VMs, simulated cloud)", "STATE_DIR").default(".cache/state"));
 }

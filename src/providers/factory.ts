@@ -1,0 +1,27 @@
+import type { Logger } from "../log/logger.js";
+import type { PolicySpec } from "../policy/schema.js";
+import type { Provider } from "./types.js";
+
+export type ProviderName = PolicySpec["provider"]["name"];
+
+export interface ProviderOptions {
+  clusterId: string;
+  /** Folder for provider state that must outlive a restart (qemu VMs, sim inventory). */
+  stateDir: string;
+  log: Logger;
+}
+
+/** A provider module: validates its own settings block of the policy and builds the client. */
+export interface ProviderModule {
+  createProvider(settings: Record<string, unknown> | undefined, options: ProviderOptions): Promise<Provider>;
+}
+
+/** Loaded on demand so that, e.g., the AWS SDK is only imported where the aws provider is used. */
+const MODULES: Partial<Record<ProviderName, () => Promise<ProviderModule>>> = {};
+
+export async function createProvider(config: PolicySpec["provider"], options: ProviderOptions): Promise<Provider> {
+  const load = MODULES[config.name];
+  if (!load) throw new Error(`provider "${config.name}" is not available in this build`);
+  const module = await load();
+  return module.createProvider(config[config.name], { ...options, log: options.log.child({ provider: config.name }) });
+}
