@@ -41,15 +41,18 @@ export function parseQuantityScaled(input: unknown, scale: number): number {
   const [, sign, number = "0", binary, exponent, decimal] = match;
   if (sign === "-") throw new QuantityError(`"${truncate(text)}" is negative`);
   const [whole = "0", fraction = ""] = number.split(".");
-  let numerator = BigInt((whole || "0") + fraction);
-  let power = scale - fraction.length;
-  if (binary) numerator *= BINARY_SUFFIX[binary] ?? 1n;
-  else if (exponent) power += Number(exponent.slice(1));
-  else power += DECIMAL_EXPONENT[decimal ?? ""] ?? 0;
+  const numerator = BigInt((whole || "0") + fraction) * (binary ? (BINARY_SUFFIX[binary] ?? 1n) : 1n);
+  const power = scale - fraction.length + suffixPower(binary, exponent, decimal);
   if (power > 30) throw new QuantityError(`"${truncate(text)}" is too large`);
   const result = power >= 0 ? numerator * 10n ** BigInt(power) : ceilDiv(numerator, 10n ** BigInt(-power));
   if (result > MAX_SAFE) throw new QuantityError(`"${truncate(text)}" is too large`);
   return Number(result);
+}
+
+function suffixPower(binary: string | undefined, exponent: string | undefined, decimal: string | undefined): number {
+  if (binary) return 0;
+  if (exponent) return Number(exponent.slice(1));
+  return DECIMAL_EXPONENT[decimal ?? ""] ?? 0;
 }
 
 export const parseMilli = (q: unknown): number => parseQuantityScaled(q, 3);

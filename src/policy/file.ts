@@ -8,7 +8,7 @@ export async function readPolicyDocument(path: string): Promise<unknown> {
   try {
     return parseYaml(text, { maxAliasCount: 100 });
   } catch (error) {
-    throw new Error(`${path} is not valid YAML or JSON: ${(error as Error).message.split("\n")[0]}`);
+    throw new Error(`${path} is not valid YAML or JSON: ${(error as Error).message.split("\n")[0]}`, { cause: error });
   }
 }
 

@@ -29,26 +29,31 @@ const OPERATIONS = new Set(["CREATE", "UPDATE", "DELETE", "CONNECT"]);
 
 const isRecord = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === "object" && !Array.isArray(v);
 
+const show = (value: unknown, max = 60): string => String(JSON.stringify(value)).slice(0, max);
+
 /** Checks the envelope of an AdmissionReview and returns its request; anything malformed is a 400. */
 export function parseAdmissionReview(body: unknown): AdmissionRequest {
   if (!isRecord(body)) throw new HttpError(400, "body must be a JSON object (an AdmissionReview)");
-  if (body.apiVersion !== "admission.k8s.io/v1") throw new HttpError(400, `apiVersion must be admission.k8s.io/v1, got ${JSON.stringify(body.apiVersion)?.slice(0, 60)}`);
-  if (body.kind !== "AdmissionReview") throw new HttpError(400, `kind must be AdmissionReview, got ${JSON.stringify(body.kind)?.slice(0, 60)}`);
+  if (body.apiVersion !== "admission.k8s.io/v1") throw new HttpError(400, `apiVersion must be admission.k8s.io/v1, got ${show(body.apiVersion)}`);
+  if (body.kind !== "AdmissionReview") throw new HttpError(400, `kind must be AdmissionReview, got ${show(body.kind)}`);
   const request = body.request;
   if (!isRecord(request)) throw new HttpError(400, "AdmissionReview has no request");
+  checkRequest(request);
+  return request as unknown as AdmissionRequest;
+}
+
+function checkRequest(request: Record<string, unknown>): void {
   if (typeof request.uid !== "string" || request.uid.length === 0) throw new HttpError(400, "request.uid is missing");
   if (typeof request.operation !== "string" || !OPERATIONS.has(request.operation)) throw new HttpError(400, "request.operation is missing or unknown");
   const kind = request.kind;
   if (!isRecord(kind) || kind.group !== "" || kind.version !== "v1" || kind.kind !== "Pod") {
-    throw new HttpError(400, `this webhook admits core/v1 Pods only, got ${JSON.stringify(kind)?.slice(0, 80)}`);
+    throw new HttpError(400, `this webhook admits core/v1 Pods only, got ${show(kind, 80)}`);
   }
-  if (request.operation === "CREATE") {
-    const object = request.object;
-    if (!isRecord(object) || !isRecord(object.spec) || !Array.isArray(object.spec.containers)) {
-      throw new HttpError(400, "request.object must be a Pod with spec.containers");
-    }
+  if (request.operation !== "CREATE") return;
+  const object = request.object;
+  if (!isRecord(object) || !isRecord(object.spec) || !Array.isArray(object.spec.containers)) {
+    throw new HttpError(400, "request.object must be a Pod with spec.containers");
   }
-  return request as unknown as AdmissionRequest;
 }
 
 /** Serialises the AdmissionReview response around `response`. */

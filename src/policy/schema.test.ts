@@ -1,0 +1,60 @@
+import assert from "node:assert/strict";
+import { compilePolicy } from "./compiled.js";
+import { defaultPolicy, parsePolicy } from "./schema.js";
+
+describe("policy schema", () => {
+  it("fills every default", () => {
+    const spec = defaultPolicy();
+    assert.deepEqual(spec.runtimeClassNames, ["kata-remote"]);
+    assert.equal(spec.extendedResourceName, "kata.peerpods.io/vm");
+    assert.deepEqual(spec.excludedNamespaces, ["kube-system"]);
+    assert.equal(spec.nodes.vmsPerNode, 10);
+    assert.equal(spec.scheduling.strategy, "Spread");
+    assert.equal(spec.readinessGate, true);
+    assert.equal(spec.provider.name, "qemu");
+  });
+
+  it("accepts a whole PeerPodPolicy object", () => {
+    const result = parsePolicy({ apiVersion: "peerpods.io/v1alpha1", kind: "PeerPodPolicy", metadata: { name: "default" }, spec: { nodes: { vmsPerNode: 3 } } });
+    assert.equal(result.ok && result.spec.nodes.vmsPerNode, 3);
+  });
+
+  it("reports every error with its path", () => {
+    const result = parsePolicy({
+      instanceTypes: [
+        { name: "a", vcpus: 0, memoryMiB: 1024 },
+        { name: "a", vcpus: 1, memoryMiB: 1024 },
+      ],
+      defaultInstanceType: "nope",
+      scheduling: { strategy: "Random" },
+      allowedInstanceTypes: { team: ["b"] },
+      extra: true,
+    });
+    assert.equal(result.ok, false);
+    const paths = result.ok ? [] : result.errors.map((e) => e.path);
+    for (const path of ["instanceTypes.0.vcpus", "scheduling.strategy", "(root)"]) assert.ok(paths.includes(path), `${path} in ${paths.join(", ")}`);
+  });
+
+  it("checks cross-field references once the fields themselves are valid", () => {
+    const result = parsePolicy({ instanceTypes: [{ name: "a", vcpus: 1, memoryMiB: 1024 }, { name: "a", vcpus: 2, memoryMiB: 1024 }], defaultInstanceType: "nope", allowedInstanceTypes: { team: ["b"] } });
+    const messages = result.ok ? [] : result.errors.map((e) => `${e.path}: ${e.message}`);
+    assert.deepEqual(messages.sort(), [
+      'allowedInstanceTypes.team.0: "b" is not in instanceTypes',
+      'defaultInstanceType: "nope" is not in instanceTypes',
+      'instanceTypes.1.name: duplicate instance type "a"',
+    ]);
+  });
+
+  it("rejects a malformed resource name", () => {
+    assert.equal(parsePolicy({ extendedResourceName: "not a name" }).ok, false);
+  });
+
+  it("compiles allowed types with a * fallback", () => {
+    const result = parsePolicy({ allowedInstanceTypes: { "*": ["small"], team: ["small", "large"] } });
+    assert.ok(result.ok);
+    const policy = compilePolicy(result.spec, 1);
+    assert.deepEqual([...policy.allowedFor("team")], ["small", "large"]);
+    assert.deepEqual([...policy.allowedFor("other")], ["small"]);
+    assert.deepEqual(policy.byPreference.map((t) => t.name), ["small", "medium", "large"]);
+  });
+});

@@ -1,0 +1,115 @@
+import assert from "node:assert/strict";
+import request from "supertest";
+import { healthApp } from "../http/apps.js";
+import { startServer, type RunningServer } from "../http/server.js";
+import { silentLogger } from "../log/logger.js";
+import { registry } from "../metrics/registry.js";
+import { defaultPolicy } from "../policy/schema.js";
+import { PolicyStore } from "../policy/store.js";
+import { testCerts } from "../test-support/tls.js";
+import { mutateRoute } from "./route.js";
+
+function review(object: unknown, overrides: Record<string, unknown> = {}) {
+  return {
+    apiVersion: "admission.k8s.io/v1",
+    kind: "AdmissionReview",
+    request: { uid: "0f2b5a3c", kind: { group: "", version: "v1", kind: "Pod" }, operation: "CREATE", namespace: "team", object, ...overrides },
+  };
+}
+
+const peerPod = { metadata: { name: "p" }, spec: { runtimeClassName: "kata-remote", containers: [{ name: "app", resources: { requests: { cpu: "1" } } }] } };
+
+async function counter(result: string): Promise<number> {
+  const metric = await registry.getSingleMetric("peerpods_admission_requests_total")!.get();
+  return metric.values.find((v) => v.labels.result === result)?.value ?? 0;
+}
+
+describe("POST /mutate over HTTPS", () => {
+  let server: RunningServer;
+  let ca: string;
+  let url: string;
+
+  before(async () => {
+    const certs = await testCerts();
+    ca = certs.ca;
+    server = await startServer({
+      name: "webhook",
+      host: "127.0.0.1",
+      port: 0,
+      tls: { certFile: certs.certFile, keyFile: certs.keyFile },
+      fastRoutes: { "/mutate": mutateRoute({ policy: new PolicyStore(defaultPolicy()), log: silentLogger, maxBodyBytes: 64 * 1024 }) },
+      app: healthApp(() => true),
+      log: silentLogger,
+    });
+    url = `https://127.0.0.1:${server.port}`;
+  });
+  after(() => server.close(0));
+
+  const post = (body: unknown, type = "application/json") => request(url).post("/mutate?timeout=10s").ca(ca).set("content-type", type).send(typeof body === "string" ? body : JSON.stringify(body));
+
+  it("mutates a peer pod and echoes the uid", async () => {
+    const before = await counter("mutated");
+    const res = await post(review(peerPod)).expect(200);
+    assert.equal(res.body.apiVersion, "admission.k8s.io/v1");
+    assert.equal(res.body.kind, "AdmissionReview");
+    assert.equal(res.body.response.uid, "0f2b5a3c");
+    assert.equal(res.body.response.allowed, true);
+    assert.equal(res.body.response.patchType, "JSONPatch");
+    const patch = JSON.parse(Buffer.from(res.body.response.patch, "base64").toString());
+    assert.ok(patch.some((op: { path: string }) => op.path === "/spec/containers/0/resources/requests/kata.peerpods.io~1vm"));
+    assert.equal(await counter("mutated"), before + 1);
+  });
+
+  it("allows a plain pod without a patch", async () => {
+    const res = await post(review({ spec: { containers: [{ name: "a" }] } })).expect(200);
+    assert.deepEqual(res.body.response, { uid: "0f2b5a3c", allowed: true });
+  });
+
+  it("allows UPDATE without a patch", async () => {
+    const res = await post(review(peerPod, { operation: "UPDATE", oldObject: peerPod })).expect(200);
+    assert.deepEqual(res.body.response, { uid: "0f2b5a3c", allowed: true });
+  });
+
+  it("denies with 403 and an actionable message", async () => {
+    const before = await counter("denied");
+    const res = await post(review({ ...peerPod, metadata: { annotations: { "io.katacontainers.config.hypervisor.machine_type": "huge" } } })).expect(200);
+    assert.equal(res.body.response.allowed, false);
+    assert.equal(res.body.response.status.code, 403);
+    assert.match(res.body.response.status.message, /instance type "huge" is not allowed in namespace "team"; allowed types: large, medium, small/);
+    assert.equal(await counter("denied"), before + 1);
+  });
+
+  it("treats a dry run like any other request", async () => {
+    const res = await post(review(peerPod, { dryRun: true })).expect(200);
+    assert.equal(res.body.response.patchType, "JSONPatch");
+  });
+
+  const bad: [string, unknown, number, RegExp][] = [
+    ["malformed JSON", "{not json", 400, /not valid JSON/],
+    ["an empty body", "", 400, /empty/],
+    ["a JSON array", [], 400, /must be a JSON object/],
+    ["the wrong apiVersion", { ...review(peerPod), apiVersion: "admission.k8s.io/v1beta1" }, 400, /apiVersion must be admission.k8s.io\/v1/],
+    ["the wrong kind", { ...review(peerPod), kind: "Pod" }, 400, /kind must be AdmissionReview/],
+    ["no uid", review(peerPod, { uid: "" }), 400, /uid is missing/],
+    ["a non-pod object", review(peerPod, { kind: { group: "apps", version: "v1", kind: "Deployment" } }), 400, /Pods only/],
+    ["a pod without containers", review({ spec: {} }), 400, /spec.containers/],
+    ["an oversized body", review({ ...peerPod, metadata: { annotations: { big: "x".repeat(70 * 1024) } } }), 413, /exceeds the limit/],
+  ];
+  for (const [name, body, status, message] of bad) {
+    it(`answers ${status} to ${name} and stays up`, async () => {
+      const before = await counter("invalid");
+      const res = await post(body).expect(status);
+      assert.match(res.body.error, message);
+      assert.equal(await counter("invalid"), before + 1);
+      await request(url).get("/healthz").ca(ca).expect(200, "ok");
+    });
+  }
+
+  it("answers 415 to a non-JSON content type", async () => {
+    await post("x=1", "application/x-www-form-urlencoded").expect(415);
+  });
+
+  it("answers 404 to unknown routes", async () => {
+    await request(url).get("/mutate").ca(ca).expect(404);
+  });
+});
