@@ -43,7 +43,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         const status = error instanceof HttpError ? error.status : 500;
         if (status >= 500) log.error({ err: error, path }, "request failed");
         else log.warn({ path, status, reason: (error as Error).message }, "bad request");
-        send(res, status, JSON.stringify({ error: (error as Error).message }));
+        send(res, status, (error instanceof HttpError && error.body) || JSON.stringify({ error: (error as Error).message }));
         if (status === 413) req.resume();
       },
     );
