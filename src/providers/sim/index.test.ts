@@ -1,0 +1,122 @@
+import assert from "node:assert/strict";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { silentLogger } from "../../log/logger.js";
+import { ProviderError, TAG, type InstanceSpec, type Provider } from "../types.js";
+import { createProvider } from "./index.js";
+
+const small = { name: "small", vcpus: 1, memoryMiB: 512, gpus: 0 };
+
+function spec(uid: string): InstanceSpec {
+  return { name: `pp-${uid}`, instanceType: small, userData: "", tags: { [TAG.cluster]: "c1", [TAG.podUid]: uid } };
+}
+
+describe("sim provider", () => {
+  let dir: string;
+  const open: Provider[] = [];
+  const sim = async (settings: Record<string, unknown>): Promise<Provider> => {
+    const provider = await createProvider({ createMs: 0, readyMs: 0, deleteMs: 0, ...settings }, { clusterId: "c1", stateDir: dir, log: silentLogger });
+    open.push(provider);
+    return provider;
+  };
+
+  beforeEach(async () => (dir = await mkdtemp(join(tmpdir(), "sim-"))));
+  afterEach(async () => {
+    await Promise.all(open.splice(0).map((p) => p.close()));
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("creates once per name: a second create returns the first instance", async () => {
+    const provider = await sim({});
+    const [a, b] = await Promise.all([provider.create(spec("u1")), provider.create(spec("u1"))]);
+    assert.equal(a.id, b.id);
+    assert.equal((await provider.list({ [TAG.podUid]: "u1" })).length, 1);
+  });
+
+  it("reports ready only after the ready latency", async () => {
+    const provider = await sim({ readyMs: 80 });
+    const created = await provider.create(spec("u1"));
+    assert.equal(created.ready, false);
+    assert.equal(created.state, "pending");
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const later = await provider.get(created.id);
+    assert.equal(later?.ready, true);
+    assert.equal(later?.state, "running");
+  });
+
+  it("lists by tags, gets undefined for unknown ids, deletes idempotently", async () => {
+    const provider = await sim({});
+    const a = await provider.create(spec("u1"));
+    await provider.create({ ...spec("u2"), tags: { [TAG.cluster]: "other", [TAG.podUid]: "u2" } });
+    assert.deepEqual((await provider.list({ [TAG.cluster]: "c1" })).map((i) => i.id), [a.id]);
+    assert.equal(await provider.get("sim-missing"), undefined);
+    await provider.delete(a.id);
+    await provider.delete(a.id);
+    assert.equal(await provider.get(a.id), undefined);
+  });
+
+  it("fails with a quota error beyond its capacity", async () => {
+    const provider = await sim({ capacity: 1 });
+    await provider.create(spec("u1"));
+    await assert.rejects(provider.create(spec("u2")), (e: unknown) => e instanceof ProviderError && e.kind === "quota");
+  });
+
+  it("throttles calls over its rate limit as retryable", async () => {
+    const provider = await sim({ throttle: { ratePerSecond: 0.001, burst: 2 } });
+    await provider.list({});
+    await provider.list({});
+    await assert.rejects(provider.list({}), (e: unknown) => e instanceof ProviderError && e.kind === "retryable" && /throttled/.test(e.message));
+  });
+
+  it("in crash mode makes the instance but loses the answer; retries converge on that one instance", async () => {
+    const provider = await sim({ crashRate: 0.7, seed: 7 });
+    let crashes = 0;
+    for (let uid = 0; uid < 20; uid++) {
+      for (;;) {
+        try {
+          await provider.create(spec(`u${uid}`));
+          break;
+        } catch (error) {
+          assert.ok(error instanceof ProviderError && error.kind === "retryable");
+          crashes += 1;
+        }
+      }
+    }
+    assert.ok(crashes > 5, `expected crashes with crashRate 0.7, saw ${crashes}`);
+    const all = await provider.list({ [TAG.cluster]: "c1" });
+    assert.equal(all.length, 20);
+    assert.equal(new Set(all.map((i) => i.tags[TAG.podUid])).size, 20);
+  });
+
+  it("keeps its inventory in a file that a restart reads back", async () => {
+    const first = await sim({});
+    const made = await first.create(spec("u1"));
+    await first.close();
+    const second = await sim({});
+    assert.equal((await second.get(made.id))?.name, "pp-u1");
+    const onDisk = JSON.parse(await readFile(join(dir, "sim-c1.json"), "utf8")) as { instances: { id: string }[] };
+    assert.deepEqual(onDisk.instances.map((i) => i.id), [made.id]);
+  });
+
+  it("sees an instance removed from the file behind its back", async () => {
+    const provider = await sim({});
+    const made = await provider.create(spec("u1"));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await writeFile(join(dir, "sim-c1.json"), JSON.stringify({ version: 1, instances: [] }));
+    assert.equal(await provider.get(made.id), undefined);
+  });
+
+  it("reports unhealthy while the unhealthy file exists", async () => {
+    const file = join(dir, "down");
+    const provider = await sim({ unhealthyFile: file });
+    assert.deepEqual(await provider.health(), { healthy: true });
+    await writeFile(file, "zone outage\n");
+    assert.deepEqual(await provider.health(), { healthy: false, message: "zone outage" });
+  });
+
+  it("rejects invalid settings with the path of each error", async () => {
+    await assert.rejects(sim({ errorRate: 2 }), /provider\.sim\.errorRate/);
+    await assert.rejects(sim({ createMs: { median: 10, p99: 5 } }), /p99 must be at least the median/);
+  });
+});

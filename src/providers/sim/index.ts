@@ -1,0 +1,160 @@
+import { randomBytes } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { ProviderOptions } from "../factory.js";
+import { TokenBucket } from "../ratelimit.js";
+import { ProviderError, type Instance, type InstanceSpec, type Provider, type ProviderHealth, type Tags } from "../types.js";
+import { Inventory, type SimRecord } from "./inventory.js";
+import { sampleLatency, seededRandom, type Random } from "./random.js";
+import { simSettingsSchema, type SimSettings } from "./settings.js";
+
+/**
+ * A simulated cloud for scale and fault tests (never a default): configurable latencies, errors,
+ * throttling, a capacity limit, and creates whose response is lost after the instance was made.
+ */
+export class SimProvider implements Provider {
+  readonly name = "sim";
+  readonly #random: Random;
+  readonly #throttle: TokenBucket | undefined;
+  readonly #timers = new Set<NodeJS.Timeout>();
+  #nextAddress = 1;
+
+  constructor(
+    readonly settings: SimSettings,
+    private readonly inventory: Inventory,
+  ) {
+    this.#random = settings.seed === undefined ? Math.random : seededRandom(settings.seed);
+    this.#throttle = settings.throttle && new TokenBucket(settings.throttle.ratePerSecond, settings.throttle.burst);
+    this.#nextAddress = inventory.records.size + 1;
+  }
+
+  async create(spec: InstanceSpec): Promise<Instance> {
+    await this.#admit("create");
+    const existing = this.#byName(spec.name);
+    if (existing) {
+      await this.#sleep(this.settings.createMs);
+      return toInstance(existing);
+    }
+    const { capacity } = this.settings;
+    if (capacity !== undefined && this.inventory.records.size >= capacity) {
+      throw new ProviderError("quota", `instance limit of ${capacity} reached`);
+    }
+    const createdAt = Date.now();
+    const createMs = sampleLatency(this.settings.createMs, this.#random);
+    const record: SimRecord = {
+      id: `sim-${randomBytes(8).toString("hex")}`,
+      name: spec.name,
+      instanceType: spec.instanceType.name,
+      tags: { ...spec.tags },
+      address: this.#address(),
+      createdAt,
+      readyAt: createdAt + createMs + sampleLatency(this.settings.readyMs, this.#random),
+      ...(spec.zone ? { zone: spec.zone } : {}),
+    };
+    this.inventory.records.set(record.id, record);
+    await this.inventory.persist();
+    await this.#sleepMs(createMs);
+    if (this.#random() < this.settings.crashRate) {
+      throw new ProviderError("retryable", `connection reset before the response of creating ${spec.name} arrived`);
+    }
+    return toInstance(record);
+  }
+
+  async get(id: string): Promise<Instance | undefined> {
+    await this.#admit("get");
+    const record = this.inventory.records.get(id);
+    return record && toInstance(record);
+  }
+
+  async list(tagFilter: Tags): Promise<Instance[]> {
+    await this.#admit("list");
+    const wanted = Object.entries(tagFilter);
+    return [...this.inventory.records.values()].filter((r) => wanted.every(([k, v]) => r.tags[k] === v)).map(toInstance);
+  }
+
+  async delete(id: string): Promise<void> {
+    await this.#admit("delete");
+    if (!this.inventory.records.has(id)) return;
+    await this.#sleep(this.settings.deleteMs);
+    if (this.inventory.records.delete(id)) await this.inventory.persist();
+  }
+
+  async health(): Promise<ProviderHealth> {
+    if (!this.settings.healthy) return { healthy: false, message: "sim: configured unhealthy" };
+    if (this.settings.unhealthyFile) {
+      const reason = await readFile(this.settings.unhealthyFile, "utf8").then(
+        (text) => text.trim() || `sim: ${this.settings.unhealthyFile} exists`,
+        () => undefined,
+      );
+      if (reason !== undefined) return { healthy: false, message: reason };
+    }
+    return { healthy: true };
+  }
+
+  async close(): Promise<void> {
+    for (const timer of this.#timers) clearTimeout(timer);
+    this.#timers.clear();
+    await this.inventory.settled();
+  }
+
+  /** The throttle and the random failures every API call may meet, after catching up with outside edits. */
+  async #admit(call: "create" | "get" | "list" | "delete"): Promise<void> {
+    await this.inventory.sync();
+    if (this.#throttle && !this.#throttle.tryTake()) throw new ProviderError("retryable", `sim: ${call} throttled (rate limit exceeded)`);
+    if ((call === "create" || call === "delete") && this.#random() < this.settings.errorRate) {
+      throw new ProviderError("retryable", `sim: ${call} failed with a simulated internal error`);
+    }
+  }
+
+  #byName(name: string): SimRecord | undefined {
+    for (const record of this.inventory.records.values()) if (record.name === name) return record;
+    return undefined;
+  }
+
+  #address(): string {
+    const n = this.#nextAddress++;
+    return `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`;
+  }
+
+  #sleep(latency: SimSettings["createMs"]): Promise<void> {
+    return this.#sleepMs(sampleLatency(latency, this.#random));
+  }
+
+  #sleepMs(ms: number): Promise<void> {
+    if (ms <= 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#timers.delete(timer);
+        resolve();
+      }, ms);
+      this.#timers.add(timer);
+    });
+  }
+}
+
+function toInstance(record: SimRecord): Instance {
+  const ready = Date.now() >= record.readyAt;
+  return {
+    id: record.id,
+    name: record.name,
+    state: ready ? "running" : "pending",
+    ready,
+    instanceType: record.instanceType,
+    tags: { ...record.tags },
+    createdAt: new Date(record.createdAt),
+    address: record.address,
+    ...(record.zone ? { zone: record.zone } : {}),
+  };
+}
+
+export async function createProvider(settings: Record<string, unknown> | undefined, options: ProviderOptions): Promise<Provider> {
+  const parsed = simSettingsSchema.safeParse(settings ?? {});
+  if (!parsed.success) {
+    const detail = parsed.error.issues.map((i) => `${["provider", "sim", ...i.path.map(String)].join(".")}: ${i.message}`).join("; ");
+    throw new ProviderError("invalid", `invalid sim settings: ${detail}`);
+  }
+  const file = parsed.data.inventoryFile === null ? undefined : (parsed.data.inventoryFile ?? join(options.stateDir, `sim-${options.clusterId}.json`));
+  const inventory = await Inventory.open(file);
+  options.log.info({ inventoryFile: file ?? null, instances: inventory.records.size }, "simulated cloud ready");
+  return new SimProvider(parsed.data, inventory);
+}
