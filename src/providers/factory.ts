@@ -19,6 +19,7 @@ export interface ProviderModule {
 /** Loaded on demand so that, e.g., the AWS SDK is only imported where the aws provider is used. */
 const MODULES: Partial<Record<ProviderName, () => Promise<ProviderModule>>> = {
   sim: () => import("./sim/index.js"),
+  aws: () => import("./aws/index.js"),
 };
 
 export async function createProvider(config: PolicySpec["provider"], options: ProviderOptions): Promise<Provider> {
