@@ -17,9 +17,11 @@ import { createProvider } from "./providers/factory.js";
 import { ProviderHealthMonitor } from "./providers/health.js";
 import type { Provider } from "./providers/types.js";
 import { startWebhook } from "./webhook/part.js";
+import { startExtender } from "./extender/part.js";
 
 const STARTERS: Partial<Record<PartName, PartStarter>> = {
   webhook: startWebhook,
+  extender: startExtender,
 };
 
 export interface Serving {
