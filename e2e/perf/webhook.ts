@@ -1,0 +1,73 @@
+/**
+ * Webhook benchmark: HTTPS AdmissionReview load on loopback against `peerpods serve --parts webhook`
+ * pinned to one core, load generated from the other core. Reports req/s, latency percentiles,
+ * CPU and RSS of the peerpods process at several concurrency levels, then p99 at a fixed 1,000 req/s.
+ */
+import autocannon from "autocannon";
+import { execFileSync } from "node:child_process";
+import { mkdtemp, readFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ensureCerts } from "../../src/certs/generate.js";
+import { admissionReview } from "./fixtures/pod.js";
+import { freePort, REPO, startServe } from "./lib/peerpods.js";
+import { cpuShare, sampleProcess } from "./lib/proc.js";
+import { printTable, writeResults, type Row } from "./lib/report.js";
+
+const DURATION_S = Number(process.env.BENCH_DURATION ?? 8);
+const CONNECTIONS = (process.env.BENCH_CONNECTIONS ?? "1,16,64").split(",").map(Number);
+
+async function load(url: string, ca: string, body: string, connections: number, overallRate?: number) {
+  return autocannon({
+    url: `${url}/mutate?timeout=10s`,
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body,
+    connections,
+    duration: DURATION_S,
+    tlsOptions: { ca },
+    ...(overallRate ? { overallRate } : {}),
+  });
+}
+
+async function main(): Promise<void> {
+  execFileSync("npm", ["run", "-s", "build"], { cwd: REPO, stdio: "inherit" });
+  const dir = await mkdtemp(join(tmpdir(), "peerpods-bench-"));
+  const certs = await ensureCerts({ outDir: dir, dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"], validDays: 1, force: true });
+  const ca = await readFile(certs.files.ca, "utf8");
+  const port = await freePort();
+  const serving = await startServe(
+    ["--parts", "webhook", "--policy-file", "/dev/null", "--tls-cert", certs.files.cert, "--tls-key", certs.files.key, "--webhook-port", String(port), "--metrics-port", String(await freePort()), "--bind-address", "127.0.0.1"],
+    { cpu: 0 },
+  );
+  const url = `https://127.0.0.1:${port}`;
+  const body = JSON.stringify(admissionReview());
+  const rows: Row[] = [];
+  try {
+    await load(url, ca, body, 8);
+    for (const connections of CONNECTIONS) rows.push(await measure(serving.child.pid!, () => load(url, ca, body, connections), `${connections} conn`));
+    rows.push(await measure(serving.child.pid!, () => load(url, ca, body, 16, 1000), "1000 req/s"));
+  } finally {
+    await serving.stop();
+  }
+  printTable(`webhook: ${body.length}-byte AdmissionReview (3 containers + 1 init), peerpods on 1 core, ${DURATION_S} s per row`, rows);
+  await writeResults("webhook", { bodyBytes: body.length, durationSeconds: DURATION_S, rows, targets: { reqPerSecOneCore: 3500, p99MsAt1000: 5 } });
+}
+
+async function measure(pid: number, run: () => Promise<autocannon.Result>, label: string): Promise<Row> {
+  const before = await sampleProcess(pid);
+  const result = await run();
+  const after = await sampleProcess(pid);
+  return {
+    load: label,
+    "req/s": Math.round(result.requests.average),
+    "p50 ms": result.latency.p50,
+    "p99 ms": result.latency.p99,
+    "p99.9 ms": result.latency.p99_9,
+    errors: result.errors + result.non2xx + result.timeouts,
+    "cpu (cores)": Number(cpuShare(before, after).toFixed(2)),
+    "rss MiB": Math.round(after.rssMiB),
+  };
+}
+
+await main();
