@@ -1,0 +1,98 @@
+import assert from "node:assert/strict";
+import type { V1Pod } from "@kubernetes/client-node";
+import { VM_READY_CONDITION } from "../kube/annotations.js";
+import { decide, podFacts, recordFacts, type Action, type InstanceFacts, type PodFacts, type RecordFacts } from "./decide.js";
+import { VM_FINALIZER, instanceName, nextInstanceName, type PeerPod } from "./peerpod.js";
+
+const pod = (overrides: Partial<PodFacts> = {}): PodFacts => ({ uid: "u1", bound: true, done: false, vmReady: false, ...overrides });
+const record = (overrides: Partial<RecordFacts> = {}): RecordFacts => ({
+  podUID: "u1",
+  phase: "Creating",
+  instanceID: "i-1",
+  deleting: false,
+  finalized: false,
+  ...overrides,
+});
+const unknown: InstanceFacts = { kind: "unknown" };
+const absent: InstanceFacts = { kind: "absent" };
+const booting: InstanceFacts = { kind: "present", state: "pending", ready: false };
+const ready: InstanceFacts = { kind: "present", state: "running", ready: true };
+
+const cases: [string, PodFacts | undefined, RecordFacts | undefined, InstanceFacts, Action["kind"]][] = [
+  ["nothing at all", undefined, undefined, unknown, "none"],
+  ["pod not bound yet", pod({ bound: false }), undefined, unknown, "none"],
+  ["pod bound, no record: record first", pod(), undefined, unknown, "createRecord"],
+  ["pod done before any record", pod({ done: true }), undefined, unknown, "none"],
+  ["record without instance id", pod(), record({ instanceID: undefined, phase: undefined }), unknown, "createInstance"],
+  ["failed create is retried", pod(), record({ instanceID: undefined, phase: "Failed" }), unknown, "createInstance"],
+  ["instance id known, not looked up", pod(), record(), unknown, "lookUpInstance"],
+  ["VM booting", pod(), record(), booting, "waitReady"],
+  ["VM ready, record not", pod(), record(), ready, "markReady"],
+  ["record Ready but pod condition lost", pod({ vmReady: false }), record({ phase: "Ready" }), ready, "markReady"],
+  ["all done", pod({ vmReady: true }), record({ phase: "Ready" }), ready, "none"],
+  ["VM deleted behind our back", pod({ vmReady: true }), record({ phase: "Ready" }), absent, "replaceInstance"],
+  ["VM terminated behind our back", pod(), record({ phase: "Ready" }), { kind: "present", state: "terminated", ready: false }, "replaceInstance"],
+  ["VM stopping behind our back", pod(), record(), { kind: "present", state: "stopping", ready: false }, "replaceInstance"],
+  ["pod gone", undefined, record(), unknown, "teardown"],
+  ["pod gone while VM is being created", undefined, record({ instanceID: undefined }), unknown, "teardown"],
+  ["pod terminating", pod({ done: true }), record({ phase: "Ready" }), ready, "teardown"],
+  ["pod replaced by one with the same name", pod({ uid: "u2" }), record(), ready, "teardown"],
+  ["record deleted by hand while the pod lives", pod(), record({ deleting: true }), ready, "teardown"],
+  ["record deleting and released", undefined, record({ deleting: true, finalized: true }), unknown, "none"],
+  ["record released by hand but not deleted, pod gone", undefined, record({ finalized: true }), unknown, "teardown"],
+];
+
+describe("decide", () => {
+  for (const [name, podState, recordState, instance, expected] of cases) {
+    it(`${name} → ${expected}`, () => {
+      assert.equal(decide(podState, recordState, instance).kind, expected);
+    });
+  }
+
+  it("never creates a VM for a pod that is not live", () => {
+    for (const podState of [undefined, pod({ done: true }), pod({ uid: "other" })]) {
+      for (const instance of [unknown, absent, booting, ready]) {
+        const records = podState?.uid === "other" ? [record(), record({ instanceID: undefined })] : [undefined, record(), record({ instanceID: undefined })];
+        for (const recordState of records) {
+          const action = decide(podState, recordState, instance).kind;
+          assert.ok(!["createInstance", "replaceInstance", "createRecord"].includes(action), `${JSON.stringify({ podState, recordState, instance })} → ${action}`);
+        }
+      }
+    }
+  });
+});
+
+describe("facts", () => {
+  const v1pod = (status: V1Pod["status"], meta: Partial<NonNullable<V1Pod["metadata"]>> = {}): V1Pod => ({
+    metadata: { name: "p", namespace: "ns", uid: "u1", ...meta },
+    spec: { containers: [], nodeName: "n1" },
+    status,
+  });
+
+  it("reads bound, done and the vm-ready condition off a pod", () => {
+    assert.deepEqual(podFacts(v1pod({ phase: "Pending" })), { uid: "u1", bound: true, done: false, vmReady: false });
+    assert.equal(podFacts(v1pod({ phase: "Succeeded" })).done, true);
+    assert.equal(podFacts(v1pod({ phase: "Failed" })).done, true);
+    assert.equal(podFacts(v1pod({ phase: "Running" }, { deletionTimestamp: new Date() })).done, true);
+    assert.equal(podFacts(v1pod({ conditions: [{ type: VM_READY_CONDITION, status: "True" }] })).vmReady, true);
+    assert.equal(podFacts(v1pod({ conditions: [{ type: VM_READY_CONDITION, status: "False" }] })).vmReady, false);
+  });
+
+  it("reads a record's phase, instance and finalizer", () => {
+    const peerPod: PeerPod = {
+      apiVersion: "peerpods.io/v1alpha1",
+      kind: "PeerPod",
+      metadata: { name: "p", namespace: "ns", finalizers: [VM_FINALIZER] },
+      spec: { podUID: "u1", nodeName: "n1", instanceType: "small", provider: "sim", instanceName: instanceName("u1") },
+      status: { phase: "Creating", instanceID: null },
+    };
+    assert.deepEqual(recordFacts(peerPod), { podUID: "u1", phase: "Creating", instanceID: undefined, deleting: false, finalized: false });
+    assert.equal(recordFacts({ ...peerPod, metadata: { ...peerPod.metadata, finalizers: [] } }).finalized, true);
+  });
+
+  it("names replacement VMs with an increasing number", () => {
+    assert.equal(instanceName("u1"), "pp-u1");
+    assert.equal(nextInstanceName("u1", "pp-u1"), "pp-u1-r1");
+    assert.equal(nextInstanceName("u1", "pp-u1-r1"), "pp-u1-r2");
+  });
+});
