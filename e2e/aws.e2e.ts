@@ -1,0 +1,235 @@
+import assert from "node:assert/strict";
+import { Writable } from "node:stream";
+import {
+  DescribeImagesCommand,
+  DescribeInstanceAttributeCommand,
+  DescribeInstancesCommand,
+  DescribeSubnetsCommand,
+  DescribeVolumesCommand,
+  EC2Client,
+  type Instance as Ec2Instance,
+} from "@aws-sdk/client-ec2";
+import { pino } from "pino";
+import { parse } from "yaml";
+import { createProvider } from "../src/providers/factory.js";
+import { TAG, type InstanceSpec, type Provider, type ProviderError } from "../src/providers/types.js";
+import type { InstanceType } from "../src/policy/schema.js";
+import { FaultProxy } from "./aws/fault-proxy.js";
+import { MOTO_CREDENTIALS, startMoto, type Moto } from "./support/moto.js";
+
+const REGION = "eu-west-1";
+const CLUSTER = "moto-suite";
+const SMALL: InstanceType = { name: "t3.small", vcpus: 2, memoryMiB: 2048, gpus: 0 };
+
+describe("aws provider against moto_server", function () {
+  this.timeout(60_000);
+  let moto: Moto;
+  let proxy: FaultProxy;
+  let ec2: EC2Client;
+  let imageId: string;
+  let subnets: { id: string; zone: string }[];
+  const logLines: string[] = [];
+  const providers: Provider[] = [];
+  const savedEnv = { ...process.env };
+
+  before(async () => {
+    Object.assign(process.env, MOTO_CREDENTIALS);
+    moto = await startMoto();
+    proxy = new FaultProxy(moto.endpoint);
+    const proxyEndpoint = await proxy.start();
+    ec2 = new EC2Client({ region: REGION, endpoint: moto.endpoint });
+    const images = await ec2.send(new DescribeImagesCommand({ Owners: ["amazon"] }));
+    imageId = images.Images?.find((image) => image.Platform === undefined)?.ImageId ?? assert.fail("moto has no Linux image");
+    const found = await ec2.send(new DescribeSubnetsCommand({}));
+    subnets = (found.Subnets ?? []).map((subnet) => ({ id: subnet.SubnetId ?? "", zone: subnet.AvailabilityZone ?? "" }));
+    assert.ok(subnets.length >= 3, "moto's default VPC has a subnet per zone");
+    settings = { region: REGION, endpoint: proxyEndpoint, imageId, subnetIds: subnets.map((subnet) => subnet.id), pageSize: 5 };
+  });
+
+  after(async () => {
+    await Promise.all(providers.map((provider) => provider.close()));
+    ec2?.destroy();
+    await proxy?.stop();
+    await moto?.stop();
+    process.env = savedEnv;
+  });
+
+  beforeEach(() => proxy.reset());
+
+  let settings: Record<string, unknown>;
+  async function provider(overrides: Record<string, unknown> = {}): Promise<Provider> {
+    const log = pino({ level: "debug" }, new Writable({ write: (chunk: Buffer, _encoding, done) => done(void logLines.push(chunk.toString())) }));
+    const created = await createProvider({ name: "aws", aws: { ...settings, ...overrides } }, { clusterId: CLUSTER, stateDir: "/nonexistent", log });
+    providers.push(created);
+    return created;
+  }
+
+  function spec(pod: string, overrides: Partial<InstanceSpec> = {}): InstanceSpec {
+    return {
+      name: `peerpod-${pod}`,
+      instanceType: SMALL,
+      userData: JSON.stringify({ pod, agent: { port: 15150 } }),
+      tags: { [TAG.cluster]: CLUSTER, [TAG.podUid]: pod, [TAG.namespace]: "default", [TAG.podName]: `name-${pod}` },
+      ...overrides,
+    };
+  }
+
+  async function describe(id: string): Promise<Ec2Instance> {
+    const output = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [id] }));
+    return output.Reservations?.[0]?.Instances?.[0] ?? assert.fail(`moto has no instance ${id}`);
+  }
+
+  it("creates an instance with the pod's tags, instance type, root volume and cloud-init user data", async () => {
+    const aws = await provider({ extraTags: { team: "platform" }, rootVolumeGiB: 20 });
+    const created = await aws.create(spec("uid-create"));
+    assert.match(created.id, /^i-/);
+    const instance = await describe(created.id);
+    assert.equal(instance.InstanceType, "t3.small");
+    assert.equal(instance.ImageId, imageId);
+    const tags = Object.fromEntries((instance.Tags ?? []).map((tag) => [tag.Key, tag.Value]));
+    assert.deepEqual(tags, {
+      [TAG.cluster]: CLUSTER,
+      [TAG.podUid]: "uid-create",
+      [TAG.namespace]: "default",
+      [TAG.podName]: "name-uid-create",
+      [TAG.instanceType]: "t3.small",
+      Name: "peerpod-uid-create",
+      team: "platform",
+    });
+    const attribute = await ec2.send(new DescribeInstanceAttributeCommand({ InstanceId: created.id, Attribute: "userData" }));
+    const userData = Buffer.from(attribute.UserData?.Value ?? "", "base64").toString("utf8");
+    assert.match(userData, /^#cloud-config\n/);
+    assert.ok(!userData.includes(MOTO_CREDENTIALS.AWS_SECRET_ACCESS_KEY) && !userData.includes(MOTO_CREDENTIALS.AWS_ACCESS_KEY_ID));
+    const [file] = (parse(userData) as { write_files: { path: string; content: string; permissions: string }[] }).write_files;
+    assert.equal(file?.path, "/run/peerpods/agent-config");
+    assert.equal(file?.permissions, "0600");
+    assert.deepEqual(JSON.parse(Buffer.from(file?.content ?? "", "base64").toString("utf8")), { pod: "uid-create", agent: { port: 15150 } });
+    const volumes = await ec2.send(new DescribeVolumesCommand({ Filters: [{ Name: `tag:${TAG.podUid}`, Values: ["uid-create"] }] }));
+    assert.deepEqual(volumes.Volumes?.map((volume) => volume.Size), [20]);
+  });
+
+  it("reports the instance running and ready with its private address, and a second create returns it", async () => {
+    const aws = await provider();
+    const first = await aws.create(spec("uid-twice"));
+    const seen = await aws.get(first.id);
+    assert.equal(seen?.state, "running");
+    assert.equal(seen?.ready, true);
+    assert.match(seen?.address ?? "", /^\d+\.\d+\.\d+\.\d+$/);
+    assert.equal(seen?.agentEndpoint, `tcp:${seen?.address}:15150`);
+    assert.equal(seen?.name, "peerpod-uid-twice");
+    proxy.reset();
+    const second = await aws.create(spec("uid-twice"));
+    assert.equal(second.id, first.id);
+    assert.equal(proxy.count("RunInstances"), 0, "the tag lookup found the instance");
+    assert.equal((await aws.list({ [TAG.podUid]: "uid-twice" })).length, 1);
+  });
+
+  it("lists by tag across pages", async () => {
+    const aws = await provider();
+    const pods = Array.from({ length: 12 }, (_, i) => `uid-page-${i}`);
+    for (const pod of pods) await aws.create(spec(pod, { tags: { ...spec(pod).tags, [TAG.namespace]: "paging" } }));
+    proxy.reset();
+    const listed = await aws.list({ [TAG.cluster]: CLUSTER, [TAG.namespace]: "paging" });
+    assert.deepEqual(listed.map((instance) => instance.tags[TAG.podUid]).sort(), [...pods].sort());
+    assert.ok(proxy.count("DescribeInstances") >= 3, `12 instances in pages of 5 take 3 calls, saw ${proxy.count("DescribeInstances")}`);
+    assert.deepEqual(await aws.list({ [TAG.cluster]: "another-cluster" }), []);
+  });
+
+  it("deletes: terminated, gone from list, and deleting again or an unknown id succeeds", async () => {
+    const aws = await provider();
+    const created = await aws.create(spec("uid-delete"));
+    await aws.delete(created.id);
+    assert.equal((await aws.get(created.id))?.state, "terminated");
+    assert.deepEqual(await aws.list({ [TAG.podUid]: "uid-delete" }), []);
+    await aws.delete(created.id);
+    await aws.delete("i-0123456789abcdef0");
+    assert.equal(await aws.get("i-0123456789abcdef0"), undefined);
+    const again = await aws.create(spec("uid-delete"));
+    assert.notEqual(again.id, created.id, "a pod whose VM was terminated gets a new one");
+  });
+
+  it("places the VM in a subnet of a zone the instance type is offered in", async () => {
+    const aws = await provider();
+    const zone = subnets[1]?.zone ?? "";
+    for (const pod of ["uid-zone-a", "uid-zone-b", "uid-zone-c"]) {
+      const created = await aws.create(spec(pod, { instanceType: { ...SMALL, zones: [zone] } }));
+      assert.equal(created.zone, zone);
+      assert.equal((await describe(created.id)).SubnetId, subnets[1]?.id);
+    }
+    await assert.rejects(aws.create(spec("uid-zone-none", { instanceType: { ...SMALL, zones: ["us-east-1a"] } })), (error: ProviderError) => {
+      assert.equal(error.kind, "invalid");
+      assert.match(error.message, /no configured subnet is in a zone/);
+      return true;
+    });
+  });
+
+  it("retries throttled calls and reports throttling beyond the retry budget as retryable", async () => {
+    const aws = await provider();
+    proxy.inject({ code: "RequestLimitExceeded", status: 503, times: 2 });
+    const created = await aws.create(spec("uid-throttled"));
+    assert.deepEqual(proxy.faulted.length, 2);
+    assert.equal((await aws.get(created.id))?.tags[TAG.podUid], "uid-throttled");
+
+    const impatient = await provider({ maxAttempts: 2 });
+    proxy.reset();
+    proxy.inject({ action: "DescribeInstances", code: "RequestLimitExceeded", status: 503, times: 5 });
+    await assert.rejects(impatient.list({ [TAG.cluster]: CLUSTER }), (error: ProviderError) => {
+      assert.equal(error.kind, "retryable");
+      assert.match(error.message, /RequestLimitExceeded/);
+      return true;
+    });
+    assert.equal(proxy.faulted.length, 2, "one call and one retry");
+  });
+
+  it("tries another zone when one has no capacity, but not when the account is out of quota", async () => {
+    // EC2 answers InsufficientInstanceCapacity with a 500, which the SDK retries in place first.
+    const aws = await provider({ maxAttempts: 2 });
+    proxy.inject({ action: "RunInstances", code: "InsufficientInstanceCapacity", status: 500, times: 2 });
+    const created = await aws.create(spec("uid-capacity"));
+    const tried = proxy.calls.filter((call) => call.get("Action") === "RunInstances").map((call) => call.get("SubnetId"));
+    assert.equal(tried.length, 3);
+    assert.equal(tried[0], tried[1]);
+    assert.notEqual(tried[2], tried[0]);
+    assert.equal((await describe(created.id)).SubnetId, tried[2]);
+
+    proxy.reset();
+    proxy.inject({ action: "RunInstances", code: "VcpuLimitExceeded", status: 400, times: 1 });
+    await assert.rejects(aws.create(spec("uid-quota")), (error: ProviderError) => error.kind === "quota" && /VcpuLimitExceeded/.test(error.message));
+    assert.equal(proxy.count("RunInstances"), 1);
+  });
+
+  it("reports EC2's message for invalid parameters", async () => {
+    const aws = await provider();
+    await assert.rejects(aws.create(spec("uid-invalid", { instanceType: { ...SMALL, name: "t3.enormous" } })), (error: ProviderError) => {
+      assert.equal(error.kind, "invalid");
+      assert.match(error.message, /^RunInstances: .*t3\.enormous/);
+      return true;
+    });
+    await assert.rejects(provider({ imageId: "ami-0000000000000dead", rootVolumeGiB: 8 }).then((aws) => aws.create(spec("uid-noimage"))), (error: ProviderError) => {
+      assert.equal(error.kind, "invalid");
+      return true;
+    });
+  });
+
+  it("health: a zone lookup that works, and a clear failure within the timeout when EC2 is unreachable", async () => {
+    assert.deepEqual(await (await provider()).health(), { healthy: true });
+    const unreachable = await provider({ endpoint: "http://127.0.0.1:9", maxAttempts: 1, healthTimeoutMs: 1000 });
+    const started = Date.now();
+    const health = await unreachable.health();
+    assert.equal(health.healthy, false);
+    assert.match(health.message ?? "", /DescribeAvailabilityZones/);
+    assert.ok(Date.now() - started < 5000);
+  });
+
+  it("rejects credentials in the settings and never logs the ones from the chain", async () => {
+    await assert.rejects(provider({ secretAccessKey: "from-settings-secret" }), (error: Error) => {
+      assert.match(error.message, /provider\.aws/);
+      assert.ok(!error.message.includes("from-settings-secret"));
+      return true;
+    });
+    const logs = logLines.join("");
+    assert.ok(logs.includes("instance launched"), "the suite's provider logs were captured");
+    assert.ok(!logs.includes(MOTO_CREDENTIALS.AWS_SECRET_ACCESS_KEY));
+    assert.ok(!logs.includes(MOTO_CREDENTIALS.AWS_ACCESS_KEY_ID));
+  });
+});
