@@ -30,54 +30,55 @@ const CRIO_SANDBOX_NAME = /^k8s_([^_]+)_([^_]+)_([^_]+)_\d+$/;
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
+type Read = (key: string) => string | undefined;
+
 export function parseSandboxAnnotations(annotations: Readonly<Record<string, string>>): SandboxTarget {
   const target: SandboxTarget = { ignored: [] };
-  const text = (key: string): string | undefined => {
-    const value = annotations[key]?.trim();
-    return value ? value : undefined;
-  };
+  const read: Read = (key) => annotations[key]?.trim() || undefined;
+  readPodIdentity(read, target);
+  const machineType = read(SANDBOX_ANNOTATION.machineType);
+  if (machineType !== undefined) target.machineType = machineType;
+  const volumeName = read(SANDBOX_ANNOTATION.volumeName);
+  if (volumeName !== undefined) target.volumeName = volumeName;
+  const vcpus = readCount(read, SANDBOX_ANNOTATION.vcpus, 1024, target.ignored);
+  if (vcpus !== undefined) target.vcpus = vcpus;
+  const memoryMiB = readCount(read, SANDBOX_ANNOTATION.memory, 16 * 1024 * 1024, target.ignored);
+  if (memoryMiB !== undefined) target.memoryMiB = memoryMiB;
+  return target;
+}
 
-  let name = text(SANDBOX_ANNOTATION.name);
-  let namespace = text(SANDBOX_ANNOTATION.namespace);
-  let uid = text(SANDBOX_ANNOTATION.uid);
+function readPodIdentity(read: Read, target: SandboxTarget): void {
+  let name = read(SANDBOX_ANNOTATION.name);
+  let namespace = read(SANDBOX_ANNOTATION.namespace);
+  let uid = read(SANDBOX_ANNOTATION.uid);
   const crio = name === undefined ? null : CRIO_SANDBOX_NAME.exec(name);
   if (crio) {
     name = crio[1];
     namespace ??= crio[2];
     uid ??= crio[3];
   }
-  if (name !== undefined) {
-    if (name.length <= 253 && DNS_SUBDOMAIN.test(name)) target.name = name;
-    else target.ignored.push(`sandbox name ${JSON.stringify(name.slice(0, 80))}`);
-  }
-  if (namespace !== undefined) {
-    if (namespace.length <= 63 && DNS_LABEL.test(namespace)) target.namespace = namespace;
-    else target.ignored.push(`sandbox namespace ${JSON.stringify(namespace.slice(0, 80))}`);
-  }
-  if (uid !== undefined) {
-    if (/^[0-9a-fA-F-]{1,64}$/.test(uid)) target.uid = uid.toLowerCase();
-    else target.ignored.push(`sandbox uid ${JSON.stringify(uid.slice(0, 80))}`);
-  }
-
-  const machineType = text(SANDBOX_ANNOTATION.machineType);
-  if (machineType !== undefined) target.machineType = machineType;
-  const volumeName = text(SANDBOX_ANNOTATION.volumeName);
-  if (volumeName !== undefined) target.volumeName = volumeName;
-
-  const count = (key: string, max: number, label: string): number | undefined => {
-    const value = text(key);
+  const keep = (value: string | undefined, valid: (v: string) => boolean, label: string): string | undefined => {
     if (value === undefined) return undefined;
-    const n = /^\d+$/.test(value) ? Number(value) : NaN;
-    if (n >= 1 && n <= max) return n;
-    // Kata sends 0 when nothing was configured: that is absence, not an error.
-    if (n !== 0) target.ignored.push(`${label} ${JSON.stringify(value.slice(0, 40))}`);
+    if (valid(value)) return value;
+    target.ignored.push(`${label} ${JSON.stringify(value.slice(0, 80))}`);
     return undefined;
   };
-  const vcpus = count(SANDBOX_ANNOTATION.vcpus, 1024, "default_vcpus");
-  if (vcpus !== undefined) target.vcpus = vcpus;
-  const memoryMiB = count(SANDBOX_ANNOTATION.memory, 16 * 1024 * 1024, "default_memory");
-  if (memoryMiB !== undefined) target.memoryMiB = memoryMiB;
-  return target;
+  const validName = keep(name, (v) => v.length <= 253 && DNS_SUBDOMAIN.test(v), "sandbox name");
+  const validNamespace = keep(namespace, (v) => v.length <= 63 && DNS_LABEL.test(v), "sandbox namespace");
+  const validUid = keep(uid, (v) => /^[0-9a-fA-F-]{1,64}$/.test(v), "sandbox uid");
+  if (validName !== undefined) target.name = validName;
+  if (validNamespace !== undefined) target.namespace = validNamespace;
+  if (validUid !== undefined) target.uid = validUid.toLowerCase();
+}
+
+/** A positive integer up to `max`; Kata sends 0 when nothing was configured, which is absence, not an error. */
+function readCount(read: Read, key: string, max: number, ignored: string[]): number | undefined {
+  const value = read(key);
+  if (value === undefined) return undefined;
+  const n = /^\d+$/.test(value) ? Number(value) : NaN;
+  if (n >= 1 && n <= max) return n;
+  if (n !== 0) ignored.push(`${key.split(".").at(-1)} ${JSON.stringify(value.slice(0, 40))}`);
+  return undefined;
 }
 
 /** `namespace/name` for logs and errors, with `?` for what the shim did not say. */

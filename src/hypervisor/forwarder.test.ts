@@ -1,0 +1,125 @@
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm, stat } from "node:fs/promises";
+import { connect, createServer, type AddressInfo, type Server, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { once } from "node:events";
+import { silentLogger } from "../log/logger.js";
+import { parseAgentEndpoint, probeEndpoint, startForwarder, type Forwarder } from "./forwarder.js";
+
+/** Stands in for the agent in the VM: echoes every byte back. */
+async function echoServer(): Promise<{ server: Server; endpoint: string }> {
+  const server = createServer((socket) => socket.pipe(socket));
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  return { server, endpoint: `tcp:127.0.0.1:${(server.address() as AddressInfo).port}` };
+}
+
+async function roundTrip(path: string, payload: Buffer): Promise<Buffer> {
+  const socket = connect(path);
+  await once(socket, "connect");
+  const received: Buffer[] = [];
+  let length = 0;
+  const done = new Promise<void>((resolve) =>
+    socket.on("data", (chunk: Buffer) => {
+      received.push(chunk);
+      length += chunk.length;
+      if (length >= payload.length) resolve();
+    }),
+  );
+  socket.write(payload);
+  await done;
+  socket.destroy();
+  return Buffer.concat(received);
+}
+
+describe("agent socket forwarder", () => {
+  let dir: string;
+  let agent: Awaited<ReturnType<typeof echoServer>>;
+  const forwarders: Forwarder[] = [];
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "peerpods-fwd-"));
+    agent = await echoServer();
+  });
+  after(async () => {
+    await Promise.all(forwarders.map((f) => f.close()));
+    agent.server.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("parses unix and tcp agent endpoints and rejects anything else", () => {
+    assert.deepEqual(parseAgentEndpoint("unix:/run/vm/agent.sock"), { path: "/run/vm/agent.sock" });
+    assert.deepEqual(parseAgentEndpoint("tcp:127.0.0.1:15150"), { host: "127.0.0.1", port: 15150 });
+    assert.deepEqual(parseAgentEndpoint("tcp:[::1]:80"), { host: "::1", port: 80 });
+    assert.deepEqual(parseAgentEndpoint("tcp:vm-1.internal:1024"), { host: "vm-1.internal", port: 1024 });
+    for (const bad of ["unix:relative", "tcp:127.0.0.1:0", "tcp:127.0.0.1:70000", "tcp:127.0.0.1", "http://x", ""]) {
+      assert.throws(() => parseAgentEndpoint(bad), /neither/, bad);
+    }
+  });
+
+  it("forwards bytes both ways unchanged, over many connections at once, and counts them", async () => {
+    let connections = 0;
+    let peak = 0;
+    const path = join(dir, "sandbox-1", "agent.ttrpc");
+    forwarders.push(
+      await startForwarder({
+        path,
+        endpoint: async () => agent.endpoint,
+        log: silentLogger,
+        onConnections: (delta) => {
+          connections += delta;
+          peak = Math.max(peak, connections);
+        },
+      }),
+    );
+    assert.ok((await stat(path)).isSocket());
+    const payloads = Array.from({ length: 5 }, (_, i) => randomBytes(64 * 1024 * (i + 1)));
+    const echoed = await Promise.all(payloads.map((p) => roundTrip(path, p)));
+    echoed.forEach((bytes, i) => assert.ok(bytes.equals(payloads[i]!), `connection ${i} got its bytes back`));
+    assert.ok(peak >= 2, "connections were open at the same time");
+    for (let i = 0; i < 50 && connections > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(connections, 0);
+  });
+
+  it("asks for the endpoint on each connection, so a VM that gets its endpoint late is reached", async () => {
+    const vm: { endpoint?: string } = {};
+    const path = join(dir, "sandbox-2", "agent.ttrpc");
+    forwarders.push(
+      await startForwarder({
+        path,
+        endpoint: async () => vm.endpoint ?? Promise.reject(new Error("VM still booting")),
+        log: silentLogger,
+      }),
+    );
+    const early = connect(path);
+    await once(early, "close");
+    vm.endpoint = agent.endpoint;
+    assert.equal((await roundTrip(path, Buffer.from("late"))).toString(), "late");
+  });
+
+  it("closes the shim's connection when the agent cannot be reached", async () => {
+    const path = join(dir, "sandbox-3", "agent.ttrpc");
+    forwarders.push(await startForwarder({ path, endpoint: async () => "tcp:127.0.0.1:1", log: silentLogger }));
+    const socket: Socket = connect(path);
+    await once(socket, "close");
+  });
+
+  it("closing removes the socket and drops open connections", async () => {
+    const path = join(dir, "sandbox-4", "agent.ttrpc");
+    const forwarder = await startForwarder({ path, endpoint: async () => agent.endpoint, log: silentLogger });
+    const socket = connect(path);
+    await once(socket, "connect");
+    const closed = once(socket, "close");
+    await forwarder.close();
+    await closed;
+    await assert.rejects(stat(path), { code: "ENOENT" });
+  });
+
+  it("probes an endpoint: open port true, closed port false", async () => {
+    assert.equal(await probeEndpoint(agent.endpoint, 1000), true);
+    assert.equal(await probeEndpoint("tcp:127.0.0.1:1", 1000), false);
+    assert.equal(await probeEndpoint(`unix:${join(dir, "nothing.sock")}`, 1000), false);
+  });
+});
