@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import request from "supertest";
 import { healthApp } from "../http/apps.js";
 import { startServer, type RunningServer } from "../http/server.js";
@@ -107,6 +108,17 @@ describe("POST /mutate over HTTPS", () => {
 
   it("answers 415 to a non-JSON content type", async () => {
     await post("x=1", "application/x-www-form-urlencoded").expect(415);
+  });
+
+  it("answers random bytes with a 4xx and stays up (300 cases over HTTPS)", async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.uint8Array({ maxLength: 2048 }), async (bytes) => {
+        const res = await request(url).post("/mutate").ca(ca).set("content-type", "application/json").send(Buffer.from(bytes));
+        assert.ok(res.status >= 400 && res.status < 500, `status ${res.status}`);
+      }),
+      { numRuns: 300 },
+    );
+    await request(url).get("/healthz").ca(ca).expect(200);
   });
 
   it("answers 404 to unknown routes", async () => {
