@@ -21,7 +21,12 @@ export interface ServeConfig {
   shutdownGraceSeconds: number;
   clusterId: string;
   stateDir: string;
+  advertise: (typeof ADVERTISE_MODES)[number];
+  devicePluginDir: string;
+  nodeName?: string;
 }
+
+export const ADVERTISE_MODES = ["node-status", "device-plugin"] as const;
 
 /** Every `serve` flag, each also settable as PEERPODS_<FLAG_NAME>. */
 export function addServeOptions(command: Command): Command {
@@ -40,5 +45,8 @@ export function addServeOptions(command: Command): Command {
     .addOption(opt("--max-body-bytes <n>", "largest request body accepted", "MAX_BODY_BYTES").argParser(integer(1024, 64 * 1024 * 1024)).default(1024 * 1024))
     .addOption(opt("--shutdown-grace-seconds <n>", "how long in-flight work may take at shutdown", "SHUTDOWN_GRACE_SECONDS").argParser(integer(0, 600)).default(10))
     .addOption(opt("--cluster-id <id>", "tag value that marks this cluster's VMs", "CLUSTER_ID").default("peerpods"))
-    .addOption(opt("--state-dir <dir>", "folder for state that outlives a restart (local VMs, simulated cloud)", "STATE_DIR").default(".cache/state"));
+    .addOption(opt("--state-dir <dir>", "folder for state that outlives a restart (local VMs, simulated cloud)", "STATE_DIR").default(".cache/state"))
+    .addOption(opt("--advertise <mode>", "how VM slots reach the nodes: node-status (patch every matching node) or device-plugin (this node's kubelet)", "ADVERTISE").argParser(oneOf(ADVERTISE_MODES)).default("node-status"))
+    .addOption(opt("--device-plugin-dir <dir>", "the kubelet's device-plugin folder (device-plugin mode)", "DEVICE_PLUGIN_DIR").default("/var/lib/kubelet/device-plugins"))
+    .addOption(opt("--node-name <name>", "the node this process serves (device-plugin mode; usually from the downward API)", "NODE_NAME"));
 }
