@@ -18,10 +18,14 @@ import { ProviderHealthMonitor } from "./providers/health.js";
 import type { Provider } from "./providers/types.js";
 import { startWebhook } from "./webhook/part.js";
 import { startExtender } from "./extender/part.js";
+import { startAdvertiser } from "./advertiser/part.js";
+import { startHypervisor } from "./hypervisor/part.js";
 
 const STARTERS: Partial<Record<PartName, PartStarter>> = {
   webhook: startWebhook,
   extender: startExtender,
+  advertiser: startAdvertiser,
+  hypervisor: startHypervisor,
 };
 
 export interface Serving {

@@ -1,0 +1,109 @@
+import { CoreV1Api, type ObjectCache, type V1Node } from "@kubernetes/client-node";
+import { startInformer, type WatchedInformer } from "../kube/informer.js";
+import type { Logger } from "../log/logger.js";
+import type { PartContext, RunningPart } from "../parts.js";
+import { TokenBucket } from "../providers/ratelimit.js";
+import { DevicePlugin, deviceList, type Device } from "./device-plugin.js";
+import { nodeStatusSync } from "./node-status.js";
+import { KeyedQueue } from "./queue.js";
+import { matchesSelector, slotsOf } from "./slots.js";
+
+/** Node status patches per second (and burst) across all nodes, so a policy change cannot flood the apiserver. */
+const PATCH_RATE = { perSecond: 50, burst: 100 };
+
+/**
+ * Advertises the VM-slot resource: by patching the status of every matching node (`node-status`),
+ * or as a device plugin of this node's kubelet (`device-plugin`). Either way the slots follow the
+ * policy, the node annotation and the provider's health.
+ */
+export async function startAdvertiser(context: PartContext): Promise<RunningPart> {
+  const { config, policy } = context;
+  const log = context.log.child({ part: "advertiser" });
+  if (config.advertise === "device-plugin" && !config.nodeName) throw new Error("--advertise=device-plugin needs --node-name (or PEERPODS_NODE_NAME)");
+  const kc = context.kube();
+  const core = kc.makeApiClient(CoreV1Api);
+  const health = context.providerHealth();
+  let onChange: (name?: string) => void = () => undefined;
+  const nodes = startInformer<V1Node>(kc, "/api/v1/nodes", () => core.listNode(), log, (informer) => {
+    const changed = (node: V1Node): void => onChange(node.metadata?.name);
+    informer.on("add", changed);
+    informer.on("update", changed);
+    informer.on("delete", changed);
+  });
+  let synced = false;
+  void nodes.synced.then(() => (synced = true));
+  context.addReadyCheck("advertiser", () => synced);
+
+  const mode = config.advertise === "device-plugin" ? await devicePluginMode(context, nodes, log) : nodeStatusMode(context, core, nodes, log);
+  onChange = mode.changed;
+  const everything = (): void => mode.changed();
+  policy.on("change", everything);
+  health.on("change", everything);
+  everything();
+  log.info({ mode: config.advertise, resource: policy.current.spec.extendedResourceName }, "advertiser started");
+
+  return {
+    stop: async () => {
+      policy.off("change", everything);
+      health.off("change", everything);
+      await nodes.stop();
+      await mode.stop();
+    },
+  };
+}
+
+/** makeInformer hands back a ListWatch, which is also the informer's object cache. */
+const cacheOf = (nodes: WatchedInformer<V1Node>): ObjectCache<V1Node> => nodes.informer as unknown as ObjectCache<V1Node>;
+
+interface Mode {
+  /** A node changed, or with no name: the policy or the provider's health did. */
+  changed(name?: string): void;
+  stop(): Promise<void>;
+}
+
+function nodeStatusMode(context: PartContext, core: CoreV1Api, nodes: WatchedInformer<V1Node>, log: Logger): Mode {
+  const health = context.providerHealth();
+  const queue = new KeyedQueue(
+    nodeStatusSync({
+      api: core,
+      node: (name) => cacheOf(nodes).get(name),
+      policy: context.policy,
+      providerHealthy: () => health.healthy,
+      bucket: new TokenBucket(PATCH_RATE.perSecond, PATCH_RATE.burst),
+      log,
+    }),
+    log,
+  );
+  return {
+    changed: (name) => {
+      if (name) queue.add(name);
+      else for (const node of cacheOf(nodes).list()) if (node.metadata?.name) queue.add(node.metadata.name);
+    },
+    stop: () => queue.stop(),
+  };
+}
+
+async function devicePluginMode(context: PartContext, nodes: WatchedInformer<V1Node>, log: Logger): Promise<Mode> {
+  const { config, policy } = context;
+  const nodeName = config.nodeName!;
+  const health = context.providerHealth();
+  const devices = (): Device[] => {
+    const node = cacheOf(nodes).get(nodeName);
+    const slots = node && matchesSelector(node.metadata?.labels, policy.current) ? slotsOf(node.metadata?.annotations, policy.current).slots : 0;
+    return deviceList(slots, health.healthy);
+  };
+  const plugin = new DevicePlugin({ dir: config.devicePluginDir, resourceName: () => policy.current.spec.extendedResourceName, devices, log });
+  await plugin.start();
+  let sent = "";
+  return {
+    changed: (name) => {
+      if (name !== undefined && name !== nodeName) return;
+      if (name === undefined) void plugin.check();
+      const now = JSON.stringify(devices());
+      if (now === sent) return;
+      sent = now;
+      plugin.update();
+    },
+    stop: () => plugin.stop(),
+  };
+}
