@@ -3,9 +3,9 @@ import { startInformer, type WatchedInformer } from "../kube/informer.js";
 import type { Logger } from "../log/logger.js";
 import type { PartContext, RunningPart } from "../parts.js";
 import { TokenBucket } from "../providers/ratelimit.js";
+import { WorkQueue } from "../worker/queue.js";
 import { DevicePlugin, deviceList, type Device } from "./device-plugin.js";
 import { nodeStatusSync } from "./node-status.js";
-import { KeyedQueue } from "./queue.js";
 import { matchesSelector, slotsOf } from "./slots.js";
 
 /** Node status patches per second (and burst) across all nodes, so a policy change cannot flood the apiserver. */
@@ -43,11 +43,11 @@ export async function startAdvertiser(context: PartContext): Promise<RunningPart
   log.info({ mode: config.advertise, resource: policy.current.spec.extendedResourceName }, "advertiser started");
 
   return {
-    stop: async () => {
+    stop: async (graceMs) => {
       policy.off("change", everything);
       health.off("change", everything);
       await nodes.stop();
-      await mode.stop();
+      await mode.stop(graceMs);
     },
   };
 }
@@ -58,28 +58,32 @@ const cacheOf = (nodes: WatchedInformer<V1Node>): ObjectCache<V1Node> => nodes.i
 interface Mode {
   /** A node changed, or with no name: the policy or the provider's health did. */
   changed(name?: string): void;
-  stop(): Promise<void>;
+  stop(graceMs: number): Promise<void>;
 }
 
 function nodeStatusMode(context: PartContext, core: CoreV1Api, nodes: WatchedInformer<V1Node>, log: Logger): Mode {
   const health = context.providerHealth();
-  const queue = new KeyedQueue(
-    nodeStatusSync({
-      api: core,
-      node: (name) => cacheOf(nodes).get(name),
-      policy: context.policy,
-      providerHealthy: () => health.healthy,
-      bucket: new TokenBucket(PATCH_RATE.perSecond, PATCH_RATE.burst),
-      log,
-    }),
+  const sync = nodeStatusSync({
+    api: core,
+    node: (name) => cacheOf(nodes).get(name),
+    policy: context.policy,
+    providerHealthy: () => health.healthy,
+    bucket: new TokenBucket(PATCH_RATE.perSecond, PATCH_RATE.burst),
     log,
-  );
+  });
+  const queue = new WorkQueue(sync, {
+    concurrency: 4,
+    baseBackoffMs: 250,
+    maxBackoffMs: 30_000,
+    jitter: 0.2,
+    onError: (node, error, failures, retryInMs) => log.warn({ err: error, node, failures, retryInMs }, "node status patch failed; retrying"),
+  });
   return {
     changed: (name) => {
       if (name) queue.add(name);
       else for (const node of cacheOf(nodes).list()) if (node.metadata?.name) queue.add(node.metadata.name);
     },
-    stop: () => queue.stop(),
+    stop: (graceMs) => queue.stop(graceMs),
   };
 }
 
