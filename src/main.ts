@@ -1,11 +1,14 @@
 #!/usr/bin/env node
 import { Command, Option } from "commander";
 import { certFiles, ensureCerts, injectCaBundle, validateSans } from "./certs/generate.js";
-import { collect, integer } from "./config/parsers.js";
+import { collect, integer, oneOf } from "./config/parsers.js";
 import { addServeOptions, type ServeConfig } from "./config/serve.js";
 import { createLogger } from "./log/logger.js";
 import { loadPolicyFile } from "./policy/file.js";
 import { serve } from "./serve.js";
+import { loadKubeConfig } from "./kube/client.js";
+import { collectStatus } from "./status/collect.js";
+import { renderReport } from "./status/report.js";
 
 const program = new Command()
   .name("peerpods")
@@ -77,6 +80,16 @@ program
     }
     for (const error of result.errors) console.error(`${file}: ${error.path}: ${error.message}`);
     process.exitCode = 1;
+  });
+
+program
+  .command("status")
+  .description("peer pods with their VMs, nodes' VM slots, quota use and the policy in force")
+  .addOption(new Option("-o, --output <format>", "table or json").argParser(oneOf(["table", "json"] as const)).default("table"))
+  .addOption(new Option("--kubeconfig <file>", "kubeconfig (default: $KUBECONFIG, ~/.kube/config, in-cluster)").env("PEERPODS_KUBECONFIG"))
+  .action(async (options: { output: "table" | "json"; kubeconfig?: string }) => {
+    const report = await collectStatus(loadKubeConfig(options.kubeconfig));
+    console.log(options.output === "json" ? JSON.stringify(report, null, 2) : renderReport(report));
   });
 
 await program.parseAsync(process.argv);
