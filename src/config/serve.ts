@@ -21,9 +21,18 @@ export interface ServeConfig {
   shutdownGraceSeconds: number;
   clusterId: string;
   stateDir: string;
+  workerConcurrency: number;
+  gcInterval: number;
+  gcGrace: number;
+  providerQps: number;
+  providerBurst: number;
+  leaderElect: boolean;
+  leaderElectionNamespace: string;
   advertise: (typeof ADVERTISE_MODES)[number];
   devicePluginDir: string;
   nodeName?: string;
+  hypervisorSocket: string;
+  podsDir: string;
 }
 
 export const ADVERTISE_MODES = ["node-status", "device-plugin"] as const;
@@ -46,7 +55,16 @@ export function addServeOptions(command: Command): Command {
     .addOption(opt("--shutdown-grace-seconds <n>", "how long in-flight work may take at shutdown", "SHUTDOWN_GRACE_SECONDS").argParser(integer(0, 600)).default(10))
     .addOption(opt("--cluster-id <id>", "tag value that marks this cluster's VMs", "CLUSTER_ID").default("peerpods"))
     .addOption(opt("--state-dir <dir>", "folder for state that outlives a restart (local VMs, simulated cloud)", "STATE_DIR").default(".cache/state"))
+    .addOption(opt("--worker-concurrency <n>", "pods the worker handles at once", "WORKER_CONCURRENCY").argParser(integer(1, 1000)).default(8))
+    .addOption(opt("--gc-interval <seconds>", "how often the worker looks for VMs no live pod owns", "GC_INTERVAL").argParser(integer(1, 86_400)).default(60))
+    .addOption(opt("--gc-grace <seconds>", "age a VM must reach before garbage collection may delete it", "GC_GRACE").argParser(integer(0, 86_400)).default(120))
+    .addOption(opt("--provider-qps <n>", "cloud API calls per second the worker may make", "PROVIDER_QPS").argParser(integer(1, 100_000)).default(50))
+    .addOption(opt("--provider-burst <n>", "cloud API calls the worker may make at once above --provider-qps", "PROVIDER_BURST").argParser(integer(1, 100_000)).default(100))
+    .addOption(opt("--no-leader-elect", "run the worker without a Lease (one replica only)", "NO_LEADER_ELECT"))
+    .addOption(opt("--leader-election-namespace <ns>", "namespace of the worker's Lease", "LEADER_ELECTION_NAMESPACE").default("peerpods-system"))
     .addOption(opt("--advertise <mode>", "how VM slots reach the nodes: node-status (patch every matching node) or device-plugin (this node's kubelet)", "ADVERTISE").argParser(oneOf(ADVERTISE_MODES)).default("node-status"))
     .addOption(opt("--device-plugin-dir <dir>", "the kubelet's device-plugin folder (device-plugin mode)", "DEVICE_PLUGIN_DIR").default("/var/lib/kubelet/device-plugins"))
-    .addOption(opt("--node-name <name>", "the node this process serves (device-plugin mode; usually from the downward API)", "NODE_NAME"));
+    .addOption(opt("--node-name <name>", "the node this process serves (device-plugin mode; usually from the downward API)", "NODE_NAME"))
+    .addOption(opt("--hypervisor-socket <path>", "unix socket of the Kata remote hypervisor service (hypervisor part)", "HYPERVISOR_SOCKET").default("/run/peerpod/hypervisor.sock"))
+    .addOption(opt("--pods-dir <dir>", "folder of the per-sandbox agent sockets (hypervisor part)", "PODS_DIR").default("/run/peerpod/pods"));
 }

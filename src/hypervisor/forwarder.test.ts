@@ -83,6 +83,17 @@ describe("agent socket forwarder", () => {
     assert.equal(connections, 0);
   });
 
+  it("delivers the agent's answer after the shim has closed its write side (half-close)", async () => {
+    const path = join(dir, "sandbox-5", "agent.ttrpc");
+    forwarders.push(await startForwarder({ path, endpoint: async () => agent.endpoint, log: silentLogger }));
+    const socket = connect(path);
+    socket.end("last words");
+    const received: Buffer[] = [];
+    socket.on("data", (chunk: Buffer) => received.push(chunk));
+    await once(socket, "end");
+    assert.equal(Buffer.concat(received).toString(), "last words");
+  });
+
   it("asks for the endpoint on each connection, so a VM that gets its endpoint late is reached", async () => {
     const vm: { endpoint?: string } = {};
     const path = join(dir, "sandbox-2", "agent.ttrpc");

@@ -47,7 +47,8 @@ export interface Forwarder {
 export async function startForwarder(options: ForwarderOptions): Promise<Forwarder> {
   const { log } = options;
   const open = new Set<Socket>();
-  const server = createServer((client) => {
+  // Half-open on both sides, so a shim that closes its write side still gets the agent's last bytes.
+  const server = createServer({ allowHalfOpen: true }, (client) => {
     open.add(client);
     options.onConnections?.(1);
     let agent: Socket | undefined;
@@ -61,7 +62,7 @@ export async function startForwarder(options: ForwarderOptions): Promise<Forward
     options.endpoint().then(
       (endpoint) => {
         if (client.destroyed) return;
-        agent = connect(parseAgentEndpoint(endpoint));
+        agent = connect({ ...parseAgentEndpoint(endpoint), allowHalfOpen: true });
         agent.once("connect", () => {
           client.pipe(agent!);
           agent!.pipe(client);

@@ -20,6 +20,13 @@ export const Code = {
   UNAVAILABLE: 14,
 } as const;
 
+const CODE_NAMES = new Map<number, string>(Object.entries(Code).map(([name, code]) => [code, name.toLowerCase()]));
+
+/** `ok`, `not_found`, ...: a status code as a metric label. */
+export function codeName(code: number): string {
+  return CODE_NAMES.get(code) ?? `code_${code}`;
+}
+
 /** An error a handler throws to answer with a specific status; anything else becomes UNKNOWN. */
 export class RpcError extends Error {
   constructor(

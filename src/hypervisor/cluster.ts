@@ -1,0 +1,53 @@
+import { CoreV1Api, CustomObjectsApi, type KubeConfig } from "@kubernetes/client-node";
+import { ANNOTATION } from "../kube/annotations.js";
+import { apiStatus } from "../kube/errors.js";
+import type { Logger } from "../log/logger.js";
+import { PEERPOD_GROUP, PEERPOD_PLURAL, PEERPOD_VERSION, type PeerPod } from "../worker/peerpod.js";
+import type { PodRef, WorkerRecord } from "./vms.js";
+
+/** What CreateVM asks the cluster. Both answer undefined when the object is absent or the apiserver cannot be reached. */
+export interface ClusterView {
+  pod(namespace: string, name: string): Promise<PodRef | undefined>;
+  record(namespace: string, name: string): Promise<WorkerRecord | undefined>;
+}
+
+/** A slow or unreachable apiserver must not hold the shim: past this, CreateVM goes on without the answer. */
+const LOOKUP_TIMEOUT_MS = 3000;
+
+export function kubeClusterView(kc: KubeConfig, log: Logger): ClusterView {
+  const core = kc.makeApiClient(CoreV1Api);
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  return {
+    pod: (namespace, name) =>
+      lookup(log, `pod ${namespace}/${name}`, async () => {
+        const pod = await core.readNamespacedPod({ namespace, name });
+        const uid = pod.metadata?.uid;
+        if (!uid) return undefined;
+        const instanceType = pod.metadata?.annotations?.[ANNOTATION.instanceType];
+        return instanceType ? { uid, instanceType } : { uid };
+      }),
+    record: (namespace, name) =>
+      lookup(log, `PeerPod ${namespace}/${name}`, async () => {
+        const record = (await custom.getNamespacedCustomObject({ group: PEERPOD_GROUP, version: PEERPOD_VERSION, plural: PEERPOD_PLURAL, namespace, name })) as PeerPod;
+        const { podUID, instanceName, instanceType } = record.spec;
+        const instanceID = record.status?.instanceID ?? undefined;
+        return instanceID ? { podUID, instanceName, instanceType, instanceID } : { podUID, instanceName, instanceType };
+      }),
+  };
+}
+
+async function lookup<T>(log: Logger, what: string, read: () => Promise<T | undefined>): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${LOOKUP_TIMEOUT_MS} ms`)), LOOKUP_TIMEOUT_MS);
+  });
+  try {
+    return await Promise.race([read(), timeout]);
+  } catch (error) {
+    if (apiStatus(error) === 404) return undefined;
+    log.warn({ err: error }, `could not read ${what}; going on without it`);
+    return undefined;
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,42 @@
+import type { PartContext, RunningPart } from "../parts.js";
+import { agentConnections, hypervisorDuration, hypervisorRequests } from "../metrics/hypervisor.js";
+import { kubeClusterView, type ClusterView } from "./cluster.js";
+import { Sandboxes } from "./sandboxes.js";
+import { hypervisorService } from "./service.js";
+import { codeName, startTtrpcServer, type CallOutcome } from "./ttrpc.js";
+
+function record(outcome: CallOutcome): void {
+  const method = outcome.known ? outcome.method : "unknown";
+  hypervisorRequests.inc({ method, result: codeName(outcome.code) });
+  hypervisorDuration.observe({ method }, outcome.seconds);
+}
+
+/** Kata's remote hypervisor on this node: `hypervisor.Hypervisor` over ttrpc, one forwarded agent socket per sandbox. */
+export async function startHypervisor(context: PartContext): Promise<RunningPart> {
+  const { config, policy } = context;
+  const log = context.log.child({ part: "hypervisor" });
+  let cluster: ClusterView | undefined;
+  try {
+    cluster = kubeClusterView(context.kube(), log);
+  } catch (error) {
+    log.warn({ err: error }, "no cluster connection: every sandbox's VM is made from its annotations alone");
+  }
+  const sandboxes = new Sandboxes({
+    podsDir: config.podsDir,
+    clusterId: config.clusterId,
+    provider: context.provider,
+    policy: () => policy.current,
+    ...(cluster ? { cluster } : {}),
+    log,
+    onConnections: (delta) => agentConnections.inc(delta),
+  });
+  const restored = await sandboxes.restore();
+  const server = await startTtrpcServer({ path: config.hypervisorSocket, services: hypervisorService(sandboxes, log), log, observe: record });
+  log.info({ socket: config.hypervisorSocket, podsDir: config.podsDir, restored }, "remote hypervisor listening");
+  return {
+    stop: async (graceMs) => {
+      await server.close(graceMs);
+      await sandboxes.close();
+    },
+  };
+}

@@ -1,0 +1,236 @@
+import assert from "node:assert/strict";
+import { once } from "node:events";
+import { mkdtemp, readdir, rm, stat } from "node:fs/promises";
+import { connect, createServer, type AddressInfo, type Server } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { silentLogger } from "../log/logger.js";
+import { compilePolicy } from "../policy/compiled.js";
+import { defaultPolicy } from "../policy/schema.js";
+import { ProviderError, TAG, type Instance, type InstanceSpec, type Provider, type Tags } from "../providers/types.js";
+import { instanceName } from "../worker/peerpod.js";
+import { SANDBOX_ANNOTATION as A, parseSandboxAnnotations } from "./annotations.js";
+import type { ClusterView } from "./cluster.js";
+import { Sandboxes } from "./sandboxes.js";
+import type { RpcError } from "./ttrpc.js";
+import { Code } from "./ttrpc.js";
+import type { PodRef, WorkerRecord } from "./vms.js";
+
+/** An in-memory cloud: idempotent by name, VMs become ready (with the echo agent's endpoint) when told. */
+class MemoryProvider implements Provider {
+  readonly name = "memory";
+  readonly instances = new Map<string, Instance>();
+  readonly calls: string[] = [];
+  #next = 1;
+  failCreate: ProviderError | undefined;
+
+  constructor(private readonly agentEndpoint: string) {}
+
+  async create(spec: InstanceSpec): Promise<Instance> {
+    this.calls.push(`create ${spec.name}`);
+    if (this.failCreate) throw this.failCreate;
+    const existing = [...this.instances.values()].find((i) => i.name === spec.name && i.state !== "terminated");
+    if (existing) return existing;
+    const instance: Instance = { id: `vm-${this.#next++}`, name: spec.name, state: "pending", ready: false, instanceType: spec.instanceType.name, tags: { ...spec.tags }, createdAt: new Date() };
+    this.instances.set(instance.id, instance);
+    return instance;
+  }
+  boot(id: string): void {
+    Object.assign(this.instances.get(id)!, { state: "running", ready: true, agentEndpoint: this.agentEndpoint });
+  }
+  async get(id: string): Promise<Instance | undefined> {
+    return this.instances.get(id);
+  }
+  async list(filter: Tags): Promise<Instance[]> {
+    this.calls.push("list");
+    return [...this.instances.values()].filter((i) => Object.entries(filter).every(([k, v]) => i.tags[k] === v));
+  }
+  async delete(id: string): Promise<void> {
+    this.calls.push(`delete ${id}`);
+    this.instances.delete(id);
+  }
+  async health() {
+    return { healthy: true };
+  }
+  async close(): Promise<void> {}
+}
+
+/** A cluster where `pods` and `records` are what the apiserver would answer. */
+function clusterOf(pods: Record<string, PodRef>, records: Record<string, WorkerRecord> = {}): ClusterView {
+  return {
+    pod: async (namespace, name) => pods[`${namespace}/${name}`],
+    record: async (namespace, name) => records[`${namespace}/${name}`],
+  };
+}
+
+const shim = (name: string, namespace: string, extra: Record<string, string> = {}) =>
+  parseSandboxAnnotations({ [A.name]: name, [A.namespace]: namespace, [A.machineType]: "", [A.vcpus]: "1", [A.memory]: "2048", ...extra });
+
+describe("sandboxes (CreateVM / StartVM / StopVM over a provider)", () => {
+  let dir: string;
+  let agent: Server;
+  let endpoint: string;
+  let provider: MemoryProvider;
+  let sandboxes: Sandboxes;
+  const policy = compilePolicy(defaultPolicy(), 1);
+
+  const make = (cluster?: ClusterView, extra: Partial<ConstructorParameters<typeof Sandboxes>[0]> = {}): Sandboxes =>
+    new Sandboxes({ podsDir: dir, clusterId: "c1", provider: async () => provider, policy: () => policy, ...(cluster ? { cluster } : {}), log: silentLogger, pollMs: 10, ...extra });
+
+  before(async () => {
+    agent = createServer((socket) => socket.pipe(socket)).listen(0, "127.0.0.1");
+    await once(agent, "listening");
+    endpoint = `tcp:127.0.0.1:${(agent.address() as AddressInfo).port}`;
+  });
+  after(() => agent.close());
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), "peerpods-sbx-"));
+    provider = new MemoryProvider(endpoint);
+  });
+  afterEach(async () => {
+    await sandboxes?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("attaches to the VM the worker already made for the pod instead of creating a second", async () => {
+    const uid = "0000-aaaa";
+    const workers = await provider.create({ name: instanceName(uid), instanceType: policy.instanceTypes.get("small")!, userData: "", tags: { [TAG.cluster]: "c1", [TAG.podUid]: uid } });
+    provider.calls.length = 0;
+    sandboxes = make(clusterOf({ "shop/web": { uid, instanceType: "small" } }, { "shop/web": { podUID: uid, instanceName: instanceName(uid), instanceType: "small", instanceID: workers.id } }));
+    const sandbox = await sandboxes.create("sbx1", shim("web", "shop"));
+    assert.equal(sandbox.record.instanceId, workers.id);
+    assert.equal(sandbox.attached, true);
+    assert.ok(!provider.calls.some((c) => c.startsWith("create")), "no create call");
+    assert.equal(provider.instances.size, 1);
+  });
+
+  it("finds the worker's VM by the pod UID tag when the record has no instance id yet", async () => {
+    const uid = "0000-bbbb";
+    const workers = await provider.create({ name: instanceName(uid), instanceType: policy.instanceTypes.get("small")!, userData: "", tags: { [TAG.cluster]: "c1", [TAG.podUid]: uid } });
+    sandboxes = make(clusterOf({ "shop/web": { uid } }, { "shop/web": { podUID: uid, instanceName: instanceName(uid), instanceType: "small" } }));
+    assert.equal((await sandboxes.create("sbx1", shim("web", "shop"))).record.instanceId, workers.id);
+  });
+
+  it("for a known pod with no VM yet, creates the very VM the worker would (same name, type and pod UID tag)", async () => {
+    const uid = "0000-cccc";
+    sandboxes = make(clusterOf({ "shop/web": { uid, instanceType: "large" } }));
+    const sandbox = await sandboxes.create("sbx1", shim("web", "shop"));
+    const instance = provider.instances.get(sandbox.record.instanceId)!;
+    assert.equal(instance.name, instanceName(uid));
+    assert.equal(instance.instanceType, "large");
+    assert.deepEqual(instance.tags, { [TAG.cluster]: "c1", [TAG.podUid]: uid, [TAG.namespace]: "shop", [TAG.podName]: "web", [TAG.instanceType]: "large" });
+    assert.equal(sandbox.attached, false);
+  });
+
+  it("ignores a record left by an earlier pod of the same name", async () => {
+    const old = await provider.create({ name: "pp-old", instanceType: policy.instanceTypes.get("small")!, userData: "", tags: { [TAG.cluster]: "c1", [TAG.podUid]: "old" } });
+    sandboxes = make(clusterOf({ "shop/web": { uid: "new" } }, { "shop/web": { podUID: "old", instanceName: "pp-old", instanceType: "small", instanceID: old.id } }));
+    const sandbox = await sandboxes.create("sbx1", shim("web", "shop"));
+    assert.notEqual(sandbox.record.instanceId, old.id);
+    assert.equal(provider.instances.get(sandbox.record.instanceId)!.name, instanceName("new"));
+  });
+
+  it("for an unknown pod (no cluster), creates a VM sized from the annotations within the policy, named after the sandbox", async () => {
+    sandboxes = make();
+    const sandbox = await sandboxes.create("sbx9", shim("web", "shop", { [A.vcpus]: "2", [A.memory]: "1024" }));
+    const instance = provider.instances.get(sandbox.record.instanceId)!;
+    assert.equal(instance.name, "pp-sandbox-sbx9");
+    assert.equal(instance.instanceType, "medium");
+    assert.equal(instance.tags[TAG.podUid], undefined);
+    const named = await sandboxes.create("sbx10", shim("web2", "shop", { [A.machineType]: "large" }));
+    assert.equal(provider.instances.get(named.record.instanceId)!.instanceType, "large");
+  });
+
+  it("uses the UID a CRI-O sandbox name carries even without a cluster", async () => {
+    sandboxes = make();
+    const sandbox = await sandboxes.create("sbx1", parseSandboxAnnotations({ [A.name]: "k8s_web_shop_1234abcd_0" }));
+    assert.equal(provider.instances.get(sandbox.record.instanceId)!.name, instanceName("1234abcd"));
+  });
+
+  it("refuses, with the policy's reason, a machine type the policy does not have", async () => {
+    sandboxes = make();
+    await assert.rejects(sandboxes.create("sbx1", shim("web", "shop", { [A.machineType]: "x9.huge" })), (error: RpcError) => {
+      assert.equal(error.code, Code.FAILED_PRECONDITION);
+      assert.match(error.message, /shop\/web.*x9\.huge.*not allowed/);
+      return true;
+    });
+    assert.equal(provider.instances.size, 0);
+  });
+
+  it("maps provider errors to statuses the shim reports: quota → RESOURCE_EXHAUSTED, and a later retry works", async () => {
+    sandboxes = make();
+    provider.failCreate = new ProviderError("quota", "instance limit of 0 reached");
+    await assert.rejects(sandboxes.create("sbx1", shim("web", "shop")), (error: RpcError) => error.code === Code.RESOURCE_EXHAUSTED && /instance limit/.test(error.message));
+    provider.failCreate = undefined;
+    await sandboxes.create("sbx1", shim("web", "shop"));
+    assert.equal(provider.instances.size, 1);
+  });
+
+  it("is idempotent per sandbox id, also for concurrent calls", async () => {
+    sandboxes = make();
+    const [a, b] = await Promise.all([sandboxes.create("sbx1", shim("web", "shop")), sandboxes.create("sbx1", shim("web", "shop"))]);
+    const c = await sandboxes.create("sbx1", shim("web", "shop"));
+    assert.equal(a, b);
+    assert.equal(a, c);
+    assert.equal(provider.instances.size, 1);
+    assert.ok((await stat(a.socketPath)).isSocket());
+  });
+
+  it("StartVM waits until the VM is ready and its agent answers, then the socket reaches the agent", async () => {
+    sandboxes = make();
+    const sandbox = await sandboxes.create("sbx1", shim("web", "shop"));
+    let started = false;
+    const starting = sandboxes.start("sbx1", new AbortController().signal).then(() => (started = true));
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(started, false, "not before the VM is ready");
+    provider.boot(sandbox.record.instanceId);
+    await starting;
+    const socket = connect(sandbox.socketPath);
+    socket.end("ping");
+    const [echo] = (await once(socket, "data")) as [Buffer];
+    assert.equal(echo.toString(), "ping");
+  });
+
+  it("StartVM gives up with DEADLINE_EXCEEDED and says what it saw", async () => {
+    sandboxes = make(undefined, { startTimeoutMs: 80 });
+    await sandboxes.create("sbx1", shim("web", "shop"));
+    await assert.rejects(sandboxes.start("sbx1", new AbortController().signal), (error: RpcError) => {
+      assert.equal(error.code, Code.DEADLINE_EXCEEDED);
+      assert.match(error.message, /shop\/web.*not reachable.*state pending, ready false, agent endpoint none/);
+      return true;
+    });
+  });
+
+  it("StartVM fails fast when the VM is gone, and for an unknown sandbox", async () => {
+    sandboxes = make();
+    const sandbox = await sandboxes.create("sbx1", shim("web", "shop"));
+    provider.instances.delete(sandbox.record.instanceId);
+    await assert.rejects(sandboxes.start("sbx1", new AbortController().signal), (error: RpcError) => error.code === Code.FAILED_PRECONDITION && /gone/.test(error.message));
+    await assert.rejects(sandboxes.start("nope", new AbortController().signal), (error: RpcError) => error.code === Code.NOT_FOUND);
+  });
+
+  it("StopVM deletes the VM, removes the socket and folder, and is idempotent", async () => {
+    sandboxes = make();
+    const sandbox = await sandboxes.create("sbx1", shim("web", "shop"));
+    assert.equal((await sandboxes.stop("sbx1"))?.instanceId, sandbox.record.instanceId);
+    assert.equal(provider.instances.size, 0);
+    assert.deepEqual(await readdir(dir), []);
+    assert.equal(await sandboxes.stop("sbx1"), undefined);
+    assert.equal(await sandboxes.stop("never-created"), undefined);
+  });
+
+  it("after a restart, reopens the agent sockets and StopVM still finds the VM", async () => {
+    const first = make();
+    const sandbox = await first.create("sbx1", shim("web", "shop"));
+    provider.boot(sandbox.record.instanceId);
+    await first.close();
+    sandboxes = make();
+    assert.equal(await sandboxes.restore(), 1);
+    const socket = connect(sandbox.socketPath);
+    socket.end("again");
+    const [echo] = (await once(socket, "data")) as [Buffer];
+    assert.equal(echo.toString(), "again");
+    await sandboxes.stop("sbx1");
+    assert.equal(provider.instances.size, 0);
+  });
+});

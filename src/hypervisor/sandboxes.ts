@@ -1,0 +1,247 @@
+import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { z } from "zod";
+import type { Logger } from "../log/logger.js";
+import type { CompiledPolicy } from "../policy/compiled.js";
+import { ProviderError, TAG, type Instance, type Provider } from "../providers/types.js";
+import { describeTarget, type SandboxTarget } from "./annotations.js";
+import type { ClusterView } from "./cluster.js";
+import { probeEndpoint, startForwarder, type Forwarder } from "./forwarder.js";
+import { Code, RpcError } from "./ttrpc.js";
+import { pickLive, planInstance, type PodRef, type WorkerRecord } from "./vms.js";
+
+export interface SandboxesOptions {
+  /** One folder per sandbox: its agent socket and the record that survives a restart. */
+  podsDir: string;
+  clusterId: string;
+  provider: () => Promise<Provider>;
+  policy: () => CompiledPolicy;
+  /** Absent when no cluster is configured: every pod is then unknown. */
+  cluster?: ClusterView;
+  log: Logger;
+  /** Longest StartVM waits for the agent when the shim sets no deadline. */
+  startTimeoutMs?: number;
+  pollMs?: number;
+  onConnections?: (delta: number) => void;
+}
+
+const recordSchema = z.object({ sandboxId: z.string(), instanceId: z.string(), pod: z.string() });
+type SandboxRecord = z.infer<typeof recordSchema>;
+
+export interface Sandbox {
+  record: SandboxRecord;
+  socketPath: string;
+  /** The VM was already there (made by the worker at bind time, or an earlier CreateVM). */
+  attached: boolean;
+  forwarder: Forwarder;
+  /** The agent endpoint, once StartVM or a connection found it. */
+  agent: { endpoint?: string };
+}
+
+const RECORD_FILE = "vm.json";
+const SOCKET_FILE = "agent.ttrpc";
+/** Sandbox ids become folder names: nothing that could climb out of the pods folder. */
+const SANDBOX_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+
+/** The VMs behind the Kata sandboxes on this node, each with its forwarded agent socket. */
+export class Sandboxes {
+  readonly #sandboxes = new Map<string, Promise<Sandbox>>();
+  readonly #startTimeoutMs: number;
+  readonly #pollMs: number;
+
+  constructor(private readonly options: SandboxesOptions) {
+    this.#startTimeoutMs = options.startTimeoutMs ?? 300_000;
+    this.#pollMs = options.pollMs ?? 200;
+  }
+
+  static validId(id: string): boolean {
+    return SANDBOX_ID.test(id);
+  }
+
+  /** Finds or creates the sandbox's VM and opens its agent socket; a second call for the same id returns the first one's sandbox. */
+  create(id: string, target: SandboxTarget): Promise<Sandbox> {
+    const existing = this.#sandboxes.get(id);
+    if (existing) return existing;
+    const created = this.#create(id, target);
+    this.#sandboxes.set(id, created);
+    created.catch(() => {
+      if (this.#sandboxes.get(id) === created) this.#sandboxes.delete(id);
+    });
+    return created;
+  }
+
+  /** Resolves once the VM is ready and its agent endpoint accepts connections. */
+  async start(id: string, signal: AbortSignal): Promise<Sandbox> {
+    const sandbox = await this.#sandboxes.get(id);
+    if (!sandbox) throw new RpcError(Code.NOT_FOUND, `no sandbox ${id} on this node: CreateVM was not called for it, or StopVM already was`);
+    const provider = await this.options.provider();
+    const deadline = AbortSignal.any([signal, AbortSignal.timeout(this.#startTimeoutMs)]);
+    const started = Date.now();
+    let last: Poll = { kind: "waiting", instance: undefined };
+    while (!deadline.aborted) {
+      last = await pollAgent(provider, sandbox);
+      if (last.kind === "reachable") {
+        sandbox.agent.endpoint = last.endpoint;
+        return sandbox;
+      }
+      await sleep(this.#pollMs, undefined, { signal: deadline }).catch(() => undefined);
+    }
+    const seconds = ((Date.now() - started) / 1000).toFixed(1);
+    throw new RpcError(Code.DEADLINE_EXCEEDED, `the agent of VM ${sandbox.record.instanceId} (pod ${sandbox.record.pod}) was not reachable after ${seconds}s (${describePoll(last)})`);
+  }
+
+  /** Deletes the sandbox's VM, closes its agent socket and removes its folder; an unknown id is already stopped. */
+  async stop(id: string): Promise<SandboxRecord | undefined> {
+    const pending = this.#sandboxes.get(id);
+    this.#sandboxes.delete(id);
+    const sandbox = pending && (await pending.catch(() => undefined));
+    await sandbox?.forwarder.close();
+    const record = sandbox?.record ?? (await readRecord(this.#dir(id)));
+    if (record) {
+      const provider = await this.options.provider();
+      await provider.delete(record.instanceId).catch((error: unknown) => {
+        throw providerRpcError(error);
+      });
+    }
+    await rm(this.#dir(id), { recursive: true, force: true });
+    return record;
+  }
+
+  /** Reopens the agent sockets of the sandboxes a previous run left (their VMs live on). */
+  async restore(): Promise<number> {
+    const entries = await readdir(this.options.podsDir, { withFileTypes: true }).catch(() => []);
+    let restored = 0;
+    for (const entry of entries) {
+      if (!entry.isDirectory() || !SANDBOX_ID.test(entry.name)) continue;
+      const record = await readRecord(this.#dir(entry.name));
+      if (!record || record.sandboxId !== entry.name) continue;
+      const opened = this.#open(record, true);
+      this.#sandboxes.set(record.sandboxId, opened);
+      try {
+        await opened;
+        restored++;
+      } catch (error) {
+        this.#sandboxes.delete(record.sandboxId);
+        this.options.log.warn({ err: error, sandbox: record.sandboxId, pod: record.pod }, "could not reopen a sandbox's agent socket");
+      }
+    }
+    return restored;
+  }
+
+  /** Closes every agent socket; VMs and records stay for the next run. */
+  async close(): Promise<void> {
+    const sandboxes = await Promise.allSettled([...this.#sandboxes.values()]);
+    this.#sandboxes.clear();
+    await Promise.all(sandboxes.map((s) => (s.status === "fulfilled" ? s.value.forwarder.close() : undefined)));
+  }
+
+  #dir(id: string): string {
+    return join(this.options.podsDir, id);
+  }
+
+  async #create(id: string, target: SandboxTarget): Promise<Sandbox> {
+    const { instance, attached } = await this.#acquire(id, target);
+    const record: SandboxRecord = { sandboxId: id, instanceId: instance.id, pod: describeTarget(target) };
+    await mkdir(this.#dir(id), { recursive: true });
+    await writeFile(join(this.#dir(id), RECORD_FILE), JSON.stringify(record));
+    return this.#open(record, attached);
+  }
+
+  /** The pod's VM if the worker (or an earlier run) already has one, else a new one from the plan. */
+  async #acquire(id: string, target: SandboxTarget): Promise<{ instance: Instance; attached: boolean }> {
+    const provider = await this.options.provider();
+    const { pod, record } = await this.#lookUp(target);
+    const uid = pod?.uid ?? target.uid;
+    try {
+      const live = uid && (await this.#liveFor(provider, uid, record?.instanceID));
+      if (live) return { instance: live, attached: true };
+      const plan = planInstance({ sandboxId: id, target, clusterId: this.options.clusterId, ...(pod ? { pod } : {}), ...(record ? { record } : {}) }, this.options.policy());
+      if (!plan.ok) throw new RpcError(Code.FAILED_PRECONDITION, `no VM for pod ${describeTarget(target)}: ${plan.reason}`);
+      return { instance: await provider.create(plan.spec), attached: false };
+    } catch (error) {
+      throw error instanceof RpcError ? error : providerRpcError(error);
+    }
+  }
+
+  /** The pod and the worker's record of it, as far as the cluster can tell. */
+  async #lookUp(target: SandboxTarget): Promise<{ pod?: PodRef; record?: WorkerRecord }> {
+    const { cluster } = this.options;
+    const { namespace, name } = target;
+    if (!cluster || !namespace || !name) return {};
+    const [pod, record] = await Promise.all([cluster.pod(namespace, name), cluster.record(namespace, name)]);
+    const uid = pod?.uid ?? target.uid;
+    // A record left by an earlier pod of the same name is not this pod's.
+    return { ...(pod ? { pod } : {}), ...(uid && record?.podUID === uid ? { record } : {}) };
+  }
+
+  async #liveFor(provider: Provider, podUid: string, recordedId: string | undefined): Promise<Instance | undefined> {
+    const recorded = recordedId ? await provider.get(recordedId) : undefined;
+    return pickLive(recorded ? [recorded] : await provider.list({ [TAG.cluster]: this.options.clusterId, [TAG.podUid]: podUid }));
+  }
+
+  async #open(record: SandboxRecord, attached: boolean): Promise<Sandbox> {
+    const socketPath = join(this.#dir(record.sandboxId), SOCKET_FILE);
+    const log = this.options.log.child({ pod: record.pod, sandbox: record.sandboxId, instanceId: record.instanceId });
+    const agent: Sandbox["agent"] = {};
+    const forwarder = await startForwarder({
+      path: socketPath,
+      endpoint: async () => (agent.endpoint ??= await this.#agentEndpoint(record.instanceId)),
+      log,
+      ...(this.options.onConnections ? { onConnections: this.options.onConnections } : {}),
+    });
+    return { record, socketPath, attached, forwarder, agent };
+  }
+
+  async #agentEndpoint(instanceId: string): Promise<string> {
+    const instance = await (await this.options.provider()).get(instanceId);
+    if (!instance?.agentEndpoint) throw new Error(`VM ${instanceId} has no agent endpoint yet`);
+    return instance.agentEndpoint;
+  }
+}
+
+type Poll = { kind: "reachable"; endpoint: string } | { kind: "waiting"; instance: Instance | undefined } | { kind: "providerError"; error: Error };
+
+/** One look at the sandbox's VM: gone (throws), reachable, or not yet. */
+async function pollAgent(provider: Provider, sandbox: Sandbox): Promise<Poll> {
+  let instance: Instance | undefined;
+  try {
+    instance = await provider.get(sandbox.record.instanceId);
+  } catch (error) {
+    if (error instanceof ProviderError && error.kind === "retryable") return { kind: "providerError", error };
+    throw providerRpcError(error);
+  }
+  if (!instance || instance.state === "stopping" || instance.state === "terminated") {
+    const why = instance?.message ? `: ${instance.message}` : "";
+    throw new RpcError(Code.FAILED_PRECONDITION, `VM ${sandbox.record.instanceId} of pod ${sandbox.record.pod} is ${instance?.state ?? "gone"}${why}`);
+  }
+  const endpoint = instance.agentEndpoint;
+  if (instance.ready && endpoint && (await probeEndpoint(endpoint, 1000))) return { kind: "reachable", endpoint };
+  return { kind: "waiting", instance };
+}
+
+function describePoll(poll: Poll): string {
+  if (poll.kind === "providerError") return `last provider error: ${poll.error.message}`;
+  if (poll.kind === "reachable" || !poll.instance) return "no answer from the provider";
+  const { state, ready, agentEndpoint } = poll.instance;
+  return `state ${state}, ready ${ready}, agent endpoint ${agentEndpoint ?? "none"}`;
+}
+
+async function readRecord(dir: string): Promise<SandboxRecord | undefined> {
+  const text = await readFile(join(dir, RECORD_FILE), "utf8").catch(() => undefined);
+  if (text === undefined) return undefined;
+  try {
+    const parsed = recordSchema.safeParse(JSON.parse(text));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The status the shim sees for a failed provider call. */
+function providerRpcError(error: unknown): RpcError {
+  const message = (error as Error).message;
+  if (!(error instanceof ProviderError)) return new RpcError(Code.INTERNAL, message);
+  const code = { retryable: Code.UNAVAILABLE, quota: Code.RESOURCE_EXHAUSTED, invalid: Code.INVALID_ARGUMENT, notFound: Code.NOT_FOUND }[error.kind];
+  return new RpcError(code, `cloud provider: ${message}`);
+}

@@ -1,0 +1,88 @@
+import { MIB, type Envelope } from "../kube/envelope.js";
+import type { CompiledPolicy } from "../policy/compiled.js";
+import type { InstanceType } from "../policy/schema.js";
+import { selectInstanceType } from "../policy/select.js";
+import { TAG, type Instance, type InstanceSpec, type Tags } from "../providers/types.js";
+import { instanceName } from "../worker/peerpod.js";
+import type { SandboxTarget } from "./annotations.js";
+
+/** What the cluster knows about the sandbox's pod. */
+export interface PodRef {
+  uid: string;
+  /** The webhook's choice (`peerpods.io/instance-type`), if the pod went through it. */
+  instanceType?: string;
+}
+
+/** The worker's PeerPod record of the pod, if it has one. */
+export interface WorkerRecord {
+  podUID: string;
+  instanceName: string;
+  instanceType: string;
+  instanceID?: string;
+}
+
+export interface VmRequest {
+  sandboxId: string;
+  target: SandboxTarget;
+  pod?: PodRef;
+  record?: WorkerRecord;
+  clusterId: string;
+}
+
+export type VmPlan = { ok: true; spec: InstanceSpec } | { ok: false; reason: string };
+
+const NOTHING: Envelope = { cpuMillis: 0, memoryBytes: 0, gpus: 0 };
+
+/**
+ * The instance CreateVM asks the provider for. A known pod gets exactly the VM the worker would
+ * create (same name, so the provider's idempotency makes both one VM); an unknown pod gets a VM
+ * sized from the shim's annotations within the policy, named after the sandbox.
+ */
+export function planInstance(request: VmRequest, policy: CompiledPolicy): VmPlan {
+  const { target, pod, record } = request;
+  const uid = record?.podUID ?? pod?.uid ?? target.uid;
+  const chosen = knownType(policy, record?.instanceType) ?? knownType(policy, pod?.instanceType);
+  const selection = chosen ? { ok: true as const, instanceType: chosen } : typeFromAnnotations(policy, target);
+  if (!selection.ok) return { ok: false, reason: selection.reason };
+  const type = selection.instanceType;
+  return {
+    ok: true,
+    spec: {
+      name: record?.instanceName ?? (uid ? instanceName(uid) : `pp-sandbox-${request.sandboxId}`),
+      instanceType: type,
+      // The worker's user-data shape, so a VM either of them creates first is the same VM.
+      userData: JSON.stringify({ cluster: request.clusterId, namespace: target.namespace, pod: target.name, podUID: uid }),
+      tags: instanceTags(request.clusterId, type, target, uid),
+    },
+  };
+}
+
+/** The worker's tags; the pod UID, namespace and name only where known. */
+function instanceTags(clusterId: string, type: InstanceType, target: SandboxTarget, uid: string | undefined): Tags {
+  const tags: Tags = { [TAG.cluster]: clusterId, [TAG.instanceType]: type.name };
+  if (uid) tags[TAG.podUid] = uid;
+  if (target.namespace) tags[TAG.namespace] = target.namespace;
+  if (target.name) tags[TAG.podName] = target.name;
+  return tags;
+}
+
+function knownType(policy: CompiledPolicy, name: string | undefined): InstanceType | undefined {
+  return name === undefined ? undefined : policy.instanceTypes.get(name);
+}
+
+/** machine_type names the type outright (Kata always sends its configured vCPUs and memory too, so they only size a VM when no type is named). */
+function typeFromAnnotations(policy: CompiledPolicy, target: SandboxTarget): ReturnType<typeof selectInstanceType> {
+  const namespace = target.namespace ?? "";
+  if (target.machineType !== undefined) return selectInstanceType(policy, namespace, NOTHING, target.machineType);
+  const envelope: Envelope = { cpuMillis: (target.vcpus ?? 0) * 1000, memoryBytes: (target.memoryMiB ?? 0) * MIB, gpus: 0 };
+  return selectInstanceType(policy, namespace, envelope);
+}
+
+const isLive = (instance: Instance): boolean => instance.state === "pending" || instance.state === "running";
+
+/** Of the instances tagged for a pod, the one to attach to: live, ready first, then the newest. */
+export function pickLive(instances: readonly Instance[]): Instance | undefined {
+  return instances
+    .filter(isLive)
+    .sort((a, b) => Number(b.ready) - Number(a.ready) || b.createdAt.getTime() - a.createdAt.getTime())[0];
+}
