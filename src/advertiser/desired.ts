@@ -1,4 +1,5 @@
 import type { Operation } from "fast-json-patch";
+import { ANNOTATION } from "../kube/annotations.js";
 import type { CompiledPolicy } from "../policy/compiled.js";
 import { matchesSelector, slotsOf, type StringMap } from "./slots.js";
 
@@ -52,4 +53,15 @@ export function statusPatch(node: NodeStatusObject, resource: string, formerReso
     }
   }
   return ops;
+}
+
+/**
+ * The node's policy-generation annotation when it must change: the generation on an advertising
+ * node, null (remove) on one that stopped advertising, undefined when it is right already.
+ */
+export function generationAnnotation(node: NodeStatusObject, wanted: Slots | undefined, generation: number): string | null | undefined {
+  const current = node.metadata?.annotations?.[ANNOTATION.policyGeneration];
+  const value = wanted === undefined ? undefined : String(generation);
+  if (current === value) return undefined;
+  return value ?? null;
 }

@@ -8,6 +8,8 @@ import type { NodeStatusObject } from "./desired.js";
 import { nodeStatusSync } from "./node-status.js";
 
 const ready = [{ type: "Ready", status: "True" }];
+const RES = "kata.peerpods.io/vm";
+const GENERATION = "peerpods.io/policy-generation";
 
 async function slotGauge(node: string, state: string): Promise<number | undefined> {
   const metric = await registry.getSingleMetric("peerpods_node_vm_slots")!.get();
@@ -16,7 +18,7 @@ async function slotGauge(node: string, state: string): Promise<number | undefine
 
 describe("nodeStatusSync", () => {
   let nodes: Map<string, NodeStatusObject>;
-  let patches: { name: string; body: unknown; contentType: unknown }[];
+  let patches: { kind: string; name: string; body: unknown; contentType: unknown }[];
   let failWith: number | undefined;
   let healthy: boolean;
   let policy: PolicyStore;
@@ -28,42 +30,60 @@ describe("nodeStatusSync", () => {
     failWith = undefined;
     healthy = true;
     policy = new PolicyStore(policySpecSchema.parse({ nodes: { selector: { matchLabels: { peer: "yes" } }, vmsPerNode: 2 } }));
-    const api = {
-      patchNodeStatus: async ({ name, body }: { name: string; body: unknown }, options?: unknown) => {
-        if (failWith) throw Object.assign(new Error(`HTTP ${failWith}`), { code: failWith });
-        const middleware = (options as { middleware?: { pre(ctx: unknown): { toPromise(): Promise<unknown> } }[] }).middleware ?? [];
-        let contentType: unknown;
-        for (const m of middleware) {
-          await m.pre({ setHeaderParam: (key: string, value: string) => key === "Content-Type" && (contentType = value) } as unknown).toPromise();
-        }
-        patches.push({ name, body, contentType });
-        return {};
-      },
+    const record = (kind: string) => async ({ name, body }: { name: string; body: unknown }, options?: unknown) => {
+      if (failWith) throw Object.assign(new Error(`HTTP ${failWith}`), { code: failWith });
+      const middleware = (options as { middleware?: { pre(ctx: unknown): { toPromise(): Promise<unknown> } }[] }).middleware ?? [];
+      let contentType: unknown;
+      for (const m of middleware) {
+        await m.pre({ setHeaderParam: (key: string, value: string) => key === "Content-Type" && (contentType = value) } as unknown).toPromise();
+      }
+      patches.push({ kind, name, body, contentType });
+      return {};
     };
+    const api = { patchNodeStatus: record("status"), patchNode: record("node") };
     sync = nodeStatusSync({ api: api as never, node: (name) => nodes.get(name), policy, providerHealthy: () => healthy, bucket: new TokenBucket(1000, 1000), log: silentLogger });
   });
 
   it("patches a matching node with a JSON patch and publishes its slots", async () => {
     nodes.set("n1", { metadata: { name: "n1", labels: { peer: "yes" } }, status: { capacity: {}, allocatable: {}, conditions: ready } });
     await sync("n1");
-    assert.equal(patches.length, 1);
+    assert.equal(patches.length, 2);
+    assert.equal(patches[0]!.kind, "status");
     assert.equal(patches[0]!.contentType, "application/json-patch+json");
     assert.deepEqual(patches[0]!.body, [
       { op: "add", path: "/status/capacity/kata.peerpods.io~1vm", value: "2" },
       { op: "add", path: "/status/allocatable/kata.peerpods.io~1vm", value: "2" },
     ]);
     assert.equal(await slotGauge("n1", "allocatable"), 2);
+    assert.deepEqual(patches[1], { kind: "node", name: "n1", body: { metadata: { annotations: { [GENERATION]: "1" } } }, contentType: "application/merge-patch+json" });
+  });
+
+  it("stamps a new policy generation so the scheduler retries pods the extender turned away", async () => {
+    nodes.set("n1", { metadata: { name: "n1", labels: { peer: "yes" }, annotations: { [GENERATION]: "1" } }, status: { capacity: { [RES]: "2" }, allocatable: { [RES]: "2" }, conditions: ready } });
+    policy.update({ source: "test", document: { nodes: { selector: { matchLabels: { peer: "yes" } }, vmsPerNode: 2 }, limits: { maxVMs: 9 } } });
+    await sync("n1");
+    assert.deepEqual(patches.map((p) => [p.kind, p.body]), [["node", { metadata: { annotations: { [GENERATION]: "2" } } }]]);
+  });
+
+  it("removes the resource and the stamp from a node that stopped matching", async () => {
+    nodes.set("n1", { metadata: { name: "n1", labels: { peer: "no" }, annotations: { [GENERATION]: "1" } }, status: { capacity: { [RES]: "2" }, allocatable: { [RES]: "2" }, conditions: ready } });
+    await sync("n1");
+    assert.deepEqual(patches.map((p) => [p.kind, p.body]), [
+      ["status", [{ op: "remove", path: "/status/capacity/kata.peerpods.io~1vm" }, { op: "remove", path: "/status/allocatable/kata.peerpods.io~1vm" }]],
+      ["node", { metadata: { annotations: { [GENERATION]: null } } }],
+    ]);
+    assert.equal(await slotGauge("n1", "capacity"), undefined);
   });
 
   it("does not patch a node that already says it", async () => {
-    nodes.set("n1", { metadata: { name: "n1", labels: { peer: "yes" } }, status: { capacity: { "kata.peerpods.io/vm": "2" }, allocatable: { "kata.peerpods.io/vm": "2" }, conditions: ready } });
+    nodes.set("n1", { metadata: { name: "n1", labels: { peer: "yes" }, annotations: { [GENERATION]: "1" } }, status: { capacity: { "kata.peerpods.io/vm": "2" }, allocatable: { "kata.peerpods.io/vm": "2" }, conditions: ready } });
     await sync("n1");
     assert.deepEqual(patches, []);
   });
 
   it("drops allocatable while the provider is unhealthy", async () => {
     healthy = false;
-    nodes.set("n1", { metadata: { name: "n1", labels: { peer: "yes" } }, status: { capacity: { "kata.peerpods.io/vm": "2" }, allocatable: { "kata.peerpods.io/vm": "2" }, conditions: ready } });
+    nodes.set("n1", { metadata: { name: "n1", labels: { peer: "yes" }, annotations: { [GENERATION]: "1" } }, status: { capacity: { "kata.peerpods.io/vm": "2" }, allocatable: { "kata.peerpods.io/vm": "2" }, conditions: ready } });
     await sync("n1");
     assert.deepEqual(patches[0]!.body, [{ op: "add", path: "/status/allocatable/kata.peerpods.io~1vm", value: "0" }]);
     assert.equal(await slotGauge("n1", "allocatable"), 0);
@@ -71,7 +91,7 @@ describe("nodeStatusSync", () => {
   });
 
   it("removes the old name after the policy renames the resource", async () => {
-    nodes.set("n1", { metadata: { name: "n1", labels: { peer: "yes" } }, status: { capacity: { "kata.peerpods.io/vm": "2" }, allocatable: { "kata.peerpods.io/vm": "2" }, conditions: ready } });
+    nodes.set("n1", { metadata: { name: "n1", labels: { peer: "yes" }, annotations: { [GENERATION]: "1" } }, status: { capacity: { "kata.peerpods.io/vm": "2" }, allocatable: { "kata.peerpods.io/vm": "2" }, conditions: ready } });
     policy.update({ source: "test", document: { extendedResourceName: "example.com/vm", nodes: { selector: { matchLabels: { peer: "yes" } }, vmsPerNode: 2 } } });
     await sync("n1");
     assert.deepEqual(

@@ -1,12 +1,13 @@
 import { PatchStrategy, setHeaderOptions, type CoreV1Api } from "@kubernetes/client-node";
+import { ANNOTATION } from "../kube/annotations.js";
 import type { Logger } from "../log/logger.js";
 import { advertiserPatches, nodeVmSlots } from "../metrics/scheduling.js";
 import type { PolicyStore } from "../policy/store.js";
 import type { TokenBucket } from "../providers/ratelimit.js";
-import { desiredSlots, statusPatch, type NodeStatusObject, type Slots } from "./desired.js";
+import { desiredSlots, generationAnnotation, statusPatch, type NodeStatusObject, type Slots } from "./desired.js";
 
 export interface NodeStatusOptions {
-  api: Pick<CoreV1Api, "patchNodeStatus">;
+  api: Pick<CoreV1Api, "patchNodeStatus" | "patchNode">;
   /** The latest node object from the informer cache; undefined once the node is gone. */
   node(name: string): NodeStatusObject | undefined;
   policy: PolicyStore;
@@ -17,6 +18,7 @@ export interface NodeStatusOptions {
 }
 
 const JSON_PATCH = setHeaderOptions("Content-Type", PatchStrategy.JsonPatch);
+const MERGE_PATCH = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
 
 function publish(name: string, wanted: Slots | undefined): void {
   if (wanted) {
@@ -33,33 +35,46 @@ const statusCode = (error: unknown): number | undefined => (error as { code?: nu
 /**
  * Brings one node's advertised VM slots to what the policy, the node's Ready condition and the
  * provider's health say, reading the node from the informer cache and patching only a difference.
+ * Then it stamps the policy generation on the node: kube-scheduler retries pods an extender turned
+ * away only on a cluster event, and a relaxed limit is otherwise none.
  * A failed patch (a stale cache meeting a concurrent change, an apiserver restart) throws, so the
  * queue retries it against the newer cache; a node deleted meanwhile is done.
  */
 export function nodeStatusSync({ api, node, policy, providerHealthy, bucket, log }: NodeStatusOptions): (name: string) => Promise<void> {
   const formerResources = new Set([policy.current.spec.extendedResourceName]);
   policy.on("change", (next) => formerResources.add(next.spec.extendedResourceName));
-  return async (name) => {
-    const current = node(name);
-    if (!current) return publish(name, undefined);
-    const resource = policy.current.spec.extendedResourceName;
-    const wanted = desiredSlots(current, policy.current, providerHealthy());
-    const ops = statusPatch(current, resource, formerResources, wanted);
-    publish(name, wanted);
-    if (ops.length === 0) return;
+  const patch = async (name: string, call: () => Promise<unknown>): Promise<boolean> => {
     await bucket.take();
     try {
-      await api.patchNodeStatus({ name, body: ops }, JSON_PATCH);
+      await call();
       advertiserPatches.inc({ result: "ok" });
-      log.info({ node: name, resource, capacity: wanted?.capacity, allocatable: wanted?.allocatable }, wanted ? "node VM slots advertised" : "node VM slots removed");
+      return true;
     } catch (error) {
       const code = statusCode(error);
       if (code === 404) {
         advertiserPatches.inc({ result: "gone" });
-        return publish(name, undefined);
+        publish(name, undefined);
+        return false;
       }
       advertiserPatches.inc({ result: code === 409 || code === 422 ? "conflict" : "error" });
       throw error;
+    }
+  };
+  return async (name) => {
+    const current = node(name);
+    if (!current) return publish(name, undefined);
+    const { generation, spec } = policy.current;
+    const resource = spec.extendedResourceName;
+    const wanted = desiredSlots(current, policy.current, providerHealthy());
+    publish(name, wanted);
+    const ops = statusPatch(current, resource, formerResources, wanted);
+    if (ops.length > 0) {
+      if (!(await patch(name, () => api.patchNodeStatus({ name, body: ops }, JSON_PATCH)))) return;
+      log.info({ node: name, resource, capacity: wanted?.capacity, allocatable: wanted?.allocatable }, wanted ? "node VM slots advertised" : "node VM slots removed");
+    }
+    const stamp = generationAnnotation(current, wanted, generation);
+    if (stamp !== undefined) {
+      await patch(name, () => api.patchNode({ name, body: { metadata: { annotations: { [ANNOTATION.policyGeneration]: stamp } } } }, MERGE_PATCH));
     }
   };
 }

@@ -3,6 +3,8 @@ export const ANNOTATION = {
   instanceType: "peerpods.io/instance-type",
   originalResources: "peerpods.io/original-resources",
   vmsPerNode: "peerpods.io/vms-per-node",
+  /** On nodes that host peer pods: the policy generation their advertisement follows (a change makes kube-scheduler retry pods the extender turned away). */
+  policyGeneration: "peerpods.io/policy-generation",
   kataMachineType: "io.katacontainers.config.hypervisor.machine_type",
   kataVcpus: "io.katacontainers.config.hypervisor.default_vcpus",
   kataMemory: "io.katacontainers.config.hypervisor.default_memory",
