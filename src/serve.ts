@@ -20,12 +20,14 @@ import { startWebhook } from "./webhook/part.js";
 import { startExtender } from "./extender/part.js";
 import { startAdvertiser } from "./advertiser/part.js";
 import { startHypervisor } from "./hypervisor/part.js";
+import { startWorker } from "./worker/part.js";
 
 const STARTERS: Partial<Record<PartName, PartStarter>> = {
   webhook: startWebhook,
   extender: startExtender,
   advertiser: startAdvertiser,
   hypervisor: startHypervisor,
+  worker: startWorker,
 };
 
 export interface Serving {

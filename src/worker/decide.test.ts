@@ -1,10 +1,12 @@
 import assert from "node:assert/strict";
 import type { V1Pod } from "@kubernetes/client-node";
 import { VM_READY_CONDITION } from "../kube/annotations.js";
+import { compilePolicy } from "../policy/compiled.js";
+import { defaultPolicy } from "../policy/schema.js";
 import { decide, podFacts, recordFacts, type Action, type InstanceFacts, type PodFacts, type RecordFacts } from "./decide.js";
 import { VM_FINALIZER, instanceName, nextInstanceName, type PeerPod } from "./peerpod.js";
 
-const pod = (overrides: Partial<PodFacts> = {}): PodFacts => ({ uid: "u1", bound: true, done: false, vmReady: false, ...overrides });
+const pod = (overrides: Partial<PodFacts> = {}): PodFacts => ({ uid: "u1", peer: true, bound: true, done: false, vmReady: false, ...overrides });
 const record = (overrides: Partial<RecordFacts> = {}): RecordFacts => ({
   podUID: "u1",
   phase: "Creating",
@@ -21,6 +23,8 @@ const ready: InstanceFacts = { kind: "present", state: "running", ready: true };
 const cases: [string, PodFacts | undefined, RecordFacts | undefined, InstanceFacts, Action["kind"]][] = [
   ["nothing at all", undefined, undefined, unknown, "none"],
   ["pod not bound yet", pod({ bound: false }), undefined, unknown, "none"],
+  ["pod of another runtime class", pod({ peer: false }), undefined, unknown, "none"],
+  ["record of a pod no longer a peer pod by policy: its VM stays", pod({ peer: false, vmReady: true }), record({ phase: "Ready" }), ready, "none"],
   ["pod bound, no record: record first", pod(), undefined, unknown, "createRecord"],
   ["pod done before any record", pod({ done: true }), undefined, unknown, "none"],
   ["record without instance id", pod(), record({ instanceID: undefined, phase: undefined }), unknown, "createInstance"],
@@ -63,19 +67,22 @@ describe("decide", () => {
 });
 
 describe("facts", () => {
+  const policy = compilePolicy(defaultPolicy(), 1);
   const v1pod = (status: V1Pod["status"], meta: Partial<NonNullable<V1Pod["metadata"]>> = {}): V1Pod => ({
     metadata: { name: "p", namespace: "ns", uid: "u1", ...meta },
-    spec: { containers: [], nodeName: "n1" },
+    spec: { containers: [], nodeName: "n1", runtimeClassName: "kata-remote" },
     status,
   });
 
   it("reads bound, done and the vm-ready condition off a pod", () => {
-    assert.deepEqual(podFacts(v1pod({ phase: "Pending" })), { uid: "u1", bound: true, done: false, vmReady: false });
-    assert.equal(podFacts(v1pod({ phase: "Succeeded" })).done, true);
-    assert.equal(podFacts(v1pod({ phase: "Failed" })).done, true);
-    assert.equal(podFacts(v1pod({ phase: "Running" }, { deletionTimestamp: new Date() })).done, true);
-    assert.equal(podFacts(v1pod({ conditions: [{ type: VM_READY_CONDITION, status: "True" }] })).vmReady, true);
-    assert.equal(podFacts(v1pod({ conditions: [{ type: VM_READY_CONDITION, status: "False" }] })).vmReady, false);
+    assert.deepEqual(podFacts(v1pod({ phase: "Pending" }), policy), { uid: "u1", peer: true, bound: true, done: false, vmReady: false });
+    assert.equal(podFacts(v1pod({}, { namespace: "kube-system" }), policy).peer, false);
+    assert.equal(podFacts({ ...v1pod({}), spec: { containers: [], runtimeClassName: "runc" } }, policy).peer, false);
+    assert.equal(podFacts(v1pod({ phase: "Succeeded" }), policy).done, true);
+    assert.equal(podFacts(v1pod({ phase: "Failed" }), policy).done, true);
+    assert.equal(podFacts(v1pod({ phase: "Running" }, { deletionTimestamp: new Date() }), policy).done, true);
+    assert.equal(podFacts(v1pod({ conditions: [{ type: VM_READY_CONDITION, status: "True" }] }), policy).vmReady, true);
+    assert.equal(podFacts(v1pod({ conditions: [{ type: VM_READY_CONDITION, status: "False" }] }), policy).vmReady, false);
   });
 
   it("reads a record's phase, instance and finalizer", () => {

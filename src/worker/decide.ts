@@ -1,11 +1,14 @@
 import type { V1Pod } from "@kubernetes/client-node";
 import { VM_READY_CONDITION } from "../kube/annotations.js";
+import type { CompiledPolicy } from "../policy/compiled.js";
 import type { InstanceState } from "../providers/types.js";
 import { VM_FINALIZER, type PeerPod, type PeerPodPhase } from "./peerpod.js";
 
 /** What the worker needs to know about a pod. */
 export interface PodFacts {
   uid: string;
+  /** Its runtime class is one of the policy's peer runtime classes, in a namespace the policy serves. */
+  peer: boolean;
   bound: boolean;
   /** Terminating, Succeeded or Failed: its VM should go. */
   done: boolean;
@@ -57,6 +60,7 @@ export function decide(pod: PodFacts | undefined, record: RecordFacts | undefine
 
 function withoutRecord(pod: PodFacts | undefined): Action {
   if (!pod) return { kind: "none", reason: "no pod and no record" };
+  if (!pod.peer) return { kind: "none", reason: "not a peer pod" };
   if (pod.done) return { kind: "none", reason: "pod is done and has no record" };
   if (!pod.bound) return { kind: "none", reason: "pod not bound to a node yet" };
   return { kind: "createRecord" };
@@ -71,14 +75,20 @@ function forLivePod(pod: PodFacts, record: RecordFacts, instance: InstanceFacts)
   return { kind: "none", reason: "VM ready and pod told" };
 }
 
-export function podFacts(pod: V1Pod): PodFacts {
+export function podFacts(pod: V1Pod, policy: CompiledPolicy): PodFacts {
+  const meta = pod.metadata ?? {};
   const phase = pod.status?.phase;
   return {
-    uid: pod.metadata?.uid ?? "",
+    uid: meta.uid ?? "",
+    peer: isPeerRuntime(pod.spec?.runtimeClassName, meta.namespace ?? "", policy),
     bound: Boolean(pod.spec?.nodeName),
-    done: Boolean(pod.metadata?.deletionTimestamp) || phase === "Succeeded" || phase === "Failed",
-    vmReady: pod.status?.conditions?.some((c) => c.type === VM_READY_CONDITION && c.status === "True") ?? false,
+    done: Boolean(meta.deletionTimestamp) || phase === "Succeeded" || phase === "Failed",
+    vmReady: (pod.status?.conditions ?? []).some((c) => c.type === VM_READY_CONDITION && c.status === "True"),
   };
+}
+
+function isPeerRuntime(runtimeClass: string | undefined, namespace: string, policy: CompiledPolicy): boolean {
+  return runtimeClass !== undefined && policy.runtimeClassNames.has(runtimeClass) && !policy.excludedNamespaces.has(namespace);
 }
 
 export function recordFacts(record: PeerPod): RecordFacts {

@@ -1,3 +1,5 @@
+import type { KubernetesObject, V1ObjectMeta } from "@kubernetes/client-node";
+
 /** The PeerPod custom resource: the worker's record of one peer pod's VM (CRD in manifests/crds/peerpod.yaml). */
 
 export const PEERPOD_GROUP = "peerpods.io";
@@ -38,20 +40,10 @@ export interface PeerPodStatus {
   conditions?: PeerPodCondition[];
 }
 
-export interface PeerPod {
+export interface PeerPod extends KubernetesObject {
   apiVersion: typeof PEERPOD_API_VERSION;
   kind: typeof PEERPOD_KIND;
-  metadata: {
-    name: string;
-    namespace: string;
-    uid?: string;
-    resourceVersion?: string;
-    generation?: number;
-    deletionTimestamp?: string | Date;
-    finalizers?: string[];
-    ownerReferences?: { apiVersion: string; kind: string; name: string; uid: string; controller?: boolean }[];
-    labels?: Record<string, string>;
-  };
+  metadata: V1ObjectMeta & { name: string; namespace: string };
   spec: PeerPodSpec;
   status?: PeerPodStatus;
 }

@@ -8,9 +8,21 @@ describe("WorkQueue", () => {
   let queue: WorkQueue | undefined;
   afterEach(async () => queue?.stop(0));
 
+  it("holds keys until started", async () => {
+    const seen: string[] = [];
+    queue = new WorkQueue(async (key) => void seen.push(key), options);
+    queue.add("a");
+    await sleep(10);
+    assert.deepEqual(seen, []);
+    queue.start();
+    await sleep(10);
+    assert.deepEqual(seen, ["a"]);
+  });
+
   it("handles a key added many times while queued once", async () => {
     const seen: string[] = [];
     queue = new WorkQueue(async (key) => void seen.push(key), { ...options, concurrency: 1 });
+    queue.start();
     queue.add("busy");
     queue.add("a");
     queue.add("b");
@@ -32,6 +44,7 @@ describe("WorkQueue", () => {
       await sleep(20);
       running -= 1;
     }, options);
+    queue.start();
     queue.add("a");
     await sleep(5);
     queue.add("a");
@@ -50,6 +63,7 @@ describe("WorkQueue", () => {
       await sleep(10);
       running -= 1;
     }, { ...options, concurrency: 3 });
+    queue.start();
     for (let i = 0; i < 20; i++) queue.add(`k${i}`);
     assert.equal(queue.depth, 17);
     await sleep(150);
@@ -67,6 +81,7 @@ describe("WorkQueue", () => {
       },
       { ...options, onError: (_key, _error, failures) => failuresSeen.push(failures) },
     );
+    queue.start();
     queue.add("a");
     await sleep(150);
     assert.equal(times.length, 4);
@@ -87,6 +102,7 @@ describe("WorkQueue", () => {
   it("looks again after the delay a handler asks for", async () => {
     let calls = 0;
     queue = new WorkQueue(async (): Promise<HandlerResult> => (++calls < 3 ? { requeueAfterMs: 15 } : undefined), options);
+    queue.start();
     queue.add("a");
     await sleep(8);
     assert.equal(calls, 1);
@@ -100,6 +116,7 @@ describe("WorkQueue", () => {
       await sleep(30);
       finished += 1;
     }, options);
+    queue.start();
     queue.add("a");
     queue.add("b");
     queue.add("c");

@@ -26,6 +26,7 @@ export class WorkQueue {
   readonly #failures = new Map<string, number>();
   readonly #random: () => number;
   readonly #idle: (() => void)[] = [];
+  #started = false;
   #stopped = false;
 
   constructor(
@@ -42,6 +43,12 @@ export class WorkQueue {
 
   get active(): number {
     return this.#processing.size;
+  }
+
+  /** Begins handling keys; keys added before are kept until then. */
+  start(): void {
+    this.#started = true;
+    this.#pump();
   }
 
   add(key: string): void {
@@ -95,7 +102,7 @@ export class WorkQueue {
   }
 
   #pump(): void {
-    while (!this.#stopped && this.#processing.size < this.options.concurrency && this.#queue.length > 0) {
+    while (this.#started && !this.#stopped && this.#processing.size < this.options.concurrency && this.#queue.length > 0) {
       const key = this.#queue.shift()!;
       this.#queued.delete(key);
       this.#processing.add(key);

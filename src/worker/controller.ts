@@ -1,0 +1,196 @@
+import { CoreV1Api, CustomObjectsApi, type KubeConfig, type ObjectCache, type V1Pod } from "@kubernetes/client-node";
+import { VM_READY_CONDITION } from "../kube/annotations.js";
+import type { EventRecorder } from "../kube/events.js";
+import { startInformer } from "../kube/informer.js";
+import type { Logger } from "../log/logger.js";
+import { gcDeleted, vmOperations, workerView } from "../metrics/worker.js";
+import type { PolicyStore } from "../policy/store.js";
+import { TAG, type Provider } from "../providers/types.js";
+import { podFacts } from "./decide.js";
+import { findLeaks, recordsToRevisit } from "./gc.js";
+import { PEERPOD_GROUP, PEERPOD_PLURAL, PEERPOD_VERSION, type PeerPod } from "./peerpod.js";
+import { WorkQueue } from "./queue.js";
+import { ReadyWatcher } from "./ready-watch.js";
+import { Reconciler } from "./reconcile.js";
+import { clusterWrites } from "./records.js";
+
+export interface ControllerOptions {
+  kc: KubeConfig;
+  provider: Provider;
+  policy: PolicyStore;
+  events: EventRecorder;
+  clusterId: string;
+  concurrency: number;
+  gcIntervalMs: number;
+  gcGraceMs: number;
+  readyPollMs: number;
+  log: Logger;
+}
+
+export interface Controller {
+  /** Resolves once both informers have their first list and the queue runs. */
+  synced: Promise<void>;
+  stop(graceMs: number): Promise<void>;
+}
+
+/**
+ * The worker's control loop: informers on pods and PeerPods feed a keyed queue; each key is reconciled
+ * by `Reconciler`; a periodic garbage collection removes VMs no live pod owns. Nothing is acted upon
+ * before both informers have delivered their first list, so a cold cache never looks like deleted pods.
+ */
+export function startController(options: ControllerOptions): Controller {
+  const { kc, provider, policy, clusterId, log } = options;
+  const core = kc.makeApiClient(CoreV1Api);
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  const queue = new WorkQueue((key) => reconciler.reconcile(key), {
+    concurrency: options.concurrency,
+    baseBackoffMs: 500,
+    maxBackoffMs: 5 * 60_000,
+    jitter: 0.2,
+    onError: (key, error, failures, retryInMs) => log.warn({ pod: key, err: error, failures, retryInMs }, "reconcile failed; retrying"),
+  });
+  const enqueue = (key: string): void => queue.add(key);
+
+  /** When this replica saw each pod go from unbound to bound; pods bound before it started use PodScheduled. */
+  const boundSeen = new Map<string, number>();
+  const podSignatures = new Map<string, string>();
+  const onPod = (pod: V1Pod, deleted = false): void => {
+    if (!pod.spec?.runtimeClassName) return;
+    const key = `${pod.metadata?.namespace}/${pod.metadata?.name}`;
+    if (deleted) {
+      podSignatures.delete(key);
+      boundSeen.delete(key);
+      return enqueue(key);
+    }
+    const signature = podSignature(pod);
+    const previous = podSignatures.get(key);
+    if (previous === signature) return;
+    if (previous !== undefined && !previous.split("|")[1] && pod.spec.nodeName && !boundSeen.has(key)) boundSeen.set(key, Date.now());
+    podSignatures.set(key, signature);
+    enqueue(key);
+  };
+  const pods = startInformer<V1Pod>(kc, "/api/v1/pods", () => core.listPodForAllNamespaces(), log, (informer) => {
+    informer.on("add", (pod) => onPod(pod));
+    informer.on("update", (pod) => onPod(pod));
+    informer.on("delete", (pod) => onPod(pod, true));
+  });
+
+  const recordSignatures = new Map<string, string>();
+  const onRecord = (record: PeerPod, deleted = false): void => {
+    const key = `${record.metadata.namespace}/${record.metadata.name}`;
+    const signature = deleted ? undefined : `${record.metadata.uid}|${record.metadata.deletionTimestamp ?? ""}|${record.metadata.generation ?? ""}`;
+    if (signature === recordSignatures.get(key)) return;
+    if (signature === undefined) recordSignatures.delete(key);
+    else recordSignatures.set(key, signature);
+    enqueue(key);
+  };
+  const listRecords = () => custom.listClusterCustomObject({ group: PEERPOD_GROUP, version: PEERPOD_VERSION, plural: PEERPOD_PLURAL });
+  const records = startInformer<PeerPod>(
+    kc,
+    `/apis/${PEERPOD_GROUP}/${PEERPOD_VERSION}/${PEERPOD_PLURAL}`,
+    listRecords as never,
+    log,
+    (informer) => {
+      informer.on("add", (r) => onRecord(r));
+      informer.on("update", (r) => onRecord(r));
+      informer.on("delete", (r) => onRecord(r, true));
+    },
+  );
+  // The informers are client-node ListWatch objects, which are also their caches.
+  const podCache = pods.informer as unknown as ObjectCache<V1Pod>;
+  const recordCache = records.informer as unknown as ObjectCache<PeerPod>;
+  const ready = new ReadyWatcher(provider, clusterId, options.readyPollMs, enqueue, log);
+  const reconciler = new Reconciler({
+    clusterId,
+    provider,
+    writes: clusterWrites(kc),
+    events: options.events,
+    policy: () => policy.current,
+    pod: (key) => getByKey(podCache, key),
+    record: (key) => getByKey(recordCache, key),
+    boundAt: (key, pod) => boundSeen.get(key) ?? scheduledAt(pod) ?? Date.now(),
+    waitForReady: (key, id) => ready.wait(key, id),
+    log,
+  });
+  workerView.queueDepth = () => queue.depth;
+  workerView.vmCounts = () => countByPhase(recordCache.list());
+
+  const livePodUids = (): Set<string> => {
+    const current = policy.current;
+    return new Set(podCache.list().filter((pod) => !podFacts(pod, current).done).map((pod) => pod.metadata!.uid!));
+  };
+  let gcRunning: Promise<void> | undefined;
+  const collectGarbage = async (): Promise<void> => {
+    try {
+      const instances = await provider.list({ [TAG.cluster]: clusterId });
+      const live = livePodUids();
+      for (const record of recordsToRevisit(recordCache.list(), live, new Set(instances.map((i) => i.id)))) {
+        enqueue(`${record.metadata.namespace}/${record.metadata.name}`);
+      }
+      for (const leak of findLeaks(instances, live, Date.now(), options.gcGraceMs)) {
+        await provider.delete(leak.id);
+        gcDeleted.inc();
+        vmOperations.inc({ op: "gc", result: "ok" });
+        const owner = `${leak.tags[TAG.namespace] ?? "?"}/${leak.tags[TAG.podName] ?? "?"}`;
+        log.warn({ instanceId: leak.id, podUid: leak.tags[TAG.podUid], pod: owner, createdAt: leak.createdAt }, "leaked VM deleted: no live pod owns it");
+      }
+    } catch (error) {
+      vmOperations.inc({ op: "gc", result: "error" });
+      log.warn({ err: error }, "garbage collection failed; trying again next interval");
+    }
+  };
+  const runGc = (): void => {
+    gcRunning ??= collectGarbage().finally(() => (gcRunning = undefined));
+  };
+  let gcTimer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const synced = Promise.all([pods.synced, records.synced]).then(() => {
+    if (stopped) return;
+    runGc();
+    gcTimer = setInterval(runGc, options.gcIntervalMs);
+    queue.start();
+    log.info({ pods: podSignatures.size, records: recordSignatures.size, concurrency: options.concurrency }, "worker started");
+  });
+
+  return {
+    synced,
+    stop: async (graceMs) => {
+      stopped = true;
+      clearInterval(gcTimer);
+      ready.stop();
+      await queue.stop(graceMs);
+      await gcRunning;
+      workerView.queueDepth = undefined;
+      workerView.vmCounts = undefined;
+      await Promise.all([pods.stop(), records.stop()]);
+    },
+  };
+}
+
+/** The fields whose change may call for an action; other pod updates (status churn) are not queued. */
+function podSignature(pod: V1Pod): string {
+  const vmReady = pod.status?.conditions?.find((c) => c.type === VM_READY_CONDITION)?.status ?? "";
+  return [pod.metadata?.uid, pod.spec?.nodeName ?? "", pod.metadata?.deletionTimestamp ? "deleting" : "", pod.status?.phase ?? "", vmReady, pod.spec?.runtimeClassName].join("|");
+}
+
+function getByKey<T>(cache: ObjectCache<T>, key: string): T | undefined {
+  const slash = key.indexOf("/");
+  return cache.get(key.slice(slash + 1), key.slice(0, slash));
+}
+
+function scheduledAt(pod: V1Pod): number | undefined {
+  const time = pod.status?.conditions?.find((c) => c.type === "PodScheduled" && c.status === "True")?.lastTransitionTime;
+  return time ? new Date(time).getTime() : undefined;
+}
+
+function countByPhase(records: readonly PeerPod[]): [string, string, number][] {
+  const counts = new Map<string, number>();
+  for (const record of records) {
+    const key = `${record.status?.phase ?? "Pending"}\u0000${record.spec.instanceType}`;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  return [...counts].map(([key, count]) => {
+    const [phase, type] = key.split("\u0000") as [string, string];
+    return [phase, type, count];
+  });
+}

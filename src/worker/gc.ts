@@ -1,0 +1,27 @@
+import { TAG, type Instance } from "../providers/types.js";
+import type { PeerPod } from "./peerpod.js";
+
+/**
+ * This cluster's instances that no live pod owns and that are older than the grace period (which
+ * covers a create whose pod the informer has not delivered yet). Warm-pool VMs are not leaks.
+ */
+export function findLeaks(instances: readonly Instance[], livePodUids: ReadonlySet<string>, now: number, graceMs: number): Instance[] {
+  return instances.filter((instance) => {
+    if (instance.tags[TAG.pool] !== undefined) return false;
+    const uid = instance.tags[TAG.podUid];
+    if (uid !== undefined && livePodUids.has(uid)) return false;
+    return now - instance.createdAt.getTime() >= graceMs;
+  });
+}
+
+/**
+ * Records that need a reconcile after a GC listing: those whose pod is gone (to be finalized) and
+ * those whose VM is missing from the cloud (lost behind peerpods' back).
+ */
+export function recordsToRevisit(records: readonly PeerPod[], livePodUids: ReadonlySet<string>, instanceIds: ReadonlySet<string>): PeerPod[] {
+  return records.filter((record) => {
+    if (!livePodUids.has(record.spec.podUID)) return true;
+    const id = record.status?.instanceID;
+    return Boolean(id) && !instanceIds.has(id!);
+  });
+}

@@ -1,0 +1,52 @@
+import type { Logger } from "../log/logger.js";
+import { TAG, type Provider } from "../providers/types.js";
+
+/**
+ * Watches booting VMs with one provider listing per interval for all of them (not one call per VM),
+ * and hands a pod back to the queue as soon as its VM is ready, gone, or no longer booting.
+ */
+export class ReadyWatcher {
+  readonly #waiting = new Map<string, string>();
+  #timer: NodeJS.Timeout | undefined;
+  #stopped = false;
+
+  constructor(
+    private readonly provider: Provider,
+    private readonly clusterId: string,
+    private readonly intervalMs: number,
+    private readonly changed: (key: string) => void,
+    private readonly log: Logger,
+  ) {}
+
+  wait(key: string, instanceId: string): void {
+    this.#waiting.set(key, instanceId);
+    this.#schedule();
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+  }
+
+  #schedule(): void {
+    if (this.#timer || this.#stopped || this.#waiting.size === 0) return;
+    this.#timer = setTimeout(() => void this.#poll(), this.intervalMs);
+  }
+
+  async #poll(): Promise<void> {
+    try {
+      const instances = await this.provider.list({ [TAG.cluster]: this.clusterId });
+      const byId = new Map(instances.map((instance) => [instance.id, instance]));
+      for (const [key, id] of this.#waiting) {
+        const instance = byId.get(id);
+        if (instance && !instance.ready && instance.state === "pending") continue;
+        this.#waiting.delete(key);
+        this.changed(key);
+      }
+    } catch (error) {
+      this.log.warn({ err: error }, "could not list instances to check readiness");
+    }
+    this.#timer = undefined;
+    this.#schedule();
+  }
+}

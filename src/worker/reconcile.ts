@@ -1,0 +1,288 @@
+import type { V1Pod } from "@kubernetes/client-node";
+import { ANNOTATION } from "../kube/annotations.js";
+import { apiStatus } from "../kube/errors.js";
+import type { EventRecorder, EventType } from "../kube/events.js";
+import type { Logger } from "../log/logger.js";
+import { providerErrors, vmOperations, vmReadySeconds } from "../metrics/worker.js";
+import type { CompiledPolicy } from "../policy/compiled.js";
+import { ProviderError, TAG, type Instance, type InstanceSpec, type Provider } from "../providers/types.js";
+import { decide, podFacts, recordFacts, type Action, type InstanceFacts } from "./decide.js";
+import { instanceName, nextInstanceName, type PeerPod } from "./peerpod.js";
+import type { HandlerResult } from "./queue.js";
+import type { ClusterWrites } from "./records.js";
+
+export interface ReconcilerDeps {
+  clusterId: string;
+  provider: Provider;
+  writes: ClusterWrites;
+  events: EventRecorder;
+  policy: () => CompiledPolicy;
+  /** The informers' views; keys are `namespace/name`. */
+  pod: (key: string) => V1Pod | undefined;
+  record: (key: string) => PeerPod | undefined;
+  /** When the pod was bound to its node (epoch ms), for the bound → ready time. */
+  boundAt: (key: string, pod: V1Pod) => number;
+  /** Asks to be woken when this booting VM is ready (or gone). */
+  waitForReady: (key: string, instanceId: string) => void;
+  log: Logger;
+}
+
+/** What one reconcile knows; steps update it with what the API calls return, so the loop never waits for the informers. */
+interface State {
+  key: string;
+  pod: V1Pod | undefined;
+  record: PeerPod | undefined;
+  instance: InstanceFacts;
+  found: Instance | undefined;
+  /** The vm-ready condition as last written by this reconcile, ahead of the informer. */
+  vmReady: boolean | undefined;
+  log: Logger;
+}
+
+/** A booting VM is looked at again after this long even if the ready watcher never calls. */
+const READY_FALLBACK_MS = 30_000;
+
+/** More steps than a full create takes; beyond this the key is requeued rather than looping. */
+const MAX_STEPS = 10;
+
+/**
+ * Brings one pod's VM to the state its pod needs, one decided step at a time. Every step is
+ * idempotent, so a crash between any two of them is repaired by the next reconcile.
+ */
+export class Reconciler {
+  constructor(private readonly deps: ReconcilerDeps) {}
+
+  async reconcile(key: string): Promise<HandlerResult> {
+    const state: State = {
+      key,
+      pod: this.deps.pod(key),
+      record: this.deps.record(key),
+      instance: { kind: "unknown" },
+      found: undefined,
+      vmReady: undefined,
+      log: this.deps.log.child({ pod: key }),
+    };
+    for (let step = 0; step < MAX_STEPS; step++) {
+      const action = this.#decide(state);
+      if (action.kind === "none") return;
+      if (action.kind === "waitReady") {
+        this.deps.waitForReady(key, state.found!.id);
+        return { requeueAfterMs: READY_FALLBACK_MS };
+      }
+      await this.#act(action, state);
+    }
+    return { requeueAfterMs: 100 };
+  }
+
+  #decide(state: State): Action {
+    const policy = this.deps.policy();
+    const pod = state.pod && podFacts(state.pod, policy);
+    if (pod && state.vmReady !== undefined) pod.vmReady = state.vmReady;
+    return decide(pod, state.record && recordFacts(state.record), state.instance);
+  }
+
+  async #act(action: Exclude<Action, { kind: "none" | "waitReady" }>, state: State): Promise<void> {
+    switch (action.kind) {
+      case "createRecord":
+        return this.#createRecord(state);
+      case "createInstance":
+        return this.#createInstance(state);
+      case "lookUpInstance":
+        return this.#lookUpInstance(state);
+      case "markReady":
+        return this.#markReady(state);
+      case "replaceInstance":
+        return this.#replaceInstance(state);
+      case "teardown":
+        return this.#teardown(state);
+    }
+  }
+
+  async #createRecord(state: State): Promise<void> {
+    const pod = state.pod!;
+    const uid = pod.metadata!.uid!;
+    const policy = this.deps.policy();
+    let instanceType = pod.metadata?.annotations?.[ANNOTATION.instanceType];
+    if (!instanceType) {
+      instanceType = policy.spec.defaultInstanceType ?? policy.byPreference[0]!.name;
+      state.log.warn({ instanceType }, "pod has no instance type annotation (was the webhook bypassed?); using the default");
+    }
+    state.record = await this.deps.writes.createRecord(pod, {
+      podUID: uid,
+      nodeName: pod.spec!.nodeName!,
+      instanceType,
+      provider: this.deps.provider.name,
+      instanceName: instanceName(uid),
+    });
+    state.log.debug({ instanceType }, "PeerPod recorded");
+  }
+
+  async #createInstance(state: State): Promise<void> {
+    const pod = state.pod!;
+    let record = state.record!;
+    if (record.status?.phase !== "Creating") record = state.record = await this.deps.writes.patchRecordStatus(record, { phase: "Creating", message: null });
+    const started = Date.now();
+    let instance: Instance;
+    try {
+      instance = await this.deps.provider.create(this.#instanceSpec(pod, record));
+    } catch (error) {
+      await this.#failed(state, "create", error);
+      throw error;
+    }
+    vmOperations.inc({ op: "create", result: "ok" });
+    state.record = await this.deps.writes.patchRecordStatus(record, {
+      phase: "Creating",
+      instanceID: instance.id,
+      address: instance.address ?? null,
+      agentEndpoint: instance.agentEndpoint ?? null,
+      message: null,
+    });
+    state.found = instance;
+    state.instance = present(instance);
+    state.log.info({ instanceId: instance.id, instanceType: record.spec.instanceType, ms: Date.now() - started }, "VM created");
+  }
+
+  #instanceSpec(pod: V1Pod, record: PeerPod): InstanceSpec {
+    const type = this.deps.policy().instanceTypes.get(record.spec.instanceType);
+    if (!type) throw new ProviderError("invalid", `instance type "${record.spec.instanceType}" is not in the policy's catalog`);
+    const meta = pod.metadata!;
+    return {
+      name: record.spec.instanceName,
+      instanceType: type,
+      userData: JSON.stringify({ cluster: this.deps.clusterId, namespace: meta.namespace, pod: meta.name, podUID: record.spec.podUID }),
+      tags: {
+        [TAG.cluster]: this.deps.clusterId,
+        [TAG.podUid]: record.spec.podUID,
+        [TAG.namespace]: meta.namespace!,
+        [TAG.podName]: meta.name!,
+        [TAG.instanceType]: type.name,
+      },
+    };
+  }
+
+  async #lookUpInstance(state: State): Promise<void> {
+    const id = state.record!.status!.instanceID!;
+    try {
+      state.found = await this.deps.provider.get(id);
+    } catch (error) {
+      this.#countProviderError(error);
+      throw error;
+    }
+    state.instance = state.found ? present(state.found) : { kind: "absent" };
+  }
+
+  async #markReady(state: State): Promise<void> {
+    const pod = state.pod!;
+    const instance = state.found!;
+    const record = state.record!;
+    if (record.status?.phase !== "Ready") {
+      state.record = await this.deps.writes.patchRecordStatus(record, {
+        phase: "Ready",
+        instanceID: instance.id,
+        address: instance.address ?? null,
+        agentEndpoint: instance.agentEndpoint ?? null,
+        readyTime: new Date().toISOString(),
+        message: null,
+      });
+      const seconds = Math.max(0, (Date.now() - this.deps.boundAt(state.key, pod)) / 1000);
+      vmReadySeconds.observe(seconds);
+      this.#event(state, "Normal", "VMReady", `VM ${instance.id} (${record.spec.instanceType}) ready ${seconds.toFixed(1)}s after the pod was bound`);
+      state.log.info({ instanceId: instance.id, seconds }, "VM ready");
+    }
+    await this.deps.writes.setPodCondition(pod, "True", "VMReady", `VM ${instance.id} is ready`);
+    state.vmReady = true;
+  }
+
+  /** The VM vanished or is dying behind peerpods' back: a new one replaces it, under a new idempotency key. */
+  async #replaceInstance(state: State): Promise<void> {
+    const cached = state.record!;
+    const fresh = await this.deps.writes.getRecord(cached.metadata.namespace, cached.metadata.name);
+    if (!fresh || fresh.status?.instanceID !== cached.status?.instanceID || fresh.spec.instanceName !== cached.spec.instanceName) {
+      // The informer was behind: decide again on the record as it is now.
+      state.record = fresh;
+      state.instance = { kind: "unknown" };
+      return;
+    }
+    const lost = cached.status!.instanceID!;
+    const why = state.found ? `is ${state.found.state}${state.found.message ? `: ${state.found.message}` : ""}` : "no longer exists";
+    const message = `VM ${lost} ${why}; replacing it`;
+    state.log.warn({ instanceId: lost }, message);
+    this.#event(state, "Warning", "VMLost", message);
+    vmOperations.inc({ op: "replace", result: "ok" });
+    if (state.found) await this.deps.provider.delete(lost);
+    await this.deps.writes.setPodCondition(state.pod!, "False", "VMLost", message);
+    state.vmReady = false;
+    let record = await this.deps.writes.patchRecordSpec(fresh, { instanceName: nextInstanceName(fresh.spec.podUID, fresh.spec.instanceName) });
+    record = await this.deps.writes.patchRecordStatus(record, { phase: "Creating", instanceID: null, address: null, agentEndpoint: null, readyTime: null, message });
+    state.record = record;
+    state.found = undefined;
+    state.instance = { kind: "unknown" };
+  }
+
+  /** Deletes every VM tagged with the record's pod UID (so one made by a create whose answer was lost goes too), then releases the record. */
+  async #teardown(state: State): Promise<void> {
+    let record = state.record!;
+    try {
+      if (record.status?.phase !== "Deleting") record = await this.deps.writes.patchRecordStatus(record, { phase: "Deleting" });
+    } catch (error) {
+      if (apiStatus(error) !== 404) throw error;
+      state.record = undefined;
+      return;
+    }
+    const ids = new Set<string>();
+    try {
+      const tagged = await this.deps.provider.list({ [TAG.cluster]: this.deps.clusterId, [TAG.podUid]: record.spec.podUID });
+      for (const instance of tagged) ids.add(instance.id);
+      if (record.status?.instanceID) ids.add(record.status.instanceID);
+      for (const id of ids) await this.deps.provider.delete(id);
+    } catch (error) {
+      await this.#failed(state, "delete", error);
+      throw error;
+    }
+    for (const id of ids) {
+      vmOperations.inc({ op: "delete", result: "ok" });
+      this.#event(state, "Normal", "VMDeleted", `VM ${id} deleted`);
+    }
+    await this.deps.writes.releaseRecord(record);
+    state.log.info({ instanceIds: [...ids] }, ids.size ? "VM deleted, record released" : "record released (no VM)");
+    state.record = undefined;
+    state.instance = { kind: "unknown" };
+    state.found = undefined;
+  }
+
+  /** A failed provider call: counted, an Event with the reason, the record Failed with the message. */
+  async #failed(state: State, op: "create" | "delete", error: unknown): Promise<void> {
+    const kind = this.#countProviderError(error);
+    vmOperations.inc({ op, result: kind === "quota" ? "quota" : "error" });
+    const message = `${op} VM failed${kind === "quota" ? " (cloud quota reached)" : ""}: ${(error as Error).message}`;
+    const reason = kind === "quota" ? "VMQuotaExceeded" : op === "create" ? "VMCreateFailed" : "VMDeleteFailed";
+    state.log.warn({ err: error, kind }, message);
+    this.#event(state, "Warning", reason, message);
+    if (!state.record) return;
+    await this.deps.writes
+      .patchRecordStatus(state.record, { phase: op === "create" ? "Failed" : "Deleting", message })
+      .then((record) => (state.record = record))
+      .catch((patchError: unknown) => state.log.warn({ err: patchError }, "could not record the failure on the PeerPod"));
+  }
+
+  #countProviderError(error: unknown): string {
+    const kind = error instanceof ProviderError ? error.kind : "unknown";
+    providerErrors.inc({ provider: this.deps.provider.name, kind });
+    return kind;
+  }
+
+  #event(state: State, type: EventType, reason: string, message: string): void {
+    const [namespace, name] = splitKey(state.key);
+    const uid = state.pod?.metadata?.uid ?? state.record?.spec.podUID;
+    this.deps.events.record({ apiVersion: "v1", kind: "Pod", namespace, name, uid }, type, reason, message);
+  }
+}
+
+function present(instance: Instance): InstanceFacts {
+  return { kind: "present", state: instance.state, ready: instance.ready };
+}
+
+export function splitKey(key: string): [string, string] {
+  const slash = key.indexOf("/");
+  return [key.slice(0, slash), key.slice(slash + 1)];
+}
