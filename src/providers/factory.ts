@@ -20,6 +20,7 @@ export interface ProviderModule {
 const MODULES: Partial<Record<ProviderName, () => Promise<ProviderModule>>> = {
   sim: () => import("./sim/index.js"),
   aws: () => import("./aws/index.js"),
+  qemu: () => import("./qemu/index.js"),
 };
 
 export async function createProvider(config: PolicySpec["provider"], options: ProviderOptions): Promise<Provider> {

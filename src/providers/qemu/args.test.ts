@@ -1,0 +1,74 @@
+import assert from "node:assert/strict";
+import { kernelCommandLine, qemuArgs, tscKhzFromCpuinfo, type LaunchSpec } from "./args.js";
+
+const spec: LaunchSpec = {
+  id: "vm-0123456789",
+  dir: "/state/qemu/vm-0123456789",
+  kernel: "/cache/podvm-1/vmlinuz",
+  accelerator: "tcg",
+  machine: "microvm",
+  vcpus: 2,
+  memoryMiB: 1024,
+  hostPort: 40123,
+  agentPort: 1024,
+  heartbeatSeconds: 5,
+  isolateNetwork: true,
+  tscKhz: 2_200_000,
+  workload: false,
+};
+
+/** The value after each occurrence of `flag`. */
+const values = (args: string[], flag: string): string[] => args.flatMap((arg, i) => (arg === flag ? [args[i + 1]!] : []));
+
+describe("qemuArgs", () => {
+  it("maps the instance type to -smp and -m and the platform to -machine, -accel and -cpu", () => {
+    const args = qemuArgs(spec);
+    assert.deepEqual(values(args, "-smp"), ["2"]);
+    assert.deepEqual(values(args, "-m"), ["1024"]);
+    assert.deepEqual(values(args, "-machine"), ["microvm"]);
+    assert.deepEqual(values(args, "-accel"), ["tcg"]);
+    assert.deepEqual(values(args, "-cpu"), ["max"]);
+    assert.deepEqual(values(qemuArgs({ ...spec, accelerator: "kvm" }), "-cpu"), ["host"]);
+  });
+
+  it("keeps every file of the VM in its folder", () => {
+    const args = qemuArgs(spec);
+    assert.deepEqual(values(args, "-initrd"), [`${spec.dir}/initrd.img`]);
+    assert.deepEqual(values(args, "-serial"), [`file:${spec.dir}/console.log`]);
+    assert.deepEqual(values(args, "-qmp"), [`unix:${spec.dir}/qmp.sock,server=on,wait=off`]);
+    assert.deepEqual(values(args, "-chardev"), [`file,id=status,path=${spec.dir}/status.log`]);
+  });
+
+  it("forwards a loopback port to the agent, isolated unless told otherwise", () => {
+    assert.deepEqual(values(qemuArgs(spec), "-netdev"), ["user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:40123-:1024"]);
+    assert.deepEqual(values(qemuArgs({ ...spec, isolateNetwork: false }), "-netdev"), ["user,id=net0,hostfwd=tcp:127.0.0.1:40123-:1024"]);
+  });
+
+  it("uses virtio-mmio devices on microvm and virtio-pci on q35", () => {
+    assert.deepEqual(values(qemuArgs(spec), "-device").slice(0, 1), ["virtio-serial-device"]);
+    assert.ok(values(qemuArgs(spec), "-device").includes("virtio-net-device,netdev=net0"));
+    const q35 = values(qemuArgs({ ...spec, machine: "q35" }), "-device");
+    assert.ok(q35.includes("virtio-serial-pci") && q35.includes("virtio-net-pci,netdev=net0"));
+  });
+
+  it("adds the workload port only when there is a workload", () => {
+    assert.equal(values(qemuArgs(spec), "-device").filter((d) => d.includes("peerpods.workload")).length, 0);
+    const args = qemuArgs({ ...spec, workload: true });
+    assert.ok(values(args, "-chardev").includes(`file,id=workload,path=${spec.dir}/workload.log`));
+    assert.ok(values(args, "-device").includes("virtserialport,chardev=workload,name=peerpods.workload"));
+  });
+});
+
+describe("kernelCommandLine", () => {
+  it("carries the TSC rate, the agent settings and pci=off on microvm only", () => {
+    assert.equal(kernelCommandLine(spec), "console=ttyS0 quiet panic=-1 tsc_early_khz=2200000 pci=off peerpods.id=vm-0123456789 peerpods.agent_port=1024 peerpods.heartbeat=5");
+    assert.doesNotMatch(kernelCommandLine({ ...spec, machine: "q35" }), /pci=off/);
+  });
+});
+
+describe("tscKhzFromCpuinfo", () => {
+  it("reads the first cpu MHz line", () => {
+    assert.equal(tscKhzFromCpuinfo("processor\t: 0\ncpu MHz\t\t: 2199.998\ncpu MHz\t\t: 1000\n"), 2_199_998);
+    assert.equal(tscKhzFromCpuinfo("no such line", 123), 123);
+  });
+});

@@ -1,0 +1,83 @@
+import { join } from "node:path";
+
+export type Accelerator = "kvm" | "tcg";
+export type Machine = "microvm" | "q35";
+
+/** Files of one VM inside its state folder. */
+export const VM_FILES = {
+  record: "instance.json",
+  initrd: "initrd.img",
+  qmp: "qmp.sock",
+  console: "console.log",
+  status: "status.log",
+  workload: "workload.log",
+  qemuLog: "qemu.log",
+  stopping: "stopping",
+} as const;
+
+export interface LaunchSpec {
+  id: string;
+  dir: string;
+  kernel: string;
+  accelerator: Accelerator;
+  machine: Machine;
+  vcpus: number;
+  memoryMiB: number;
+  /** 127.0.0.1 port forwarded to the agent port in the VM. */
+  hostPort: number;
+  agentPort: number;
+  heartbeatSeconds: number;
+  isolateNetwork: boolean;
+  /** The host's TSC rate: TCG guests fail to calibrate it under load and stall at boot without it. */
+  tscKhz: number;
+  /** Adds the `peerpods.workload` port whose output lands in workload.log. */
+  workload: boolean;
+}
+
+export function kernelCommandLine(spec: LaunchSpec): string {
+  return [
+    "console=ttyS0",
+    "quiet",
+    "panic=-1",
+    `tsc_early_khz=${spec.tscKhz}`,
+    ...(spec.machine === "microvm" ? ["pci=off"] : []),
+    `peerpods.id=${spec.id}`,
+    `peerpods.agent_port=${spec.agentPort}`,
+    `peerpods.heartbeat=${spec.heartbeatSeconds}`,
+  ].join(" ");
+}
+
+/** The qemu command line for one pod VM. Every file it uses sits in `spec.dir`. */
+export function qemuArgs(spec: LaunchSpec): string[] {
+  const file = (name: string): string => join(spec.dir, name);
+  const device = (kind: "serial" | "net"): string => {
+    const bus = spec.machine === "microvm" ? "device" : "pci";
+    return kind === "serial" ? `virtio-serial-${bus}` : `virtio-net-${bus}`;
+  };
+  const port = (id: string, path: string): string[] => ["-chardev", `file,id=${id},path=${path}`, "-device", `virtserialport,chardev=${id},name=peerpods.${id}`];
+  return [
+    "-name", `peerpods-${spec.id}`,
+    "-machine", spec.machine,
+    "-accel", spec.accelerator,
+    "-cpu", spec.accelerator === "kvm" ? "host" : "max",
+    "-smp", String(spec.vcpus),
+    "-m", String(spec.memoryMiB),
+    "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+    "-kernel", spec.kernel,
+    "-initrd", file(VM_FILES.initrd),
+    "-append", kernelCommandLine(spec),
+    "-serial", `file:${file(VM_FILES.console)}`,
+    "-device", device("serial"),
+    ...port("status", file(VM_FILES.status)),
+    ...(spec.workload ? port("workload", file(VM_FILES.workload)) : []),
+    "-netdev", `user,id=net0${spec.isolateNetwork ? ",restrict=on" : ""},hostfwd=tcp:127.0.0.1:${spec.hostPort}-:${spec.agentPort}`,
+    "-device", `${device("net")},netdev=net0`,
+    "-qmp", `unix:${file(VM_FILES.qmp)},server=on,wait=off`,
+  ];
+}
+
+/** The host TSC rate from /proc/cpuinfo ("cpu MHz : 2199.998"), or `fallback`. */
+export function tscKhzFromCpuinfo(cpuinfo: string, fallback = 2_000_000): number {
+  const mhz = Number(/^cpu MHz\s*:\s*([\d.]+)/m.exec(cpuinfo)?.[1]);
+  return Number.isFinite(mhz) && mhz > 0 ? Math.round(mhz * 1000) : fallback;
+}

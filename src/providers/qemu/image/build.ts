@@ -1,0 +1,167 @@
+/**
+ * `npm run podvm:build`: the pod VM image — a Debian cloud kernel and an initramfs with
+ * busybox, the virtio drivers the kernel lacks built in, and the project's init/agent — made from
+ * Debian packages only (fetched with `apt-get download`, unpacked with `dpkg -x`, never installed)
+ * into `${PEERPODS_CACHE_DIR:-~/.cache/peerpods}/podvm-<version>/`. Skipped when nothing changed.
+ */
+import { execFile } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
+import { copyFile, mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { gzipSync } from "node:zlib";
+import { writeCpio, type CpioEntry } from "./cpio.js";
+import { moduleIndex, moduleLoadOrder, modinfoDepends, newestCloudKernel } from "./kernel.js";
+import { defaultImageDir, MANIFEST_FILE, PODVM_VERSION, readManifest, type ImageManifest } from "./paths.js";
+
+const run = promisify(execFile);
+const BUSYBOX_PACKAGE = "busybox-static";
+/** virtio-mmio transport (microvm), virtio-pci (q35 fallback), serial ports, network. */
+const WANTED_MODULES = ["virtio_mmio", "virtio_pci", "virtio_console", "virtio_net"];
+const GUEST_DIR = new URL("../guest/", import.meta.url);
+/** Files whose content goes into the image: any change rebuilds it. */
+const SOURCES = ["../guest/init.sh", "../guest/agent-session.sh", "./build.ts", "./cpio.ts", "./kernel.ts"].map((path) => new URL(path, import.meta.url));
+
+let stepNumber = 0;
+async function step<T>(title: string, work: () => Promise<T>): Promise<T> {
+  const started = Date.now();
+  process.stdout.write(`[podvm ${++stepNumber}/6] ${title} ... `);
+  const result = await work();
+  console.log(`done (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+  return result;
+}
+
+async function output(command: string, args: string[], cwd?: string): Promise<string> {
+  try {
+    return (await run(command, args, { cwd, maxBuffer: 256 * 1024 * 1024, encoding: "utf8" })).stdout;
+  } catch (error) {
+    const stderr = (error as { stderr?: string }).stderr?.trim();
+    throw new Error(`${command} ${args.join(" ")} failed${stderr ? `: ${stderr}` : ""}`, { cause: error });
+  }
+}
+
+async function candidateVersion(pkg: string): Promise<string> {
+  const version = /^Version: (.+)$/m.exec(await output("apt-cache", ["show", "--no-all-versions", pkg]))?.[1];
+  if (!version) throw new Error(`apt-cache knows no version of ${pkg}; run apt-get update`);
+  return version;
+}
+
+async function resolvePackages(): Promise<Record<"kernel" | "busybox", { name: string; version: string }>> {
+  const kernel = process.env.PEERPODS_PODVM_KERNEL_PACKAGE || newestCloudKernel((await output("apt-cache", ["pkgnames", "linux-image-"])).split("\n"));
+  if (!kernel) throw new Error("apt-cache lists no linux-image-*-cloud-amd64 package; run apt-get update (Debian bookworm or later)");
+  return {
+    kernel: { name: kernel, version: await candidateVersion(kernel) },
+    busybox: { name: BUSYBOX_PACKAGE, version: await candidateVersion(BUSYBOX_PACKAGE) },
+  };
+}
+
+/** Downloads (unless already there) and unpacks one package; returns the folder it was unpacked into. */
+async function fetchAndUnpack(imageDir: string, pkg: { name: string; version: string }): Promise<string> {
+  const debs = join(imageDir, "debs");
+  await mkdir(debs, { recursive: true });
+  const prefix = `${pkg.name}_${pkg.version.replace(":", "%3a")}_`;
+  const find = async (): Promise<string | undefined> => (await readdir(debs)).find((f) => f.startsWith(prefix) && f.endsWith(".deb"));
+  let deb = await find();
+  if (!deb) {
+    await output("apt-get", ["download", "-q", `${pkg.name}=${pkg.version}`], debs);
+    deb = await find();
+    if (!deb) throw new Error(`apt-get download ${pkg.name}=${pkg.version} left no ${prefix}*.deb in ${debs}`);
+  }
+  const root = join(imageDir, "unpacked", deb.replace(/\.deb$/, ""));
+  await rm(root, { recursive: true, force: true });
+  await mkdir(root, { recursive: true });
+  await output("dpkg", ["-x", join(debs, deb), root]);
+  return root;
+}
+
+async function kernelModules(kernelRoot: string, busybox: string): Promise<{ release: string; modules: Map<string, Buffer> }> {
+  const [release] = await readdir(join(kernelRoot, "lib", "modules"));
+  if (!release) throw new Error(`no lib/modules in ${kernelRoot}`);
+  const dir = join(kernelRoot, "lib", "modules", release);
+  const index = moduleIndex(await readFile(join(dir, "modules.order"), "utf8"), await readFile(join(dir, "modules.builtin"), "utf8"));
+  const contents = new Map<string, Buffer>();
+  const load = async (name: string): Promise<Buffer> => {
+    const path = join(dir, index.loadable.get(name) ?? "");
+    // modules.order names `.ko`; Debian ships them xz-compressed from 6.12 on, and the unpacked
+    // busybox decompresses them, so the guest needs no decompressor.
+    const data = existsSync(path) ? await readFile(path) : (await run(busybox, ["xz", "-dc", `${path}.xz`], { encoding: "buffer", maxBuffer: 64 * 1024 * 1024 })).stdout;
+    contents.set(name, data);
+    return data;
+  };
+  const order = await moduleLoadOrder(WANTED_MODULES, index, async (name) => modinfoDepends(contents.get(name) ?? (await load(name))));
+  return { release, modules: new Map(order.map((name) => [name, contents.get(name)!])) };
+}
+
+async function initramfs(busybox: string, modules: Map<string, Buffer>): Promise<Buffer> {
+  const applets = (await output(busybox, ["--list"])).split("\n").filter((a) => a && a !== "busybox" && /^[\w.[-]+$/.test(a));
+  const guestFile = (name: string): Promise<Buffer> => readFile(new URL(name, GUEST_DIR));
+  const entries: CpioEntry[] = [
+    { type: "file", path: "init", data: await guestFile("init.sh"), mode: 0o755 },
+    { type: "file", path: "peerpods/agent-session", data: await guestFile("agent-session.sh"), mode: 0o755 },
+    { type: "file", path: "bin/busybox", data: await readFile(busybox), mode: 0o755 },
+    ...applets.map((applet): CpioEntry => ({ type: "symlink", path: `bin/${applet}`, target: "busybox" })),
+    ...[...modules].map(([name, data]): CpioEntry => ({ type: "file", path: `lib/modules/${name}.ko`, data })),
+    { type: "file", path: "lib/modules/load-order", data: [...modules.keys()].map((name) => `${name}.ko\n`).join("") },
+    { type: "char", path: "dev/console", major: 5, minor: 1 },
+    { type: "char", path: "dev/null", major: 1, minor: 3, mode: 0o666 },
+    ...["proc", "sys", "run", "tmp"].map((path): CpioEntry => ({ type: "dir", path })),
+  ];
+  return gzipSync(writeCpio(entries), { level: 9 });
+}
+
+async function inputsHash(packages: Awaited<ReturnType<typeof resolvePackages>>): Promise<string> {
+  const hash = createHash("sha256").update(JSON.stringify({ PODVM_VERSION, packages, WANTED_MODULES }));
+  for (const source of SOURCES) hash.update(await readFile(source));
+  return hash.digest("hex").slice(0, 16);
+}
+
+/** Writes via a temporary name so a crash never leaves a half-written file under the real one. */
+async function writeAtomically(path: string, data: Buffer | string): Promise<void> {
+  await writeFile(`${path}.tmp`, data);
+  await rename(`${path}.tmp`, path);
+}
+
+async function buildImage(imageDir: string): Promise<ImageManifest> {
+  const packages = await step("resolving Debian packages", resolvePackages);
+  const inputs = await inputsHash(packages);
+  const existing = await readManifest(imageDir);
+  if (existing?.inputs === inputs && existsSync(join(imageDir, existing.kernel)) && existsSync(join(imageDir, existing.initrd))) {
+    console.log(`pod VM image up to date in ${imageDir} (${existing.kernelPackage})`);
+    return existing;
+  }
+  await mkdir(imageDir, { recursive: true });
+  const [kernelRoot, busyboxRoot] = await step(`fetching ${packages.kernel.name} ${packages.kernel.version} and ${packages.busybox.name} ${packages.busybox.version}`, () =>
+    Promise.all([fetchAndUnpack(imageDir, packages.kernel), fetchAndUnpack(imageDir, packages.busybox)]),
+  );
+  const busybox = join(busyboxRoot, "bin", "busybox");
+  const { release, modules } = await step("resolving kernel modules", () => kernelModules(kernelRoot, busybox));
+  const initrd = await step(`writing the initramfs (${modules.size} modules: ${[...modules.keys()].join(", ") || "none"})`, () => initramfs(busybox, modules));
+  await step("installing kernel and initramfs", async () => {
+    await copyFile(join(kernelRoot, "boot", `vmlinuz-${release}`), join(imageDir, "vmlinuz.tmp"));
+    await rename(join(imageDir, "vmlinuz.tmp"), join(imageDir, "vmlinuz"));
+    await writeAtomically(join(imageDir, "initrd.gz"), initrd);
+  });
+  const manifest: ImageManifest = {
+    version: PODVM_VERSION,
+    kernel: "vmlinuz",
+    initrd: "initrd.gz",
+    kernelPackage: `${packages.kernel.name}=${packages.kernel.version}`,
+    kernelRelease: release,
+    busyboxPackage: `${packages.busybox.name}=${packages.busybox.version}`,
+    modules: [...modules.keys()],
+    inputs,
+    builtAt: new Date().toISOString(),
+  };
+  await step("writing the manifest", async () => {
+    await writeAtomically(join(imageDir, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
+    await rm(join(imageDir, "unpacked"), { recursive: true, force: true });
+  });
+  console.log(`pod VM image ready in ${imageDir}: kernel ${release}, initramfs ${(initrd.length / 1024 / 1024).toFixed(1)} MiB`);
+  return manifest;
+}
+
+buildImage(process.env.PEERPODS_PODVM_DIR || defaultImageDir()).catch((error: unknown) => {
+  console.error(`\npodvm:build failed: ${(error as Error).message}`);
+  process.exit(1);
+});
