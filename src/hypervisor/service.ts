@@ -30,11 +30,10 @@ export function hypervisorService(sandboxes: Sandboxes, log: Logger): Services {
         const request = decode(m.createVMRequest, payload);
         const id = sandboxId(request.id);
         const target = parseSandboxAnnotations(request.annotations);
-        const sandboxLog = log.child({ pod: describeTarget(target), sandbox: id });
-        if (target.ignored.length) sandboxLog.warn({ ignored: target.ignored }, "CreateVM: annotations ignored");
+        if (target.ignored.length) log.warn({ pod: describeTarget(target), sandbox: id, ignored: target.ignored }, "CreateVM: annotations ignored");
         const started = Date.now();
         const sandbox = await sandboxes.create(id, target);
-        sandboxLog.info(
+        log.child({ pod: sandbox.record.pod, sandbox: id }).info(
           { instanceId: sandbox.record.instanceId, attached: sandbox.attached, ms: Date.now() - started },
           sandbox.attached ? "CreateVM: attached to the pod's VM" : "CreateVM: VM requested",
         );
