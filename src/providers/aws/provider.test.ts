@@ -130,6 +130,20 @@ describe("AwsProvider (stubbed EC2)", () => {
     assert.equal(ec2.commandCalls(DescribeSubnetsCommand).length, 0, "subnet zones are cached");
   });
 
+  it("still knows an instance it just launched while EC2's reads do not list it yet, and forgets it once deleted", async () => {
+    ec2.on(RunInstancesCommand).resolves({ Instances: [ec2Instance("i-new", "pending")] });
+    ec2.on(DescribeInstancesCommand, { InstanceIds: ["i-new"] }).rejects(ec2Error("InvalidInstanceID.NotFound", 400));
+    ec2.on(DescribeInstancesCommand, { InstanceIds: ["i-other"] }).rejects(ec2Error("InvalidInstanceID.NotFound", 400));
+    ec2.on(TerminateInstancesCommand).resolves({});
+    const aws = provider();
+    await aws.create(spec("uid-c"));
+    assert.deepEqual([(await aws.get("i-new"))?.id, (await aws.get("i-new"))?.state], ["i-new", "pending"]);
+    assert.equal(await aws.get("i-other"), undefined);
+    assert.equal(await provider().get("i-new"), undefined, "another process never launched it");
+    await aws.delete("i-new");
+    assert.equal(await aws.get("i-new"), undefined);
+  });
+
   it("treats a terminate of an unknown instance as done and maps other failures", async () => {
     ec2.on(TerminateInstancesCommand).rejectsOnce(ec2Error("InvalidInstanceID.NotFound", 400)).rejects(ec2Error("UnauthorizedOperation", 403));
     await provider().delete("i-gone");

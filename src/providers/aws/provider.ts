@@ -29,12 +29,16 @@ const EXISTING_STATES = ["pending", "running", "shutting-down", "stopping", "sto
 const MAX_TOKEN_GENERATIONS = 8;
 /** DescribeInstanceStatus takes at most 100 ids per call. */
 const STATUS_BATCH = 100;
+/** How long EC2's DescribeInstances may not yet know an instance RunInstances just returned. */
+const CONSISTENCY_WINDOW_MS = 60_000;
 
 /** EC2 as a peerpods cloud; see README "AWS provider" for settings and IAM permissions. */
 export class AwsProvider implements Provider {
   readonly name = "aws";
   #subnets: Promise<Subnet[]> | undefined;
   readonly #rootDevices = new Map<string, Promise<string>>();
+  /** Instances launched by this process, kept while EC2's reads may still miss them (eventual consistency). */
+  readonly #recentLaunches = new Map<string, { instance: Instance; at: number }>();
 
   constructor(
     private readonly client: EC2Client,
@@ -69,10 +73,10 @@ export class AwsProvider implements Provider {
       const output = await this.client.send(new DescribeInstancesCommand({ InstanceIds: [id] }));
       const found = output.Reservations?.flatMap((reservation) => reservation.Instances ?? []) ?? [];
       const [instance] = await this.#withStatus(found.filter((candidate) => candidate.InstanceId === id));
-      return instance;
+      return instance ?? this.#recentLaunch(id);
     } catch (error) {
       const mapped = toProviderError(error, "DescribeInstances");
-      if (mapped.kind === "notFound") return undefined;
+      if (mapped.kind === "notFound") return this.#recentLaunch(id);
       throw mapped;
     }
   }
@@ -84,6 +88,7 @@ export class AwsProvider implements Provider {
 
   async delete(id: string): Promise<void> {
     try {
+      this.#recentLaunches.delete(id);
       await this.client.send(new TerminateInstancesCommand({ InstanceIds: [id] }));
       this.options.log.info({ instanceId: id }, "instance terminated");
     } catch (error) {
@@ -130,7 +135,11 @@ export class AwsProvider implements Provider {
         const output = await this.client.send(new RunInstancesCommand({ ...input, ClientToken: token }));
         const instance = output.Instances?.[0];
         if (!instance) throw new ProviderError("retryable", "RunInstances: EC2 returned no instance");
-        if (isLive(instance)) return toInstance(instance, { agentPort: this.settings.agentPort });
+        if (isLive(instance)) {
+          const launched = toInstance(instance, { agentPort: this.settings.agentPort });
+          this.#recentLaunches.set(launched.id, { instance: launched, at: Date.now() });
+          return launched;
+        }
       } catch (error) {
         if (errorCode(error) !== "IdempotentInstanceTerminated") throw error;
       }
@@ -195,6 +204,13 @@ export class AwsProvider implements Provider {
       throw new ProviderError("invalid", `no configured subnet is in a zone where ${spec.instanceType.name} may run (${zones?.join(", ")}); subnets: ${where}`);
     }
     return candidates;
+  }
+
+  /** An instance launched moments ago that EC2 does not list yet: as RunInstances described it. */
+  #recentLaunch(id: string): Instance | undefined {
+    const now = Date.now();
+    for (const [launchedId, { at }] of this.#recentLaunches) if (now - at > CONSISTENCY_WINDOW_MS) this.#recentLaunches.delete(launchedId);
+    return this.#recentLaunches.get(id)?.instance;
   }
 
   /** The configured subnets' zones, looked up once (and again after a failed lookup). */
