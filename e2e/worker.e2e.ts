@@ -1,0 +1,251 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { readFile, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  PatchStrategy,
+  setHeaderOptions,
+  type KubeConfig,
+  type KubernetesObject,
+  type V1Pod,
+} from "@kubernetes/client-node";
+import { VM_READY_CONDITION } from "../src/kube/annotations.js";
+import { TAG } from "../src/providers/types.js";
+import { PEERPOD_GROUP, PEERPOD_PLURAL, PEERPOD_VERSION, type PeerPod } from "../src/worker/peerpod.js";
+import { atExit } from "./cluster/process.js";
+import { cluster } from "./setup.js";
+import { applyObjects, loadManifests, MANIFESTS_DIR, withWebhookUrl } from "./support/manifests.js";
+import { startPeerpods, type Peerpods } from "./support/peerpods.js";
+import { serviceAccountKubeconfig } from "./support/tokens.js";
+import { waitFor } from "./support/wait.js";
+
+const NAMESPACE = "wk-e2e";
+const CLUSTER_ID = "wk-e2e";
+const NODES = ["wk-node-1", "wk-node-2", "wk-node-3"];
+const VM_RESOURCE = "kata.peerpods.io/vm";
+
+interface SimRecord {
+  id: string;
+  name: string;
+  tags: Record<string, string>;
+}
+
+describe("worker: one VM per peer pod on the local control plane (sim provider)", function () {
+  this.timeout(120_000);
+  let admin: KubeConfig;
+  let core: CoreV1Api;
+  let custom: CustomObjectsApi;
+  let webhookConfig: KubernetesObject[];
+  let kubeconfig: string;
+  let dir: string;
+  let inventoryFile: string;
+  let policyFile: string;
+  const replicas: Peerpods[] = [];
+
+  const start = async (): Promise<Peerpods> => {
+    const peerpods = await startPeerpods({
+      kubeconfig,
+      args: ["--parts=webhook,worker", `--policy-file=${policyFile}`, `--cluster-id=${CLUSTER_ID}`, "--gc-interval=2", "--gc-grace=10"],
+    });
+    replicas.push(peerpods);
+    return peerpods;
+  };
+  /** Points the cluster's webhook at this replica and waits until pods are mutated through it. */
+  const serveWebhookFrom = async (peerpods: Peerpods): Promise<void> => {
+    await applyObjects(admin, withWebhookUrl(webhookConfig, peerpods.webhookUrl, peerpods.caBundle));
+    await waitFor(
+      async () => {
+        const probe = await core.createNamespacedPod({ namespace: NAMESPACE, body: peerPod("wk-probe"), dryRun: "All" });
+        return probe.metadata?.annotations?.["peerpods.io/instance-type"] !== undefined && probe.metadata?.uid !== undefined;
+      },
+      { timeoutMs: 20_000, message: "the apiserver to call the webhook" },
+    );
+  };
+
+  const inventory = async (): Promise<SimRecord[]> => {
+    try {
+      return (JSON.parse(await readFile(inventoryFile, "utf8")) as { instances: SimRecord[] }).instances;
+    } catch {
+      return [];
+    }
+  };
+  const peerPods = async (): Promise<PeerPod[]> =>
+    ((await custom.listNamespacedCustomObject({ group: PEERPOD_GROUP, version: PEERPOD_VERSION, plural: PEERPOD_PLURAL, namespace: NAMESPACE })) as { items: PeerPod[] })
+      .items;
+  const livePods = async (): Promise<V1Pod[]> => (await core.listNamespacedPod({ namespace: NAMESPACE })).items.filter((p) => !p.metadata?.deletionTimestamp);
+
+  const createPods = (prefix: string, count: number): Promise<V1Pod[]> =>
+    Promise.all(Array.from({ length: count }, (_, i) => core.createNamespacedPod({ namespace: NAMESPACE, body: peerPod(`${prefix}-${i}`) })));
+  const deletePods = (names: string[]): Promise<unknown> =>
+    Promise.all(names.map((name) => core.deleteNamespacedPod({ name, namespace: NAMESPACE, gracePeriodSeconds: 0 })));
+
+  /** Exactly one VM per live peer pod of the namespace and no other VM of this cluster; every PeerPod Ready. */
+  const converged = async (): Promise<boolean> => {
+    const pods = await livePods();
+    const uids = pods.map((p) => p.metadata!.uid!).sort();
+    const vms = (await inventory()).filter((vm) => vm.tags[TAG.cluster] === CLUSTER_ID);
+    const vmUids = vms.map((vm) => vm.tags[TAG.podUid]!).sort();
+    if (JSON.stringify(uids) !== JSON.stringify(vmUids)) return false;
+    const records = await peerPods();
+    if (records.length !== pods.length || records.some((r) => r.status?.phase !== "Ready")) return false;
+    return pods.every((pod) => vmReadyByWorker(pod));
+  };
+  const waitConverged = (message: string, timeoutMs = 60_000): Promise<boolean> => waitFor(converged, { timeoutMs, intervalMs: 500, message });
+
+  before(async function () {
+    this.timeout(180_000);
+    admin = cluster().kc;
+    core = admin.makeApiClient(CoreV1Api);
+    custom = admin.makeApiClient(CustomObjectsApi);
+    const manifests = await loadManifests(MANIFESTS_DIR);
+    webhookConfig = manifests.filter((o) => o.kind === "MutatingWebhookConfiguration");
+    await applyObjects(
+      admin,
+      manifests.filter((o) => o.kind !== "MutatingWebhookConfiguration"),
+    );
+    await core.createNamespace({ body: { metadata: { name: NAMESPACE } } });
+    await waitFor(() => core.readNamespacedServiceAccount({ name: "default", namespace: NAMESPACE }), { message: "the default ServiceAccount" });
+    await cluster().addNodes(NODES.map((name) => ({ name })));
+    const capacity = { status: { capacity: { [VM_RESOURCE]: "100" }, allocatable: { [VM_RESOURCE]: "100" } } };
+    for (const name of NODES) await core.patchNodeStatus({ name, body: capacity }, setHeaderOptions("Content-Type", PatchStrategy.MergePatch));
+
+    dir = mkdtempSync(join(tmpdir(), "wk-e2e-"));
+    atExit(() => rmSync(dir, { recursive: true, force: true }));
+    inventoryFile = join(dir, "sim-inventory.json");
+    policyFile = join(dir, "policy.json");
+    // A flaky cloud: slow-ish creates, some lost responses and 5xx errors, to exercise idempotency on every run.
+    const sim = { createMs: { median: 150, p99: 600 }, readyMs: { median: 300, p99: 1000 }, deleteMs: 30, crashRate: 0.1, errorRate: 0.05, inventoryFile };
+    await writeFile(policyFile, JSON.stringify({ provider: { name: "sim", sim } }));
+    kubeconfig = await serviceAccountKubeconfig(admin, { namespace: "peerpods-system", name: "peerpods" }, join(dir, "peerpods.kubeconfig"), cluster().caFile);
+    await serveWebhookFrom(await start());
+  });
+
+  after(async function () {
+    this.timeout(60_000);
+    await Promise.all(replicas.map((r) => r.kill()));
+    await core.deleteNamespace({ name: NAMESPACE }).catch(() => undefined);
+    for (const name of NODES) await core.deleteNode({ name }).catch(() => undefined);
+    await applyObjects(admin, webhookConfig).catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("gives 20 peer pods 20 VMs, marks them ready, and lists them as PeerPods", async () => {
+    await createPods("wk-a", 20);
+    await waitConverged("20 pods with one ready VM each");
+    const records = await peerPods();
+    assert.equal(records.length, 20);
+    assert.equal((await inventory()).length, 20);
+    for (const record of records) {
+      assert.match(record.status!.instanceID!, /^sim-/);
+      assert.equal(record.spec.provider, "sim");
+      assert.ok(record.metadata.finalizers?.includes("peerpods.io/vm"));
+    }
+    // what `kubectl get peerpods` prints: the server-side table with the CRD's printer columns
+    const table = (await custom.listNamespacedCustomObject(
+      { group: PEERPOD_GROUP, version: PEERPOD_VERSION, plural: PEERPOD_PLURAL, namespace: NAMESPACE },
+      setHeaderOptions("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io"),
+    )) as { columnDefinitions: { name: string }[]; rows: { cells: unknown[] }[] };
+    assert.deepEqual(
+      table.columnDefinitions.map((c) => c.name).filter((n) => ["Name", "Phase", "Instance", "Type", "Node"].includes(n)),
+      ["Name", "Phase", "Instance", "Type", "Node"],
+    );
+    assert.equal(table.rows.length, 20);
+    assert.ok(table.rows.every((row) => row.cells[1] === "Ready" && String(row.cells[2]).startsWith("sim-")));
+  });
+
+  it("deletes the VMs of 10 deleted pods and keeps the other 10", async () => {
+    await deletePods(Array.from({ length: 10 }, (_, i) => `wk-a-${i}`));
+    await waitFor(async () => (await livePods()).length === 10 && (await inventory()).length === 10 && (await peerPods()).length === 10, {
+      timeoutMs: 30_000,
+      intervalMs: 250,
+      message: "10 VMs and 10 PeerPods left",
+    });
+    assert.ok(await converged());
+  });
+
+  it("after a SIGKILL amid 50 creates and 25 deletes, converges to one VM per live pod and no leak", async () => {
+    const [replica] = replicas.splice(0);
+    await createPods("wk-c", 50);
+    const deletes = deletePods(Array.from({ length: 25 }, (_, i) => `wk-c-${i * 2}`));
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    await replica!.kill();
+    await deletes;
+    const inFlight = (await inventory()).length;
+    const restarted = await start();
+    await serveWebhookFrom(restarted);
+    await waitConverged("one VM per live pod after the restart", 90_000);
+    assert.equal((await livePods()).length, 35);
+    const vms = await inventory();
+    assert.equal(vms.length, 35, `inventory had ${inFlight} VMs at the kill`);
+    assert.equal(new Set(vms.map((vm) => vm.tags[TAG.podUid])).size, 35);
+  });
+
+  it("replaces a VM deleted behind its back and shows it on the PeerPod", async () => {
+    const [record] = (await peerPods()).filter((r) => r.metadata.name === "wk-a-15");
+    const lost = record!.status!.instanceID!;
+    const replaced = await waitFor(
+      async () => {
+        const now = (await peerPods()).find((r) => r.metadata.name === "wk-a-15");
+        if (now?.status?.instanceID && now.status.instanceID !== lost && now.status.phase === "Ready") return now;
+        const vms = await inventory();
+        // play the cloud console; the sim may have rewritten its file meanwhile, so remove again until it sticks
+        if (vms.some((vm) => vm.id === lost)) await writeFile(inventoryFile, JSON.stringify({ version: 1, instances: vms.filter((vm) => vm.id !== lost) }));
+        return undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 500, message: `a replacement for VM ${lost}` },
+    );
+    assert.equal(replaced.spec.instanceName, `pp-${record!.spec.podUID}-r1`);
+    const events = await core.listNamespacedEvent({ namespace: NAMESPACE, fieldSelector: "involvedObject.name=wk-a-15" });
+    assert.ok(events.items.some((e) => e.reason === "VMLost" && e.message?.includes(lost)), "a VMLost event names the lost VM");
+    await waitConverged("the replacement ready and nothing else changed");
+  });
+
+  it("with two replicas only the leader creates, and the other takes over when it dies", async () => {
+    const first = replicas[0]!;
+    const second = await start();
+    await createPods("wk-e", 5);
+    await waitConverged("5 more pods served");
+    const creators = (p: Peerpods): number => p.logs().filter((l) => l.msg === "VM created" && String(l.pod).startsWith(`${NAMESPACE}/wk-e-`)).length;
+    assert.ok(creators(first) >= 5, "the leader created the VMs");
+    assert.equal(creators(second), 0, "the standby created none");
+    assert.equal(await leaderGauge(second), 0);
+    assert.equal(await leaderGauge(first), 1);
+
+    const killedAt = Date.now();
+    await first.kill();
+    replicas.splice(replicas.indexOf(first), 1);
+    await serveWebhookFrom(second);
+    await waitFor(() => second.logs().some((l) => l.msg === "became leader"), { timeoutMs: 30_000, message: "the standby to take the lease" });
+    const tookOverMs = Date.parse(String(second.logs().find((l) => l.msg === "became leader")!.time)) - killedAt;
+    assert.ok(tookOverMs < 15_000 + 2_400 + 1_000, `took over ${tookOverMs} ms after the leader died`);
+    await createPods("wk-f", 5);
+    await waitConverged("pods created after the failover served by the new leader");
+    assert.ok(second.logs().some((l) => l.msg === "VM created" && String(l.pod).startsWith(`${NAMESPACE}/wk-f-`)));
+  });
+});
+
+function peerPod(name: string): V1Pod {
+  return {
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: { name },
+    spec: {
+      runtimeClassName: "kata-remote",
+      containers: [{ name: "app", image: "busybox", resources: { requests: { cpu: "500m", memory: "256Mi" } } }],
+    },
+  };
+}
+
+/** The vm-ready condition as the worker writes it (KWOK's fast pod-ready stage also sets readiness gates, without a reason). */
+function vmReadyByWorker(pod: V1Pod): boolean {
+  return pod.status?.conditions?.some((c) => c.type === VM_READY_CONDITION && c.status === "True" && c.reason === "VMReady") ?? false;
+}
+
+async function leaderGauge(peerpods: Peerpods): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${peerpods.metricsPort}/metrics`)).text();
+  const match = /^peerpods_leader (\d+)/m.exec(text);
+  return match ? Number(match[1]) : NaN;
+}
