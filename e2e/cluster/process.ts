@@ -18,8 +18,8 @@ export interface ManagedProcess {
   child: ChildProcess;
   /** Resolves with the exit code (or signal) once the process has exited. */
   exited: Promise<string>;
-  /** SIGTERM to the process group, SIGKILL after `graceMs`; resolves when it has exited. */
-  stop(graceMs?: number): Promise<void>;
+  /** `signal` (default SIGTERM) to the process group, SIGKILL after `graceMs`; resolves when it has exited. */
+  stop(graceMs?: number, signal?: NodeJS.Signals): Promise<void>;
 }
 
 export interface SpawnOptions {
@@ -53,9 +53,9 @@ export function startProcess(options: SpawnOptions): ManagedProcess {
     logFile: options.logFile,
     child,
     exited,
-    async stop(graceMs = 5000) {
+    async stop(graceMs = 5000, signal = "SIGTERM") {
       if (child.exitCode !== null || child.signalCode !== null || !child.pid) return;
-      signalGroup(child, "SIGTERM");
+      signalGroup(child, signal);
       const timer = setTimeout(() => signalGroup(child, "SIGKILL"), graceMs);
       await exited;
       clearTimeout(timer);

@@ -1,0 +1,101 @@
+import { PatchStrategy, type KubeConfig, type KubernetesObject } from "@kubernetes/client-node";
+import { readFile, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseAllDocuments, parse as parseYaml } from "yaml";
+import { kubeRequest } from "./kube-request.js";
+import { waitFor } from "./wait.js";
+
+export const FIELD_MANAGER = "peerpods-e2e";
+
+/** The objects of a manifest file, or of a folder's kustomization.yaml `resources` (followed recursively). */
+export async function loadManifests(path: string): Promise<KubernetesObject[]> {
+  if ((await stat(path)).isDirectory()) {
+    const kustomization = parseYaml(await readFile(join(path, "kustomization.yaml"), "utf8")) as { resources?: string[] };
+    const nested = await Promise.all((kustomization.resources ?? []).map((resource) => loadManifests(join(path, resource))));
+    return nested.flat();
+  }
+  const documents = parseAllDocuments(await readFile(path, "utf8"));
+  return documents.flatMap((document) => {
+    if (document.errors.length) throw new Error(`${path}: ${document.errors[0]!.message}`);
+    const object = document.toJS() as KubernetesObject | null;
+    return object ? [object] : [];
+  });
+}
+
+/** The manifests' objects with the webhook configurations pointed at a webhook outside the cluster. */
+export function withWebhookUrl(objects: KubernetesObject[], url: string, caBundle: string): KubernetesObject[] {
+  return objects.map((object) => {
+    if (object.kind !== "MutatingWebhookConfiguration" && object.kind !== "ValidatingWebhookConfiguration") return object;
+    const { webhooks = [] } = object as KubernetesObject & { webhooks?: { clientConfig?: { service?: { path?: string } } }[] };
+    return {
+      ...object,
+      webhooks: webhooks.map((webhook) => ({ ...webhook, clientConfig: { url: `${url}${webhook.clientConfig?.service?.path ?? ""}`, caBundle } })),
+    } as KubernetesObject;
+  });
+}
+
+const FIRST = new Set(["Namespace", "CustomResourceDefinition"]);
+
+interface ApiResource {
+  name: string;
+  kind: string;
+  namespaced: boolean;
+}
+
+/** Maps kinds to their REST paths through the apiserver's discovery, one request per API group version. */
+class ResourcePaths {
+  readonly #groups = new Map<string, Promise<ApiResource[]>>();
+  constructor(private readonly kc: KubeConfig) {}
+
+  async of(object: KubernetesObject): Promise<string> {
+    const { apiVersion = "", kind = "", metadata = {} } = object;
+    const prefix = apiVersion.includes("/") ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
+    let resources = this.#groups.get(apiVersion);
+    if (!resources) {
+      resources = kubeRequest<{ resources: ApiResource[] }>(this.kc, "GET", prefix).then((list) => list.resources);
+      this.#groups.set(apiVersion, resources);
+      resources.catch(() => this.#groups.delete(apiVersion));
+    }
+    const resource = (await resources).find((r) => r.kind === kind && !r.name.includes("/"));
+    if (!resource) {
+      this.#groups.delete(apiVersion);
+      throw new Error(`the apiserver serves no ${kind} in ${apiVersion}`);
+    }
+    const namespace = resource.namespaced ? `/namespaces/${metadata.namespace ?? "default"}` : "";
+    return `${prefix}${namespace}/${resource.name}/${metadata.name}`;
+  }
+}
+
+/**
+ * Server-side applies objects as `kubectl apply --server-side --force-conflicts` does: namespaces
+ * and CRDs first, then (once the CRDs are established) everything else. Returns what was stored.
+ */
+export async function applyObjects(kc: KubeConfig, objects: KubernetesObject[]): Promise<KubernetesObject[]> {
+  const paths = new ResourcePaths(kc);
+  const apply = async (object: KubernetesObject): Promise<KubernetesObject> =>
+    kubeRequest<KubernetesObject>(kc, "PATCH", `${await paths.of(object)}?fieldManager=${FIELD_MANAGER}&force=true`, object, PatchStrategy.ServerSideApply);
+  const first = objects.filter((o) => FIRST.has(o.kind ?? ""));
+  const applied = await Promise.all(first.map(apply));
+  const crds = applied.filter((o) => o.kind === "CustomResourceDefinition").map((o) => o.metadata!.name!);
+  await Promise.all(crds.map((name) => waitForEstablished(kc, name)));
+  for (const object of objects.filter((o) => !FIRST.has(o.kind ?? ""))) {
+    // discovery of a just-established CRD's group can lag a moment behind
+    applied.push(await waitFor(() => apply(object), { timeoutMs: 10_000, message: `${object.kind} ${object.metadata?.name} to be applied` }));
+  }
+  return applied;
+}
+
+async function waitForEstablished(kc: KubeConfig, name: string): Promise<void> {
+  type Crd = { status?: { conditions?: { type: string; status: string }[] } };
+  await waitFor(
+    async () => {
+      const crd = await kubeRequest<Crd>(kc, "GET", `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${name}`);
+      return crd.status?.conditions?.some((c) => c.type === "Established" && c.status === "True");
+    },
+    { timeoutMs: 20_000, message: `CRD ${name} to be established` },
+  );
+}
+
+/** The repository's manifests folder. */
+export const MANIFESTS_DIR = fileURLToPath(new URL("../../manifests", import.meta.url));
