@@ -78,6 +78,7 @@ function nodeStatusMode(context: PartContext, core: CoreV1Api, nodes: WatchedInf
     jitter: 0.2,
     onError: (node, error, failures, retryInMs) => log.warn({ err: error, node, failures, retryInMs }, "node status patch failed; retrying"),
   });
+  queue.start();
   return {
     changed: (name) => {
       if (name) queue.add(name);
