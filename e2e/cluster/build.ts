@@ -3,11 +3,12 @@
  * from Go modules into the cache folder, and copies KWOK's stage definitions next to it.
  * Idempotent: each folder carries a stamp of its inputs, and a matching stamp skips the build.
  */
-import { spawn } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { parse as parseYaml } from "yaml";
 import {
   CONTROL_PLANE_BINARIES,
@@ -63,8 +64,11 @@ async function run(label: string, command: string, args: string[], options: { cw
   }
 }
 
-async function goEnv(name: string): Promise<string> {
-  return (await run(`go env ${name}`, "go", ["env", name])).trim();
+async function goVersion(): Promise<string> {
+  const { stdout } = await promisify(execFile)("go", ["env", "GOVERSION"]).catch((error: NodeJS.ErrnoException) => {
+    throw new Error(error.code === "ENOENT" ? "go is not on PATH (cluster:build needs Go: https://go.dev/dl/)" : `go env GOVERSION: ${error.message}`);
+  });
+  return stdout.trim();
 }
 
 const hash = (parts: (string | Buffer)[]): string => {
@@ -109,7 +113,8 @@ async function buildControlPlane(goVersion: string): Promise<void> {
 
 async function buildKwok(goVersion: string): Promise<void> {
   const dir = kwokDir();
-  const key = hash([goVersion, `${KWOK_MODULE}@${KWOK_VERSION}`, ...KWOK_STAGE_DIRS]);
+  const ldflags = "-s -w";
+  const key = hash([goVersion, ldflags, `${KWOK_MODULE}@${KWOK_VERSION}`, ...KWOK_STAGE_DIRS]);
   if (await stampMatches(dir, key, [kwokBinary(), kwokStagesFile()])) {
     say(`kwok ${KWOK_VERSION} is up to date in ${dir}`);
     return;
@@ -119,7 +124,7 @@ async function buildKwok(goVersion: string): Promise<void> {
   // `go install module@version` builds outside any module, so KWOK gets the client-go it asks for.
   const gobin = await mkdtemp(join(dir, ".gobin-"));
   try {
-    await run(`go install ${KWOK_MODULE}/cmd/kwok@${KWOK_VERSION}`, "go", ["install", "-trimpath", `${KWOK_MODULE}/cmd/kwok@${KWOK_VERSION}`], {
+    await run(`go install ${KWOK_MODULE}/cmd/kwok@${KWOK_VERSION}`, "go", ["install", "-trimpath", "-ldflags", ldflags, `${KWOK_MODULE}/cmd/kwok@${KWOK_VERSION}`], {
       cwd: dir,
       env: { GOBIN: gobin },
     });
@@ -149,10 +154,10 @@ async function kwokStages(): Promise<string> {
 }
 
 try {
-  const goVersion = await goEnv("GOVERSION");
-  say(`using ${goVersion}`);
-  await buildControlPlane(goVersion);
-  await buildKwok(goVersion);
+  const go = await goVersion();
+  say(`using ${go}`);
+  await buildControlPlane(go);
+  await buildKwok(go);
   say(`all built in ${elapsed(started)}`);
 } catch (error) {
   console.error(`cluster:build failed after ${elapsed(started)}: ${(error as Error).message}`);
