@@ -94,6 +94,30 @@ describe("agent socket forwarder", () => {
     assert.equal(Buffer.concat(received).toString(), "last words");
   });
 
+  it("replays the shim's bytes, once, when a port forwarder resets connections nothing listened to", async () => {
+    // Like qemu's user-mode network in front of a guest that is not listening yet: accept, then reset.
+    let resets = 2;
+    const received: string[] = [];
+    const flaky = createServer((socket) => {
+      if (resets-- > 0) {
+        socket.resetAndDestroy();
+        return;
+      }
+      socket.on("data", (chunk: Buffer) => received.push(chunk.toString()));
+      socket.pipe(socket);
+    });
+    flaky.listen(0, "127.0.0.1");
+    await once(flaky, "listening");
+    try {
+      const path = join(dir, "sandbox-6", "agent.ttrpc");
+      forwarders.push(await startForwarder({ path, endpoint: async () => `tcp:127.0.0.1:${(flaky.address() as AddressInfo).port}`, log: silentLogger }));
+      assert.equal((await roundTrip(path, Buffer.from("request-1"))).toString(), "request-1");
+      assert.deepEqual(received, ["request-1"], "the agent got the bytes exactly once");
+    } finally {
+      flaky.close();
+    }
+  });
+
   it("asks for the endpoint on each connection, so a VM that gets its endpoint late is reached", async () => {
     const vm: { endpoint?: string } = {};
     const path = join(dir, "sandbox-2", "agent.ttrpc");
@@ -128,8 +152,12 @@ describe("agent socket forwarder", () => {
     await assert.rejects(stat(path), { code: "ENOENT" });
   });
 
-  it("probes an endpoint: open port true, closed port false", async () => {
+  it("probes an endpoint: open port true; closed port, nothing behind a forwarded port, or missing socket false", async () => {
     assert.equal(await probeEndpoint(agent.endpoint, 1000), true);
+    const resetting = createServer((socket) => socket.resetAndDestroy()).listen(0, "127.0.0.1");
+    await once(resetting, "listening");
+    assert.equal(await probeEndpoint(`tcp:127.0.0.1:${(resetting.address() as AddressInfo).port}`, 1000), false);
+    resetting.close();
     assert.equal(await probeEndpoint("tcp:127.0.0.1:1", 1000), false);
     assert.equal(await probeEndpoint(`unix:${join(dir, "nothing.sock")}`, 1000), false);
   });

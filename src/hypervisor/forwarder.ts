@@ -15,18 +15,102 @@ export function parseAgentEndpoint(endpoint: string): NetConnectOpts {
   throw new Error(`agent endpoint ${JSON.stringify(endpoint)} is neither unix:/absolute/path nor tcp:host:port`);
 }
 
-/** Resolves true once a connection to the endpoint opens within `timeoutMs`, false otherwise. */
-export function probeEndpoint(endpoint: string, timeoutMs: number): Promise<boolean> {
+/**
+ * Resolves true once a connection to the endpoint opens and stays open for `holdMs` (a forwarded
+ * port may accept and then reset when nothing listens behind it), false otherwise.
+ */
+export function probeEndpoint(endpoint: string, timeoutMs: number, holdMs = 250): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect({ ...parseAgentEndpoint(endpoint), timeout: timeoutMs });
+    let done = false;
     const finish = (ok: boolean): void => {
+      if (done) return;
+      done = true;
       socket.destroy();
       resolve(ok);
     };
-    socket.once("connect", () => finish(true));
+    socket.once("connect", () => setTimeout(() => finish(true), holdMs).unref());
     socket.once("timeout", () => finish(false));
-    socket.once("error", () => finish(false));
+    socket.once("close", () => finish(false));
+    socket.on("error", () => finish(false));
   });
+}
+
+/** How long a new agent connection must live, or answer, before the shim's bytes count as delivered. */
+const SETTLE_MS = 1000;
+const MAX_ATTEMPTS = 10;
+const RETRY_MS = 100;
+/** Past this many unsettled bytes the connection is trusted as it is (nothing more is kept for a replay). */
+const MAX_REPLAY_BYTES = 1 << 20;
+
+/**
+ * Joins the shim's connection to a new connection to the agent. qemu's user-mode network (and any
+ * port forwarder) accepts on the host before the guest has taken the connection, and resets it when
+ * nothing listens behind it (still booting, or a single-connection agent busy with another). A
+ * connection that dies within SETTLE_MS without a byte from the agent never reached it, so the shim's
+ * bytes so far are replayed, in order, on a new connection; once settled the two are simply piped.
+ */
+function bridge(client: Socket, target: NetConnectOpts, log: Logger): void {
+  const early: Buffer[] = [];
+  let earlyBytes = 0;
+  let clientEnded = false;
+  let settled = false;
+  let attempts = 0;
+  let agent: Socket;
+  let timer: NodeJS.Timeout | undefined;
+
+  const settle = (): void => {
+    if (settled) return;
+    settled = true;
+    clearTimeout(timer);
+    early.length = 0;
+    client.off("data", onClientData);
+    client.off("end", onClientEnd);
+    agent.off("data", onFirstAgentData);
+    agent.pipe(client);
+    if (!clientEnded) client.pipe(agent);
+  };
+  const onClientData = (chunk: Buffer): void => {
+    early.push(chunk);
+    earlyBytes += chunk.length;
+    agent.write(chunk);
+    if (earlyBytes > MAX_REPLAY_BYTES) settle();
+  };
+  const onClientEnd = (): void => {
+    clientEnded = true;
+    agent.end();
+  };
+  const onFirstAgentData = (chunk: Buffer): void => {
+    client.write(chunk);
+    settle();
+  };
+  const attempt = (): void => {
+    attempts++;
+    agent = connect({ ...target, allowHalfOpen: true });
+    for (const chunk of early) agent.write(chunk);
+    if (clientEnded) agent.end();
+    timer = setTimeout(settle, SETTLE_MS);
+    agent.once("data", onFirstAgentData);
+    agent.on("error", (error) => log.debug({ err: error, attempt: attempts }, "agent connection error"));
+    agent.once("close", (hadError) => {
+      if (!settled && !client.destroyed && attempts < MAX_ATTEMPTS) {
+        clearTimeout(timer);
+        setTimeout(attempt, RETRY_MS).unref();
+        return;
+      }
+      if (!settled) log.warn({ attempts }, "could not reach the VM's agent");
+      if (hadError || !settled) client.destroy();
+    });
+  };
+
+  client.once("close", () => {
+    clearTimeout(timer);
+    agent.destroy();
+  });
+  attempt();
+  client.on("data", onClientData);
+  client.on("end", onClientEnd);
+  client.resume();
 }
 
 export interface ForwarderOptions {
@@ -51,28 +135,15 @@ export async function startForwarder(options: ForwarderOptions): Promise<Forward
   const server = createServer({ allowHalfOpen: true }, (client) => {
     open.add(client);
     options.onConnections?.(1);
-    let agent: Socket | undefined;
     client.once("close", () => {
       open.delete(client);
       options.onConnections?.(-1);
-      agent?.destroy();
     });
     client.on("error", (error) => log.debug({ err: error }, "agent socket client error"));
     client.pause();
     options.endpoint().then(
       (endpoint) => {
-        if (client.destroyed) return;
-        agent = connect({ ...parseAgentEndpoint(endpoint), allowHalfOpen: true });
-        agent.once("connect", () => {
-          client.pipe(agent!);
-          agent!.pipe(client);
-          client.resume();
-        });
-        agent.once("error", (error) => {
-          log.warn({ err: error, endpoint }, "could not reach the VM's agent");
-          client.destroy();
-        });
-        agent.once("close", () => client.destroy());
+        if (!client.destroyed) bridge(client, parseAgentEndpoint(endpoint), log.child({ endpoint }));
       },
       (error: unknown) => {
         log.warn({ err: error }, "no agent endpoint for this sandbox");
