@@ -1,9 +1,11 @@
-import { CoreV1Api, type V1Node, type V1Pod } from "@kubernetes/client-node";
+import { CoreV1Api, PatchStrategy, setHeaderOptions, type V1Node, type V1Pod } from "@kubernetes/client-node";
+import { ANNOTATION } from "../kube/annotations.js";
 import { healthApp } from "../http/apps.js";
 import { startServer } from "../http/server.js";
 import { startInformer } from "../kube/informer.js";
 import { quotaUsed } from "../metrics/scheduling.js";
 import type { PartContext, RunningPart } from "../parts.js";
+import { ReleaseNudge } from "./nudge.js";
 import { extenderRoutes } from "./route.js";
 import { SchedulingState } from "./state.js";
 
@@ -30,17 +32,22 @@ export async function startExtender(context: PartContext): Promise<RunningPart> 
     informer.on("update", (node) => state.upsertNode(node));
     informer.on("delete", (node) => state.deleteNode(node));
   });
+  const mergePatch = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
+  const nudge = new ReleaseNudge(async (name, at) => {
+    await core.patchNode({ name, body: { metadata: { annotations: { [ANNOTATION.capacityReleased]: at } } } }, mergePatch);
+  }, partLog);
+  /** Applies a pod event; a VM that stopped counting may let a pod turned away earlier fit now. */
+  const onPod = (pod: V1Pod, apply: (pod: V1Pod) => void): void => {
+    const before = state.usage().vms;
+    apply(pod);
+    publishUsage();
+    const node = pod.spec?.nodeName;
+    if (node && state.usage().vms < before) nudge.released(node);
+  };
   const pods = startInformer<V1Pod>(kc, "/api/v1/pods", () => core.listPodForAllNamespaces(), partLog, (informer) => {
-    const upsert = (pod: V1Pod): void => {
-      state.upsertPod(pod);
-      publishUsage();
-    };
-    informer.on("add", upsert);
-    informer.on("update", upsert);
-    informer.on("delete", (pod) => {
-      state.deletePod(pod);
-      publishUsage();
-    });
+    informer.on("add", (pod) => onPod(pod, (p) => state.upsertPod(p)));
+    informer.on("update", (pod) => onPod(pod, (p) => state.upsertPod(p)));
+    informer.on("delete", (pod) => onPod(pod, (p) => state.deletePod(p)));
   });
   let synced = false;
   void Promise.all([nodes.synced, pods.synced]).then(() => {
@@ -54,13 +61,14 @@ export async function startExtender(context: PartContext): Promise<RunningPart> 
     host: config.bindAddress,
     port: config.extenderPort,
     tls: { certFile: config.tlsCert, keyFile: config.tlsKey },
-    fastRoutes: extenderRoutes({ state, log: partLog, maxBodyBytes: config.maxBodyBytes }),
+    fastRoutes: extenderRoutes({ state, log: partLog, maxBodyBytes: config.maxBodyBytes, onTurnedAway: () => nudge.turnedAway() }),
     app: healthApp(() => synced),
     log: partLog,
   });
   return {
     stop: async (graceMs) => {
       await server.close(graceMs);
+      nudge.stop();
       policy.off("change", onPolicy);
       await Promise.all([nodes.stop(), pods.stop()]);
     },

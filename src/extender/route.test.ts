@@ -29,18 +29,20 @@ describe("scheduler extender over HTTPS", () => {
   let ca: string;
   let url: string;
   let state: SchedulingState;
+  let turnedAway: number;
 
   beforeEach(async () => {
     const certs = await testCerts();
     ca = certs.ca;
     state = new SchedulingState(policy);
+    turnedAway = 0;
     [node("peer-1", { peer: "yes" }), node("peer-2", { peer: "yes" }), node("plain-1", {})].forEach((n) => state.upsertNode(n));
     server = await startServer({
       name: "extender",
       host: "127.0.0.1",
       port: 0,
       tls: { certFile: certs.certFile, keyFile: certs.keyFile },
-      fastRoutes: extenderRoutes({ state, log: silentLogger, maxBodyBytes: 64 * 1024 }),
+      fastRoutes: extenderRoutes({ state, log: silentLogger, maxBodyBytes: 64 * 1024, onTurnedAway: () => (turnedAway += 1) }),
       app: healthApp(() => true),
       log: silentLogger,
     });
@@ -87,6 +89,13 @@ describe("scheduler extender over HTTPS", () => {
     assert.deepEqual(res.body.NodeNames, []);
     assert.deepEqual(res.body.FailedNodes, { "peer-1": "peer-pod limit maxVMs=2 reached: 2 VMs in use", "peer-2": "peer-pod limit maxVMs=2 reached: 2 VMs in use" });
     assert.equal(await counter("filter", "nofit"), before + 1);
+    assert.equal(turnedAway, 1, "a pod turned away for counts is reported");
+  });
+
+  it("does not report a pod turned away only for reasons preemption cannot fix", async () => {
+    const res = await post("/filter", { Pod: peerPod("p1"), NodeNames: ["plain-1"] }).expect(200);
+    assert.deepEqual(res.body.NodeNames, []);
+    assert.equal(turnedAway, 0);
   });
 
   it("prioritizes with capitalised Host/Score", async () => {

@@ -13,6 +13,8 @@ export interface ExtenderRouteOptions {
   state: SchedulingState;
   log: Logger;
   maxBodyBytes: number;
+  /** Called when a peer pod fits nowhere and some node failed for counts (slots, limits). */
+  onTurnedAway?: () => void;
 }
 
 type Handler = (args: ParsedArgs, pod: PodClass) => { body: string; result: ExtenderResult };
@@ -39,15 +41,17 @@ function route(verb: ExtenderVerb, maxBodyBytes: number, handle: Handler, state:
 }
 
 /** `POST /filter` and `POST /prioritize` over the informer-fed state: no apiserver call on the request path. */
-export function extenderRoutes({ state, log, maxBodyBytes }: ExtenderRouteOptions): Record<string, FastRoute> {
+export function extenderRoutes({ state, log, maxBodyBytes, onTurnedAway }: ExtenderRouteOptions): Record<string, FastRoute> {
   const filter: Handler = (args, pod) => {
     if (pod.kind === "plain") return { body: filterResult(args, { passed: args.nodeNames, failed: {}, unresolvable: {} }), result: "skipped" };
     const outcome = filterNodes(pod, args.nodeNames, state);
     const fits = outcome.passed.length > 0;
     if (fits && pod.kind === "peer") state.reserve(pod.uid, pod.instanceType.vcpus);
     const key = podKey(args.pod.metadata?.namespace, args.pod.metadata);
-    if (!fits) log.info({ pod: key, failed: outcome.failed, unresolvable: outcome.unresolvable }, "no node fits the peer pod");
-    else if (log.isLevelEnabled("debug")) log.debug({ pod: key, nodes: outcome.passed }, "peer pod filtered");
+    if (!fits) {
+      log.info({ pod: key, failed: outcome.failed, unresolvable: outcome.unresolvable }, "no node fits the peer pod");
+      if (Object.keys(outcome.failed).length > 0) onTurnedAway?.();
+    } else if (log.isLevelEnabled("debug")) log.debug({ pod: key, nodes: outcome.passed }, "peer pod filtered");
     return { body: filterResult(args, outcome), result: fits ? "ok" : "nofit" };
   };
   const prioritize: Handler = (args, pod) => ({
