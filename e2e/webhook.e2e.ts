@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { CoreV1Api, CustomObjectsApi, KubeConfig, KubernetesObjectApi, type KubernetesObject, type V1Pod } from "@kubernetes/client-node";
+import { AdmissionregistrationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, KubernetesObjectApi, type KubernetesObject, type V1Pod } from "@kubernetes/client-node";
 import { ANNOTATION, VM_READY_CONDITION } from "../src/kube/annotations.js";
 import { POLICY_GROUP, POLICY_KIND, POLICY_NAME, POLICY_PLURAL, POLICY_VERSION } from "../src/policy/schema.js";
 import { cluster } from "./setup.js";
@@ -84,6 +84,11 @@ describe("webhook against the real kube-apiserver", function () {
   });
 
   after(async () => {
+    // the cluster is shared with the other suites: leave no webhook pointing at a stopped peerpods
+    const webhooks = admin.makeApiClient(AdmissionregistrationV1Api);
+    for (const config of manifests.filter((o) => o.kind === "MutatingWebhookConfiguration")) {
+      await webhooks.deleteMutatingWebhookConfiguration({ name: config.metadata!.name! });
+    }
     await peerpods?.stop();
     await core.deleteNamespace({ name: NAMESPACE }).catch(() => undefined);
     await core.deleteNamespace({ name: EXCLUDED }).catch(() => undefined);

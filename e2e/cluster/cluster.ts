@@ -75,9 +75,9 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   const forgetDataDir = atExit(() => rmSync(dataDir, { recursive: true, force: true, maxRetries: 3 }));
   const running = new Map<string, ManagedProcess>();
   const start = (name: string, command: string, args: string[]): ManagedProcess => {
-    const process = startProcess({ name, command, args, logFile: join(logsDir, `${name}.log`) });
-    running.set(name, process);
-    return process;
+    const component = startProcess({ name, command, args, logFile: join(logsDir, `${name}.log`) });
+    running.set(name, component);
+    return component;
   };
   const stopAll = async (): Promise<void> => {
     // the data is thrown away: no need to wait for graceful shutdowns

@@ -82,7 +82,7 @@ export async function startPeerpods(options: PeerpodsOptions = {}): Promise<Peer
     ...(options.kubeconfig ? [`--kubeconfig=${options.kubeconfig}`] : []),
     ...(options.args ?? []),
   ];
-  const process: ManagedProcess = startProcess({ name: "peerpods", command: globalThis.process.execPath, args, logFile, cwd: REPO, env: options.env });
+  const child: ManagedProcess = startProcess({ name: "peerpods", command: process.execPath, args, logFile, cwd: REPO, env: options.env });
   const peerpods: Peerpods = {
     webhookPort,
     extenderPort,
@@ -92,20 +92,20 @@ export async function startPeerpods(options: PeerpodsOptions = {}): Promise<Peer
     stateDir,
     logFile,
     logs: () => parseLogLines(readFileSync(logFile, "utf8")),
-    exited: process.exited,
-    stop: (signal = "SIGTERM") => process.stop(15_000, signal),
-    kill: () => process.stop(0, "SIGKILL"),
+    exited: child.exited,
+    stop: (signal = "SIGTERM") => child.stop(15_000, signal),
+    kill: () => child.stop(0, "SIGKILL"),
   };
   running.add(peerpods);
   startTimes.set(peerpods, Date.now());
-  void process.exited.then(() => {
+  void child.exited.then(() => {
     running.delete(peerpods);
     forgetStateDir();
     rmSync(stateDir, { recursive: true, force: true });
   });
 
   const endpoint = `http://127.0.0.1:${metricsPort}/${options.waitUntil === "healthy" ? "healthz" : "readyz"}`;
-  const exitedEarly = process.exited.then((status) => {
+  const exitedEarly = child.exited.then((status) => {
     throw new Error(`peerpods exited (${status}) before it was ready:\n${readFileSync(logFile, "utf8").slice(-4000)}`);
   });
   try {
