@@ -6,15 +6,19 @@ import {
   EC2Client,
   RunInstancesCommand,
   TerminateInstancesCommand,
+  type EC2ClientResolvedConfig,
   type Instance as Ec2Instance,
+  type ServiceInputTypes,
+  type ServiceOutputTypes,
 } from "@aws-sdk/client-ec2";
-import { mockClient } from "aws-sdk-client-mock";
+import { mockClient, type AwsStub } from "aws-sdk-client-mock";
 import { silentLogger } from "../../log/logger.js";
 import { TAG, type InstanceSpec, type ProviderError } from "../types.js";
 import { AwsProvider } from "./provider.js";
 import { parseAwsSettings } from "./settings.js";
 
-const ec2 = mockClient(EC2Client);
+/** Stubs every EC2Client's send while this file's tests run, and only then. */
+let ec2: AwsStub<ServiceInputTypes, ServiceOutputTypes, EC2ClientResolvedConfig>;
 
 function ec2Error(name: string, status: number): Error {
   return Object.assign(new Error(`${name} from EC2`), { name, $fault: status >= 500 ? "server" : "client", $metadata: { httpStatusCode: status } });
@@ -42,6 +46,11 @@ const ec2Instance = (id: string, state: string, extra: Partial<Ec2Instance> = {}
 });
 
 describe("AwsProvider (stubbed EC2)", () => {
+  before(() => {
+    ec2 = mockClient(EC2Client);
+  });
+  after(() => ec2.restore());
+
   beforeEach(() => {
     ec2.reset();
     ec2.on(DescribeInstancesCommand).resolves({ Reservations: [] });
