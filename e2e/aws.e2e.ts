@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Writable } from "node:stream";
+import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig, type KubernetesObject, type V1Pod } from "@kubernetes/client-node";
 import {
   DescribeImagesCommand,
   DescribeInstanceAttributeCommand,
@@ -7,6 +12,7 @@ import {
   DescribeSubnetsCommand,
   DescribeVolumesCommand,
   EC2Client,
+  RunInstancesCommand,
   type Instance as Ec2Instance,
 } from "@aws-sdk/client-ec2";
 import { pino } from "pino";
@@ -14,8 +20,16 @@ import { parse } from "yaml";
 import { createProvider } from "../src/providers/factory.js";
 import { TAG, type InstanceSpec, type Provider, type ProviderError } from "../src/providers/types.js";
 import type { InstanceType } from "../src/policy/schema.js";
+import { VM_READY_CONDITION } from "../src/kube/annotations.js";
+import { PEERPOD_GROUP, PEERPOD_PLURAL, PEERPOD_VERSION, type PeerPod } from "../src/worker/peerpod.js";
 import { FaultProxy } from "./aws/fault-proxy.js";
+import { atExit } from "./cluster/process.js";
+import { cluster } from "./setup.js";
+import { applyObjects, loadManifests, MANIFESTS_DIR, withWebhookUrl } from "./support/manifests.js";
 import { MOTO_CREDENTIALS, startMoto, type Moto } from "./support/moto.js";
+import { startPeerpods, type Peerpods } from "./support/peerpods.js";
+import { serviceAccountKubeconfig } from "./support/tokens.js";
+import { waitFor } from "./support/wait.js";
 
 const REGION = "eu-west-1";
 const CLUSTER = "moto-suite";
@@ -30,7 +44,7 @@ describe("aws provider against moto_server", function () {
   let subnets: { id: string; zone: string }[];
   const logLines: string[] = [];
   const providers: Provider[] = [];
-  const savedEnv = { ...process.env };
+  const savedCredentials = Object.fromEntries(Object.keys(MOTO_CREDENTIALS).map((key) => [key, process.env[key]]));
 
   before(async () => {
     Object.assign(process.env, MOTO_CREDENTIALS);
@@ -51,7 +65,10 @@ describe("aws provider against moto_server", function () {
     ec2?.destroy();
     await proxy?.stop();
     await moto?.stop();
-    process.env = savedEnv;
+    for (const [key, value] of Object.entries(savedCredentials)) {
+      if (value === undefined) delete process.env[key];
+      else process.env[key] = value;
+    }
   });
 
   beforeEach(() => proxy.reset());
@@ -233,3 +250,191 @@ describe("aws provider against moto_server", function () {
     assert.ok(!logs.includes(MOTO_CREDENTIALS.AWS_ACCESS_KEY_ID));
   });
 });
+
+describe("aws provider on the local control plane: peer pods on moto's EC2", function () {
+  this.timeout(120_000);
+  const NAMESPACE = "aws-e2e";
+  const CLUSTER_ID = "aws-e2e";
+  const NODES = ["aws-node-1", "aws-node-2"];
+  let moto: Moto;
+  let ec2: EC2Client;
+  let admin: KubeConfig;
+  let core: CoreV1Api;
+  let custom: CustomObjectsApi;
+  let webhookConfig: KubernetesObject[];
+  let peerpods: Peerpods;
+  let dir: string;
+  let imageId: string;
+  let zoneB: string;
+
+  /** Every EC2 instance of a pod of this namespace, by pod name. */
+  const instancesByPod = async (): Promise<Map<string, Ec2Instance[]>> => {
+    const output = await ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: `tag:${TAG.namespace}`, Values: [NAMESPACE] }] }));
+    const byPod = new Map<string, Ec2Instance[]>();
+    for (const instance of output.Reservations?.flatMap((reservation) => reservation.Instances ?? []) ?? []) {
+      const pod = instance.Tags?.find((tag) => tag.Key === TAG.podName)?.Value ?? "";
+      byPod.set(pod, [...(byPod.get(pod) ?? []), instance]);
+    }
+    return byPod;
+  };
+  const peerPodRecords = async (): Promise<PeerPod[]> =>
+    ((await custom.listNamespacedCustomObject({ group: PEERPOD_GROUP, version: PEERPOD_VERSION, plural: PEERPOD_PLURAL, namespace: NAMESPACE })) as { items: PeerPod[] })
+      .items;
+
+  before(async function () {
+    this.timeout(180_000);
+    moto = await startMoto();
+    ec2 = new EC2Client({ region: REGION, endpoint: moto.endpoint, credentials: { accessKeyId: MOTO_CREDENTIALS.AWS_ACCESS_KEY_ID, secretAccessKey: MOTO_CREDENTIALS.AWS_SECRET_ACCESS_KEY } });
+    const images = await ec2.send(new DescribeImagesCommand({ Owners: ["amazon"] }));
+    imageId = images.Images?.find((image) => image.Platform === undefined)?.ImageId ?? assert.fail("moto has no Linux image");
+    const subnets = (await ec2.send(new DescribeSubnetsCommand({}))).Subnets ?? [];
+    zoneB = subnets[1]?.AvailabilityZone ?? assert.fail("moto has no second zone");
+
+    admin = cluster().kc;
+    core = admin.makeApiClient(CoreV1Api);
+    custom = admin.makeApiClient(CustomObjectsApi);
+    const manifests = await loadManifests(MANIFESTS_DIR);
+    webhookConfig = manifests.filter((o) => o.kind === "MutatingWebhookConfiguration");
+    await applyObjects(
+      admin,
+      manifests.filter((o) => o.kind !== "MutatingWebhookConfiguration"),
+    );
+    await core.createNamespace({ body: { metadata: { name: NAMESPACE } } });
+    await waitFor(() => core.readNamespacedServiceAccount({ name: "default", namespace: NAMESPACE }), { message: "the default ServiceAccount" });
+    await cluster().addNodes(NODES.map((name) => ({ name })));
+    const capacity = { status: { capacity: { [VM_RESOURCE]: "20" }, allocatable: { [VM_RESOURCE]: "20" } } };
+    for (const name of NODES) await core.patchNodeStatus({ name, body: capacity }, setHeaderOptions("Content-Type", PatchStrategy.MergePatch));
+
+    dir = mkdtempSync(join(tmpdir(), "aws-e2e-"));
+    atExit(() => rmSync(dir, { recursive: true, force: true }));
+    const policyFile = join(dir, "policy.json");
+    const policy = {
+      instanceTypes: [
+        { name: "t3.small", vcpus: 2, memoryMiB: 2048, hourlyCost: 0.02 },
+        { name: "t3.xlarge", vcpus: 4, memoryMiB: 16384, hourlyCost: 0.17, zones: [zoneB] },
+      ],
+      provider: { name: "aws", aws: { region: REGION, endpoint: moto.endpoint, imageId, subnetIds: subnets.map((subnet) => subnet.SubnetId), extraTags: { env: "e2e" } } },
+    };
+    await writeFile(policyFile, JSON.stringify(policy));
+    const kubeconfig = await serviceAccountKubeconfig(admin, { namespace: "peerpods-system", name: "peerpods" }, join(dir, "peerpods.kubeconfig"), cluster().caFile);
+    peerpods = await startPeerpods({
+      kubeconfig,
+      args: ["--parts=webhook,worker", `--policy-file=${policyFile}`, `--cluster-id=${CLUSTER_ID}`, "--no-leader-elect", "--gc-interval=2", "--gc-grace=5"],
+      env: { ...MOTO_CREDENTIALS, AWS_EC2_METADATA_DISABLED: "true" },
+    });
+    await applyObjects(admin, withWebhookUrl(webhookConfig, peerpods.webhookUrl, peerpods.caBundle));
+    await waitFor(
+      async () => {
+        const probe = await core.createNamespacedPod({ namespace: NAMESPACE, body: awsPeerPod("aws-probe", "100m"), dryRun: "All" });
+        return probe.metadata?.annotations?.["peerpods.io/instance-type"] !== undefined;
+      },
+      { timeoutMs: 20_000, message: "the apiserver to call the webhook" },
+    );
+  });
+
+  after(async function () {
+    this.timeout(60_000);
+    await peerpods?.stop();
+    await core?.deleteNamespace({ name: NAMESPACE }).catch(() => undefined);
+    for (const name of NODES) await core?.deleteNode({ name }).catch(() => undefined);
+    if (webhookConfig) await applyObjects(admin, webhookConfig).catch(() => undefined);
+    ec2?.destroy();
+    await moto?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("gives each peer pod an EC2 instance of its type with the pod's tags, and the pods become Ready", async () => {
+    const pods = { "aws-small-0": "500m", "aws-small-1": "1", "aws-small-2": "1500m", "aws-large-0": "3" };
+    for (const [name, cpu] of Object.entries(pods)) await core.createNamespacedPod({ namespace: NAMESPACE, body: awsPeerPod(name, cpu) });
+    const ready = await waitFor(
+      async () => {
+        const list = (await core.listNamespacedPod({ namespace: NAMESPACE })).items;
+        return list.length === 4 && list.every(podReadyWithVm) ? list : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 500, message: "4 peer pods Ready with their VMs" },
+    );
+    const byPod = await instancesByPod();
+    const records = await peerPodRecords();
+    for (const pod of ready) {
+      const name = pod.metadata!.name!;
+      const instances = byPod.get(name) ?? [];
+      assert.equal(instances.length, 1, `${name} has exactly one instance`);
+      const instance = instances[0]!;
+      const tags = Object.fromEntries((instance.Tags ?? []).map((tag) => [tag.Key, tag.Value]));
+      const type = name.startsWith("aws-large") ? "t3.xlarge" : "t3.small";
+      assert.equal(instance.InstanceType, type);
+      assert.equal(instance.State?.Name, "running");
+      assert.equal(tags[TAG.cluster], CLUSTER_ID);
+      assert.equal(tags[TAG.podUid], pod.metadata!.uid);
+      assert.equal(tags[TAG.podName], name);
+      assert.equal(tags[TAG.instanceType], type);
+      assert.equal(tags.env, "e2e");
+      if (type === "t3.xlarge") assert.equal(instance.Placement?.AvailabilityZone, zoneB, "placed in a zone the type is offered in");
+      const record = records.find((r) => r.metadata.name === name);
+      assert.equal(record?.status?.instanceID, instance.InstanceId);
+      assert.equal(record?.status?.address, instance.PrivateIpAddress);
+      assert.equal(record?.status?.phase, "Ready");
+    }
+  });
+
+  it("terminates the instances of deleted pods and keeps the others", async () => {
+    const before = await instancesByPod();
+    const gone = ["aws-small-0", "aws-large-0"];
+    await Promise.all(gone.map((name) => core.deleteNamespacedPod({ name, namespace: NAMESPACE, gracePeriodSeconds: 0 })));
+    await waitFor(
+      async () => {
+        const byPod = await instancesByPod();
+        const terminated = gone.every((name) => byPod.get(name)?.every((instance) => instance.State?.Name === "terminated"));
+        return terminated && (await peerPodRecords()).length === 2;
+      },
+      { timeoutMs: 30_000, intervalMs: 500, message: "the deleted pods' instances terminated and their PeerPods gone" },
+    );
+    const after = await instancesByPod();
+    for (const name of ["aws-small-1", "aws-small-2"]) {
+      assert.deepEqual(after.get(name)?.map((instance) => [instance.InstanceId, instance.State?.Name]), before.get(name)?.map((instance) => [instance.InstanceId, "running"]));
+    }
+  });
+
+  it("garbage-collects an instance tagged for this cluster whose pod is gone, and leaves other clusters' alone", async () => {
+    const launch = async (cluster: string): Promise<string> => {
+      const tags = [
+        { Key: TAG.cluster, Value: cluster },
+        { Key: TAG.podUid, Value: `no-such-pod-${cluster}` },
+        { Key: TAG.namespace, Value: NAMESPACE },
+        { Key: TAG.podName, Value: `leaked-${cluster}` },
+      ];
+      const output = await ec2.send(
+        new RunInstancesCommand({ ImageId: imageId, InstanceType: "t3.small", MinCount: 1, MaxCount: 1, TagSpecifications: [{ ResourceType: "instance", Tags: tags }] }),
+      );
+      return output.Instances?.[0]?.InstanceId ?? assert.fail("moto launched nothing");
+    };
+    const leaked = await launch(CLUSTER_ID);
+    const foreign = await launch("another-cluster");
+    const stateOf = async (id: string): Promise<string | undefined> =>
+      (await ec2.send(new DescribeInstancesCommand({ InstanceIds: [id] }))).Reservations?.[0]?.Instances?.[0]?.State?.Name;
+    await waitFor(async () => (await stateOf(leaked)) === "terminated", { timeoutMs: 30_000, intervalMs: 500, message: `GC to terminate ${leaked}` });
+    assert.equal(await stateOf(foreign), "running");
+    assert.ok(peerpods.logs().some((line) => JSON.stringify(line).includes(leaked)), "the GC logged the instance it removed");
+    const byPod = await instancesByPod();
+    assert.ok(["aws-small-1", "aws-small-2"].every((name) => byPod.get(name)?.[0]?.State?.Name === "running"), "live pods keep their VMs");
+  });
+});
+
+const VM_RESOURCE = "kata.peerpods.io/vm";
+
+function awsPeerPod(name: string, cpu: string): V1Pod {
+  return {
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: { name },
+    spec: { runtimeClassName: "kata-remote", containers: [{ name: "app", image: "busybox", resources: { requests: { cpu, memory: "256Mi" } } }] },
+  };
+}
+
+/** Ready, with the vm-ready condition as the worker writes it (KWOK's pod-ready stage sets gates without a reason). */
+function podReadyWithVm(pod: V1Pod): boolean {
+  const conditions = pod.status?.conditions ?? [];
+  return (
+    conditions.some((c) => c.type === "Ready" && c.status === "True") && conditions.some((c) => c.type === VM_READY_CONDITION && c.status === "True" && c.reason === "VMReady")
+  );
+}
