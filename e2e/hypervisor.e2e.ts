@@ -1,0 +1,198 @@
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { readFile, stat, writeFile } from "node:fs/promises";
+import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Pod } from "@kubernetes/client-node";
+import { pino } from "pino";
+import { SANDBOX_ANNOTATION as A } from "../src/hypervisor/annotations.js";
+import { createProvider } from "../src/providers/factory.js";
+import { TAG, type Instance, type Provider, type Tags } from "../src/providers/types.js";
+import { PEERPOD_GROUP, PEERPOD_PLURAL, PEERPOD_VERSION, type PeerPod } from "../src/worker/peerpod.js";
+import { atExit } from "./cluster/process.js";
+import { cluster } from "./setup.js";
+import { applyObjects, loadManifests, MANIFESTS_DIR } from "./support/manifests.js";
+import { startPeerpods, type Peerpods } from "./support/peerpods.js";
+import { processesMentioning } from "./support/processes.js";
+import { serviceAccountKubeconfig } from "./support/tokens.js";
+import { waitFor } from "./support/wait.js";
+import { buildPeer, TtrpcPeer } from "./ttrpc-peer/peer.js";
+
+const NAMESPACE = "hv-e2e";
+const CLUSTER_ID = "hv-e2e";
+const NODE = "hv-node-1";
+const QEMU = { maxVMs: 4 };
+const POLICY = {
+  instanceTypes: [{ name: "small", vcpus: 1, memoryMiB: 256 }],
+  provider: { name: "qemu", qemu: QEMU },
+};
+const BOOT_TIMEOUT_MS = 180_000;
+
+/** What the Kata shim's remote hypervisor sends for a pod (Kata's defaults where the pod sets nothing). */
+const shimAnnotations = (pod: string, machineType = ""): Record<string, string> => ({
+  [A.name]: pod,
+  [A.namespace]: NAMESPACE,
+  [A.machineType]: machineType,
+  [A.vcpus]: "1",
+  [A.memory]: "2048",
+  [A.volumeName]: "",
+});
+
+/** A Kata sandbox id: 64 hex characters. */
+const sandboxId = (): string => randomBytes(32).toString("hex");
+
+/** Speaks the pod VM agent's line protocol through the sandbox's agent socket; returns all it answered. */
+function talkThroughSocket(path: string, lines: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(path);
+    let answer = "";
+    socket.setEncoding("utf8");
+    socket.setTimeout(15_000, () => socket.destroy(new Error(`no answer through ${path}: ${JSON.stringify(answer)}`)));
+    socket.on("data", (chunk: string) => (answer += chunk));
+    socket.on("error", reject);
+    socket.on("close", () => resolve(answer));
+    socket.write(lines.map((line) => `${line}\n`).join(""));
+  });
+}
+
+describe("Kata remote hypervisor: containerd's ttrpc client against peerpods (hypervisor + worker, qemu VMs)", function () {
+  this.timeout(BOOT_TIMEOUT_MS * 2);
+  let admin: KubeConfig;
+  let core: CoreV1Api;
+  let custom: CustomObjectsApi;
+  let dir: string;
+  let podsDir: string;
+  let peerpods: Peerpods;
+  let peer: TtrpcPeer;
+  let provider: Provider;
+  const timings: { coldMs?: number; warmMs?: number } = {};
+
+  const liveVMs = async (tags: Tags): Promise<Instance[]> =>
+    (await provider.list({ [TAG.cluster]: CLUSTER_ID, ...tags })).filter((i) => i.state === "pending" || i.state === "running");
+  const sandboxRecord = async (id: string): Promise<{ instanceId: string }> => JSON.parse(await readFile(join(podsDir, id, "vm.json"), "utf8")) as { instanceId: string };
+  /** CreateVM then StartVM, as the shim calls them; the time until the agent is reachable through the socket. */
+  const createAndStart = async (id: string, annotations: Record<string, string>): Promise<{ socket: string; ms: number }> => {
+    const started = Date.now();
+    const created = await peer.createVM(id, annotations);
+    assert.equal(created.code, undefined, `CreateVM failed: ${created.code} ${created.message}`);
+    const start = await peer.startVM(id, BOOT_TIMEOUT_MS / 1000);
+    assert.equal(start.code, undefined, `StartVM failed: ${start.code} ${start.message}`);
+    return { socket: created.agentSocketPath!, ms: Date.now() - started };
+  };
+  /** The sandbox's VM runs as a process here (so the check that none is left after StopVM means something). */
+  const assertVmProcess = async (id: string): Promise<void> => {
+    const { instanceId } = await sandboxRecord(id);
+    assert.notEqual((await processesMentioning(instanceId)).length, 0, `a qemu process of VM ${instanceId} runs`);
+  };
+  /** StopVM, then: VM gone, socket and folder gone, no qemu process of it left. */
+  const stopAndCheck = async (id: string, socket: string): Promise<void> => {
+    const { instanceId } = await sandboxRecord(id);
+    const stopped = await peer.stopVM(id);
+    assert.equal(stopped.code, undefined, `StopVM failed: ${stopped.code} ${stopped.message}`);
+    assert.equal(await provider.get(instanceId).then((i) => (i && i.state !== "terminated" ? i.state : undefined)), undefined, "the VM is gone");
+    await assert.rejects(stat(socket), { code: "ENOENT" });
+    await assert.rejects(stat(join(podsDir, id)), { code: "ENOENT" });
+    await waitFor(async () => (await processesMentioning(instanceId)).length === 0, { timeoutMs: 20_000, message: `no process of VM ${instanceId}` });
+  };
+
+  before(async function () {
+    this.timeout(600_000);
+    admin = cluster().kc;
+    core = admin.makeApiClient(CoreV1Api);
+    custom = admin.makeApiClient(CustomObjectsApi);
+    const binary = await buildPeer();
+    await applyObjects(admin, (await loadManifests(MANIFESTS_DIR)).filter((o) => o.kind !== "MutatingWebhookConfiguration"));
+    await core.createNamespace({ body: { metadata: { name: NAMESPACE } } });
+    await waitFor(() => core.readNamespacedServiceAccount({ name: "default", namespace: NAMESPACE }), { message: "the default ServiceAccount" });
+    await cluster().addNodes([{ name: NODE }]);
+
+    // Short: the sandbox sockets (64-character ids) must stay under the 108-byte unix socket path limit.
+    dir = mkdtempSync(join(tmpdir(), "hv-e2e-"));
+    atExit(() => rmSync(dir, { recursive: true, force: true }));
+    podsDir = join(dir, "pods");
+    const policyFile = join(dir, "policy.json");
+    await writeFile(policyFile, JSON.stringify(POLICY));
+    const kubeconfig = await serviceAccountKubeconfig(admin, { namespace: "peerpods-system", name: "peerpods" }, join(dir, "peerpods.kubeconfig"), cluster().caFile);
+    const socket = join(dir, "hypervisor.sock");
+    peerpods = await startPeerpods({
+      kubeconfig,
+      args: ["--parts=hypervisor,worker", `--policy-file=${policyFile}`, `--cluster-id=${CLUSTER_ID}`, "--no-leader-elect", `--hypervisor-socket=${socket}`, `--pods-dir=${podsDir}`],
+    });
+    peer = new TtrpcPeer(binary, socket);
+    provider = await createProvider({ name: "qemu", qemu: QEMU }, { clusterId: CLUSTER_ID, stateDir: peerpods.stateDir, log: pino({ level: "silent" }) });
+  });
+
+  after(async function () {
+    this.timeout(120_000);
+    for (const instance of provider ? await provider.list({ [TAG.cluster]: CLUSTER_ID }).catch(() => []) : []) await provider.delete(instance.id).catch(() => undefined);
+    await peerpods?.kill();
+    await core.deleteNamespace({ name: NAMESPACE }).catch(() => undefined);
+    await core.deleteNode({ name: NODE }).catch(() => undefined);
+    if (timings.coldMs !== undefined) console.log(`    CreateVM → agent reachable: cold ${timings.coldMs} ms, VM started by the worker at bind ${timings.warmMs ?? "n/a"} ms`);
+  });
+
+  it("answers Version, and an unknown method with UNIMPLEMENTED", async () => {
+    const { version } = JSON.parse(await readFile(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
+    assert.equal((await peer.version("0.0.1")).version, version);
+    const unknown = await peer.call(["call", "hypervisor.Hypervisor", "PauseVM"]);
+    assert.equal(unknown.code, "Unimplemented");
+    assert.match(unknown.message ?? "", /PauseVM/);
+    const metrics = await (await fetch(`http://127.0.0.1:${peerpods.metricsPort}/metrics`)).text();
+    assert.match(metrics, /^peerpods_hypervisor_requests_total\{method="Version",result="ok"\} 1$/m);
+    assert.match(metrics, /^peerpods_hypervisor_requests_total\{method="unknown",result="unimplemented"\} 1$/m);
+  });
+
+  it("cold: a pod the cluster does not know gets one VM from its annotations; the agent socket reaches the VM's agent; StopVM cleans up", async () => {
+    const id = sandboxId();
+    const { socket, ms } = await createAndStart(id, shimAnnotations("hv-cold", "small"));
+    timings.coldMs = ms;
+    assert.ok((await stat(socket)).isSocket(), "the agent socket exists");
+    assert.equal(socket, join(podsDir, id, "agent.ttrpc"));
+
+    const again = await peer.createVM(id, shimAnnotations("hv-cold", "small"));
+    assert.equal(again.agentSocketPath, socket, "CreateVM is idempotent per sandbox id");
+    const vms = await liveVMs({ [TAG.podName]: "hv-cold" });
+    assert.equal(vms.length, 1, "one VM for the sandbox");
+    assert.equal(vms[0]!.instanceType, "small");
+
+    const nonce = randomBytes(8).toString("hex");
+    assert.equal(await talkThroughSocket(socket, [`echo ${nonce}`, "ping", "quit"]), `${nonce}\npong\n`);
+    assert.equal(await talkThroughSocket(socket, ["health", "quit"]).then((line) => (JSON.parse(line) as { ready: boolean }).ready), true);
+
+    await assertVmProcess(id);
+    await stopAndCheck(id, socket);
+    assert.equal((await peer.stopVM(id)).code, undefined, "StopVM again is fine");
+  });
+
+  it("warm: a pod whose VM the worker started at bind gets that VM, no second one, faster than a cold boot", async () => {
+    const pod: V1Pod = {
+      metadata: { name: "hv-warm", namespace: NAMESPACE },
+      spec: { runtimeClassName: "kata-remote", nodeName: NODE, containers: [{ name: "app", image: "busybox" }] },
+    };
+    const uid = (await core.createNamespacedPod({ namespace: NAMESPACE, body: pod })).metadata!.uid!;
+    const record = await waitFor(
+      async () => {
+        const found = (await custom.getNamespacedCustomObject({ group: PEERPOD_GROUP, version: PEERPOD_VERSION, plural: PEERPOD_PLURAL, namespace: NAMESPACE, name: "hv-warm" })) as PeerPod;
+        return found.status?.phase === "Ready" && found;
+      },
+      { timeoutMs: BOOT_TIMEOUT_MS, intervalMs: 500, message: "the worker to make hv-warm's VM ready" },
+    );
+
+    const id = sandboxId();
+    const { socket, ms } = await createAndStart(id, shimAnnotations("hv-warm"));
+    timings.warmMs = ms;
+    assert.equal((await sandboxRecord(id)).instanceId, record.status!.instanceID, "attached to the worker's VM");
+    assert.equal((await liveVMs({ [TAG.podUid]: uid })).length, 1, "no second VM");
+    const nonce = randomBytes(8).toString("hex");
+    assert.equal(await talkThroughSocket(socket, [`echo ${nonce}`, "quit"]), `${nonce}\n`);
+    assert.ok(timings.coldMs !== undefined && ms < timings.coldMs, `attaching (${ms} ms) is faster than a cold boot (${timings.coldMs} ms)`);
+
+    await assertVmProcess(id);
+    // As on a node: the pod is deleted, then the kubelet stops the sandbox.
+    await core.deleteNamespacedPod({ name: "hv-warm", namespace: NAMESPACE, gracePeriodSeconds: 0 });
+    await stopAndCheck(id, socket);
+    await waitFor(async () => (await liveVMs({ [TAG.podUid]: uid })).length === 0, { timeoutMs: 30_000, message: "no VM left for hv-warm" });
+  });
+});
