@@ -104,6 +104,8 @@ describe("Kata remote hypervisor: containerd's ttrpc client against peerpods (hy
     custom = admin.makeApiClient(CustomObjectsApi);
     const binary = await buildPeer();
     await applyObjects(admin, (await loadManifests(MANIFESTS_DIR)).filter((o) => o.kind !== "MutatingWebhookConfiguration"));
+    // The node DaemonSet's objects must be accepted by a real apiserver (no node here carries its selector's label).
+    await applyObjects(admin, await loadManifests(join(MANIFESTS_DIR, "daemonset")));
     await core.createNamespace({ body: { metadata: { name: NAMESPACE } } });
     await waitFor(() => core.readNamespacedServiceAccount({ name: "default", namespace: NAMESPACE }), { message: "the default ServiceAccount" });
     await cluster().addNodes([{ name: NODE }]);
