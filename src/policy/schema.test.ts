@@ -45,6 +45,20 @@ describe("policy schema", () => {
     ]);
   });
 
+  it("validates the warm pool against the catalog", () => {
+    const good = parsePolicy({ warmPool: { pools: [{ instanceType: "small", min: 2, max: 3, maxIdleSeconds: 600 }], maxIdleCost: 1 } });
+    assert.ok(good.ok);
+    assert.deepEqual(good.spec.warmPool?.pools[0], { instanceType: "small", min: 2, max: 3, maxIdleSeconds: 600 });
+    const bad = parsePolicy({ warmPool: { pools: [{ instanceType: "huge", min: 1 }, { instanceType: "small", min: 3, max: 2 }, { instanceType: "small", min: -1 }], maxIdleCost: -1 } });
+    assert.deepEqual(bad.ok ? [] : bad.errors.map((e) => e.path).sort(), [
+      "warmPool.maxIdleCost",
+      "warmPool.pools.0.instanceType",
+      "warmPool.pools.1.max",
+      "warmPool.pools.2.instanceType",
+      "warmPool.pools.2.min",
+    ]);
+  });
+
   it("rejects a malformed resource name", () => {
     assert.equal(parsePolicy({ extendedResourceName: "not a name" }).ok, false);
   });

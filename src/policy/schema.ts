@@ -29,6 +29,25 @@ const limitsSchema = z.strictObject({
   maxVCPUs: z.number().int().min(0).optional(),
 });
 
+/** Booted, idle VMs kept ready per instance type, so a peer pod's VM is ready without waiting for a boot. */
+const warmPoolSchema = z.strictObject({
+  pools: z
+    .array(
+      z.strictObject({
+        instanceType: instanceTypeName,
+        /** Idle VMs kept booted. */
+        min: z.number().int().min(0).max(1000),
+        /** Most pool VMs (idle and booting) of this type; default `min`. */
+        max: z.number().int().min(0).max(1000).optional(),
+        /** An idle VM older than this is replaced by a fresh one. */
+        maxIdleSeconds: z.number().int().min(10).max(30 * 86_400).optional(),
+      }),
+    )
+    .default([]),
+  /** Cap on the summed `hourlyCost` of all pool VMs, cluster-wide. */
+  maxIdleCost: z.number().min(0).optional(),
+});
+
 /** Provider settings: each provider validates its own block. */
 const providerSchema = z.strictObject({
   name: z.enum(["qemu", "aws", "sim"]).default("qemu"),
@@ -58,6 +77,7 @@ export const policySpecSchema = z
     scheduling: z.strictObject({ strategy: z.enum(["Spread", "BinPack"]).default("Spread") }).default({ strategy: "Spread" }),
     readinessGate: z.boolean().default(true),
     provider: providerSchema.default({ name: "qemu" }),
+    warmPool: warmPoolSchema.optional(),
   })
   .superRefine((spec, ctx) => {
     const names = new Set<string>();
@@ -73,10 +93,19 @@ export const policySpecSchema = z
         if (!names.has(name)) ctx.addIssue({ code: "custom", path: ["allowedInstanceTypes", namespace, i], message: `"${name}" is not in instanceTypes` });
       });
     }
+    const pooled = new Set<string>();
+    spec.warmPool?.pools.forEach((pool, i) => {
+      const at = ["warmPool", "pools", i];
+      if (!names.has(pool.instanceType)) ctx.addIssue({ code: "custom", path: [...at, "instanceType"], message: `"${pool.instanceType}" is not in instanceTypes` });
+      if (pooled.has(pool.instanceType)) ctx.addIssue({ code: "custom", path: [...at, "instanceType"], message: `duplicate pool for "${pool.instanceType}"` });
+      if (pool.max !== undefined && pool.max < pool.min) ctx.addIssue({ code: "custom", path: [...at, "max"], message: `max (${pool.max}) is below min (${pool.min})` });
+      pooled.add(pool.instanceType);
+    });
   });
 
 export type PolicySpec = z.output<typeof policySpecSchema>;
 export type InstanceType = z.output<typeof instanceTypeSchema>;
+export type WarmPoolSpec = z.output<typeof warmPoolSchema>;
 
 export const POLICY_GROUP = "peerpods.io";
 export const POLICY_VERSION = "v1alpha1";
