@@ -2,12 +2,10 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { readFile, stat, writeFile } from "node:fs/promises";
-import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Pod } from "@kubernetes/client-node";
 import { pino } from "pino";
-import { SANDBOX_ANNOTATION as A } from "../src/hypervisor/annotations.js";
 import { createProvider } from "../src/providers/factory.js";
 import { TAG, type Instance, type Provider, type Tags } from "../src/providers/types.js";
 import { PEERPOD_GROUP, PEERPOD_PLURAL, PEERPOD_VERSION, type PeerPod } from "../src/worker/peerpod.js";
@@ -18,7 +16,7 @@ import { startPeerpods, type Peerpods } from "./support/peerpods.js";
 import { processesMentioning } from "./support/processes.js";
 import { serviceAccountKubeconfig } from "./support/tokens.js";
 import { waitFor } from "./support/wait.js";
-import { buildPeer, TtrpcPeer } from "./ttrpc-peer/peer.js";
+import { buildPeer, shimAnnotations, talkThroughSocket, TtrpcPeer } from "./ttrpc-peer/peer.js";
 
 const NAMESPACE = "hv-e2e";
 const CLUSTER_ID = "hv-e2e";
@@ -30,32 +28,8 @@ const POLICY = {
 };
 const BOOT_TIMEOUT_MS = 180_000;
 
-/** What the Kata shim's remote hypervisor sends for a pod (Kata's defaults where the pod sets nothing). */
-const shimAnnotations = (pod: string, machineType = ""): Record<string, string> => ({
-  [A.name]: pod,
-  [A.namespace]: NAMESPACE,
-  [A.machineType]: machineType,
-  [A.vcpus]: "1",
-  [A.memory]: "2048",
-  [A.volumeName]: "",
-});
-
 /** A Kata sandbox id: 64 hex characters. */
 const sandboxId = (): string => randomBytes(32).toString("hex");
-
-/** Speaks the pod VM agent's line protocol through the sandbox's agent socket; returns all it answered. */
-function talkThroughSocket(path: string, lines: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(path);
-    let answer = "";
-    socket.setEncoding("utf8");
-    socket.setTimeout(15_000, () => socket.destroy(new Error(`no answer through ${path}: ${JSON.stringify(answer)}`)));
-    socket.on("data", (chunk: string) => (answer += chunk));
-    socket.on("error", reject);
-    socket.on("close", () => resolve(answer));
-    socket.write(lines.map((line) => `${line}\n`).join(""));
-  });
-}
 
 describe("Kata remote hypervisor: containerd's ttrpc client against peerpods (hypervisor + worker, qemu VMs)", function () {
   this.timeout(BOOT_TIMEOUT_MS * 2);
@@ -72,15 +46,7 @@ describe("Kata remote hypervisor: containerd's ttrpc client against peerpods (hy
   const liveVMs = async (tags: Tags): Promise<Instance[]> =>
     (await provider.list({ [TAG.cluster]: CLUSTER_ID, ...tags })).filter((i) => i.state === "pending" || i.state === "running");
   const sandboxRecord = async (id: string): Promise<{ instanceId: string }> => JSON.parse(await readFile(join(podsDir, id, "vm.json"), "utf8")) as { instanceId: string };
-  /** CreateVM then StartVM, as the shim calls them; the time until the agent is reachable through the socket. */
-  const createAndStart = async (id: string, annotations: Record<string, string>): Promise<{ socket: string; ms: number }> => {
-    const started = Date.now();
-    const created = await peer.createVM(id, annotations);
-    assert.equal(created.code, undefined, `CreateVM failed: ${created.code} ${created.message}`);
-    const start = await peer.startVM(id, BOOT_TIMEOUT_MS / 1000);
-    assert.equal(start.code, undefined, `StartVM failed: ${start.code} ${start.message}`);
-    return { socket: created.agentSocketPath!, ms: Date.now() - started };
-  };
+  const createAndStart = (id: string, annotations: Record<string, string>): Promise<{ socket: string; ms: number }> => peer.createAndStart(id, annotations, BOOT_TIMEOUT_MS / 1000);
   /** The sandbox's VM runs as a process here (so the check that none is left after StopVM means something). */
   const assertVmProcess = async (id: string): Promise<void> => {
     const { instanceId } = await sandboxRecord(id);
@@ -148,12 +114,12 @@ describe("Kata remote hypervisor: containerd's ttrpc client against peerpods (hy
 
   it("cold: a pod the cluster does not know gets one VM from its annotations; the agent socket reaches the VM's agent; StopVM cleans up", async () => {
     const id = sandboxId();
-    const { socket, ms } = await createAndStart(id, shimAnnotations("hv-cold", "small"));
+    const { socket, ms } = await createAndStart(id, shimAnnotations(NAMESPACE, "hv-cold", "small"));
     timings.coldMs = ms;
     assert.ok((await stat(socket)).isSocket(), "the agent socket exists");
     assert.equal(socket, join(podsDir, id, "agent.ttrpc"));
 
-    const again = await peer.createVM(id, shimAnnotations("hv-cold", "small"));
+    const again = await peer.createVM(id, shimAnnotations(NAMESPACE, "hv-cold", "small"));
     assert.equal(again.agentSocketPath, socket, "CreateVM is idempotent per sandbox id");
     const vms = await liveVMs({ [TAG.podName]: "hv-cold" });
     assert.equal(vms.length, 1, "one VM for the sandbox");
@@ -183,7 +149,7 @@ describe("Kata remote hypervisor: containerd's ttrpc client against peerpods (hy
     );
 
     const id = sandboxId();
-    const { socket, ms } = await createAndStart(id, shimAnnotations("hv-warm"));
+    const { socket, ms } = await createAndStart(id, shimAnnotations(NAMESPACE, "hv-warm"));
     timings.warmMs = ms;
     assert.equal((await sandboxRecord(id)).instanceId, record.status!.instanceID, "attached to the worker's VM");
     assert.equal((await liveVMs({ [TAG.podUid]: uid })).length, 1, "no second VM");
