@@ -3,17 +3,29 @@ import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseAllDocuments, parse as parseYaml } from "yaml";
+import type { Operation } from "fast-json-patch";
 import { kubeRequest } from "./kube-request.js";
+import { transform, unsupportedFields, type Kustomization, type PatchEntry } from "./kustomize.js";
 import { waitFor } from "./wait.js";
 
 export const FIELD_MANAGER = "peerpods-e2e";
 
-/** The objects of a manifest file, or of a folder's kustomization.yaml `resources` (followed recursively). */
+/** The objects of a manifest file, or what a folder's kustomization.yaml renders (resources followed recursively, overlays applied). */
 export async function loadManifests(path: string): Promise<KubernetesObject[]> {
   if ((await stat(path)).isDirectory()) {
-    const kustomization = parseYaml(await readFile(join(path, "kustomization.yaml"), "utf8")) as { resources?: string[] };
+    const file = join(path, "kustomization.yaml");
+    const kustomization = parseYaml(await readFile(file, "utf8")) as Kustomization;
+    const unsupported = unsupportedFields(kustomization);
+    if (unsupported.length) throw new Error(`${file}: the e2e loader does not implement ${unsupported.join(", ")}`);
     const nested = await Promise.all((kustomization.resources ?? []).map((resource) => loadManifests(join(path, resource))));
-    return nested.flat();
+    const patches = new Map<PatchEntry, Operation[]>();
+    for (const entry of kustomization.patches ?? []) {
+      const text = entry.patch ?? (entry.path ? await readFile(join(path, entry.path), "utf8") : "");
+      const ops: unknown = parseYaml(text);
+      if (!Array.isArray(ops)) throw new Error(`${file}: patch ${entry.path ?? "(inline)"} is not a JSON 6902 patch (a list of operations)`);
+      patches.set(entry, ops as Operation[]);
+    }
+    return transform(nested.flat(), kustomization, (entry) => patches.get(entry)!);
   }
   const documents = parseAllDocuments(await readFile(path, "utf8"));
   return documents.flatMap((document) => {
@@ -27,10 +39,12 @@ export async function loadManifests(path: string): Promise<KubernetesObject[]> {
 export function withWebhookUrl(objects: KubernetesObject[], url: string, caBundle: string): KubernetesObject[] {
   return objects.map((object) => {
     if (object.kind !== "MutatingWebhookConfiguration" && object.kind !== "ValidatingWebhookConfiguration") return object;
-    const { webhooks = [] } = object as KubernetesObject & { webhooks?: { clientConfig?: { service?: { path?: string } } }[] };
+    const { webhooks = [] } = object as KubernetesObject & { webhooks?: { clientConfig?: { service?: { path?: string }; url?: string } }[] };
+    const pathOf = (clientConfig: { service?: { path?: string }; url?: string } = {}): string =>
+      clientConfig.service?.path ?? (clientConfig.url ? new URL(clientConfig.url).pathname : "");
     return {
       ...object,
-      webhooks: webhooks.map((webhook) => ({ ...webhook, clientConfig: { url: `${url}${webhook.clientConfig?.service?.path ?? ""}`, caBundle } })),
+      webhooks: webhooks.map((webhook) => ({ ...webhook, clientConfig: { url: `${url}${pathOf(webhook.clientConfig)}`, caBundle } })),
     } as KubernetesObject;
   });
 }
@@ -99,3 +113,5 @@ async function waitForEstablished(kc: KubeConfig, name: string): Promise<void> {
 
 /** The repository's manifests folder. */
 export const MANIFESTS_DIR = fileURLToPath(new URL("../../manifests", import.meta.url));
+/** The overlay for peerpods running on the host next to a local control plane (what the e2e suite and `npm run dev` apply). */
+export const LOCAL_OVERLAY_DIR = join(MANIFESTS_DIR, "overlays", "local");

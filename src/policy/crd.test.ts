@@ -63,7 +63,7 @@ describe("PeerPodPolicy CRD", () => {
   });
 
   it("ships a default PeerPodPolicy that spells out exactly the built-in defaults", () => {
-    const result = parsePolicy(readManifest("policy.yaml"));
+    const result = parsePolicy(readManifest("base/policy.yaml"));
     assert.ok(result.ok, JSON.stringify(!result.ok && result.errors));
     assert.deepEqual(result.spec, defaultPolicy());
   });
