@@ -21,11 +21,12 @@ import { createProvider } from "../src/providers/factory.js";
 import { TAG, type InstanceSpec, type Provider, type ProviderError } from "../src/providers/types.js";
 import type { InstanceType } from "../src/policy/schema.js";
 import { VM_READY_CONDITION } from "../src/kube/annotations.js";
+import { awsApiCalls, awsApiRetries } from "../src/metrics/aws.js";
 import { PEERPOD_GROUP, PEERPOD_PLURAL, PEERPOD_VERSION, type PeerPod } from "../src/worker/peerpod.js";
 import { FaultProxy } from "./aws/fault-proxy.js";
 import { atExit } from "./cluster/process.js";
 import { cluster } from "./setup.js";
-import { applyObjects, loadManifests, MANIFESTS_DIR, withWebhookUrl } from "./support/manifests.js";
+import { applyObjects, loadManifests, LOCAL_OVERLAY_DIR, withWebhookUrl } from "./support/manifests.js";
 import { MOTO_CREDENTIALS, startMoto, type Moto } from "./support/moto.js";
 import { startPeerpods, type Peerpods } from "./support/peerpods.js";
 import { serviceAccountKubeconfig } from "./support/tokens.js";
@@ -182,9 +183,11 @@ describe("aws provider against moto_server", function () {
 
   it("retries throttled calls and reports throttling beyond the retry budget as retryable", async () => {
     const aws = await provider();
+    const retriesBefore = await metricSum(awsApiRetries);
     proxy.inject({ code: "RequestLimitExceeded", status: 503, times: 2 });
     const created = await aws.create(spec("uid-throttled"));
     assert.deepEqual(proxy.faulted.length, 2);
+    assert.equal((await metricSum(awsApiRetries)) - retriesBefore, 2, "the retries are counted");
     assert.equal((await aws.get(created.id))?.tags[TAG.podUid], "uid-throttled");
 
     const impatient = await provider({ maxAttempts: 2 });
@@ -196,6 +199,7 @@ describe("aws provider against moto_server", function () {
       return true;
     });
     assert.equal(proxy.faulted.length, 2, "one call and one retry");
+    assert.equal(await metricSum(awsApiCalls, { action: "DescribeInstances", outcome: "RequestLimitExceeded" }), 1);
   });
 
   it("tries another zone when one has no capacity, but not when the account is out of quota", async () => {
@@ -293,7 +297,7 @@ describe("aws provider on the local control plane: peer pods on moto's EC2", fun
     admin = cluster().kc;
     core = admin.makeApiClient(CoreV1Api);
     custom = admin.makeApiClient(CustomObjectsApi);
-    const manifests = await loadManifests(MANIFESTS_DIR);
+    const manifests = await loadManifests(LOCAL_OVERLAY_DIR);
     webhookConfig = manifests.filter((o) => o.kind === "MutatingWebhookConfiguration");
     await applyObjects(
       admin,
@@ -421,6 +425,12 @@ describe("aws provider on the local control plane: peer pods on moto's EC2", fun
 });
 
 const VM_RESOURCE = "kata.peerpods.io/vm";
+
+/** The sum of a counter's series whose labels include `labels`. */
+async function metricSum(counter: typeof awsApiCalls | typeof awsApiRetries, labels: Record<string, string> = {}): Promise<number> {
+  const { values } = await counter.get();
+  return values.filter((value) => Object.entries(labels).every(([key, wanted]) => value.labels[key] === wanted)).reduce((sum, value) => sum + value.value, 0);
+}
 
 function awsPeerPod(name: string, cpu: string): V1Pod {
   return {

@@ -11,7 +11,7 @@ import { TAG, type Instance, type Provider, type Tags } from "../src/providers/t
 import { PEERPOD_GROUP, PEERPOD_PLURAL, PEERPOD_VERSION, type PeerPod } from "../src/worker/peerpod.js";
 import { atExit } from "./cluster/process.js";
 import { cluster } from "./setup.js";
-import { applyObjects, loadManifests, MANIFESTS_DIR } from "./support/manifests.js";
+import { applyObjects, loadManifests, LOCAL_OVERLAY_DIR, MANIFESTS_DIR } from "./support/manifests.js";
 import { startPeerpods, type Peerpods } from "./support/peerpods.js";
 import { processesMentioning } from "./support/processes.js";
 import { serviceAccountKubeconfig } from "./support/tokens.js";
@@ -69,7 +69,7 @@ describe("Kata remote hypervisor: containerd's ttrpc client against peerpods (hy
     core = admin.makeApiClient(CoreV1Api);
     custom = admin.makeApiClient(CustomObjectsApi);
     const binary = await buildPeer();
-    await applyObjects(admin, (await loadManifests(MANIFESTS_DIR)).filter((o) => o.kind !== "MutatingWebhookConfiguration"));
+    await applyObjects(admin, (await loadManifests(LOCAL_OVERLAY_DIR)).filter((o) => o.kind !== "MutatingWebhookConfiguration"));
     // The node DaemonSet's objects must be accepted by a real apiserver (no node here carries its selector's label).
     await applyObjects(admin, await loadManifests(join(MANIFESTS_DIR, "daemonset")));
     await core.createNamespace({ body: { metadata: { name: NAMESPACE } } });

@@ -5,7 +5,7 @@ import { ANNOTATION, VM_READY_CONDITION } from "../src/kube/annotations.js";
 import { POLICY_GROUP, POLICY_KIND, POLICY_NAME, POLICY_PLURAL, POLICY_VERSION } from "../src/policy/schema.js";
 import { cluster } from "./setup.js";
 import { expectApiFailure } from "./support/api-errors.js";
-import { applyObjects, FIELD_MANAGER, loadManifests, MANIFESTS_DIR, withWebhookUrl } from "./support/manifests.js";
+import { applyObjects, FIELD_MANAGER, loadManifests, LOCAL_OVERLAY_DIR, withWebhookUrl } from "./support/manifests.js";
 import { startPeerpods, type Peerpods } from "./support/peerpods.js";
 import { serviceAccountKubeconfig } from "./support/tokens.js";
 import { waitFor } from "./support/wait.js";
@@ -71,7 +71,7 @@ describe("webhook against the real kube-apiserver", function () {
     this.timeout(120_000);
     admin = cluster().kc;
     core = admin.makeApiClient(CoreV1Api);
-    manifests = await loadManifests(MANIFESTS_DIR);
+    manifests = await loadManifests(LOCAL_OVERLAY_DIR);
     basePolicy = (manifests.find((o) => o.kind === POLICY_KIND) as KubernetesObject & { spec: PolicySpec }).spec;
     await applyObjects(
       admin,
@@ -94,7 +94,7 @@ describe("webhook against the real kube-apiserver", function () {
     await core.deleteNamespace({ name: EXCLUDED }).catch(() => undefined);
   });
 
-  it("manifests/ applies cleanly with server-side apply, and applying again changes nothing", async () => {
+  it("the local overlay applies cleanly with server-side apply, and applying again changes nothing", async () => {
     const local = withWebhookUrl(manifests, peerpods.webhookUrl, peerpods.caBundle);
     const api = KubernetesObjectApi.makeApiClient(admin);
     const before = await Promise.all(local.map((o) => api.read(o as never)));

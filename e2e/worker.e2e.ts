@@ -17,7 +17,7 @@ import { TAG } from "../src/providers/types.js";
 import { PEERPOD_GROUP, PEERPOD_PLURAL, PEERPOD_VERSION, type PeerPod } from "../src/worker/peerpod.js";
 import { atExit } from "./cluster/process.js";
 import { cluster } from "./setup.js";
-import { applyObjects, loadManifests, MANIFESTS_DIR, withWebhookUrl } from "./support/manifests.js";
+import { applyObjects, loadManifests, LOCAL_OVERLAY_DIR, withWebhookUrl } from "./support/manifests.js";
 import { startPeerpods, type Peerpods } from "./support/peerpods.js";
 import { serviceAccountKubeconfig } from "./support/tokens.js";
 import { waitFor } from "./support/wait.js";
@@ -100,7 +100,7 @@ describe("worker: one VM per peer pod on the local control plane (sim provider)"
     admin = cluster().kc;
     core = admin.makeApiClient(CoreV1Api);
     custom = admin.makeApiClient(CustomObjectsApi);
-    const manifests = await loadManifests(MANIFESTS_DIR);
+    const manifests = await loadManifests(LOCAL_OVERLAY_DIR);
     webhookConfig = manifests.filter((o) => o.kind === "MutatingWebhookConfiguration");
     await applyObjects(
       admin,
