@@ -1,72 +1,11 @@
-import * as grpc from "@grpc/grpc-js";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { silentLogger } from "../log/logger.js";
-import { API_VERSION, DevicePlugin, deviceList, KUBELET_SOCKET, loadDevicePluginApi, SLOT_ANNOTATION, SLOT_ENV, socketName, type Device } from "./device-plugin.js";
-
-const api = loadDevicePluginApi();
-
-interface RegisterRequest {
-  version: string;
-  endpoint: string;
-  resource_name: string;
-}
-
-/** Items pushed by callbacks, taken in order by the test. */
-class Inbox<T> {
-  readonly #items: T[] = [];
-  readonly #waiters: ((item: T) => void)[] = [];
-  push(item: T): void {
-    const waiter = this.#waiters.shift();
-    if (waiter) waiter(item);
-    else this.#items.push(item);
-  }
-  next(timeoutMs = 5000): Promise<T> {
-    const item = this.#items.shift();
-    if (item !== undefined) return Promise.resolve(item);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error("nothing arrived in time")), timeoutMs);
-      this.#waiters.push((value) => {
-        clearTimeout(timer);
-        resolve(value);
-      });
-    });
-  }
-}
-
-/** The kubelet's side of registration: a Registration server from the same proto on kubelet.sock. */
-async function startKubelet(dir: string): Promise<{ registrations: Inbox<RegisterRequest>; stop(): void }> {
-  const registrations = new Inbox<RegisterRequest>();
-  const server = new grpc.Server();
-  server.addService(api.Registration.service, {
-    Register: (call: grpc.ServerUnaryCall<RegisterRequest, object>, callback: grpc.sendUnaryData<object>) => {
-      registrations.push(call.request);
-      callback(null, {});
-    },
-  });
-  await new Promise<void>((resolve, reject) => server.bindAsync(`unix://${join(dir, KUBELET_SOCKET)}`, grpc.ServerCredentials.createInsecure(), (e) => (e ? reject(e) : resolve())));
-  return { registrations, stop: () => server.forceShutdown() };
-}
-
-type PluginClient = grpc.Client & Record<string, (...args: unknown[]) => unknown>;
-
-function pluginClient(dir: string, endpoint: string): PluginClient {
-  return new api.DevicePlugin(`unix://${join(dir, endpoint)}`, grpc.credentials.createInsecure()) as unknown as PluginClient;
-}
-
-const unary = <T>(client: PluginClient, method: string, request: object): Promise<T> =>
-  new Promise((resolve, reject) => client[method]!(request, (error: Error | null, response: T) => (error ? reject(error) : resolve(response))));
-
-function watchDevices(client: PluginClient): { updates: Inbox<Device[]>; call: grpc.ClientReadableStream<{ devices: Device[] }> } {
-  const updates = new Inbox<Device[]>();
-  const call = client.ListAndWatch!({}) as grpc.ClientReadableStream<{ devices: Device[] }>;
-  call.on("data", (message: { devices: Device[] }) => updates.push(message.devices));
-  call.on("error", () => undefined);
-  return { updates, call };
-}
+import { pluginClient, startKubeletStub as startKubelet, unary, watchDevices } from "../test-support/kubelet.js";
+import { API_VERSION, DevicePlugin, deviceList, KUBELET_SOCKET, SLOT_ANNOTATION, SLOT_ENV, socketName } from "./device-plugin.js";
 
 describe("device plugin over gRPC (unix sockets)", () => {
   let dir: string;
@@ -105,8 +44,8 @@ describe("device plugin over gRPC (unix sockets)", () => {
     cleanups.push(() => client.close());
     assert.deepEqual({ ...(await unary<object>(client, "GetDevicePluginOptions", {})) }, { pre_start_required: false, get_preferred_allocation_available: false });
 
-    const { updates, call } = watchDevices(client);
-    cleanups.push(() => call.cancel());
+    const { updates, cancel } = watchDevices(client);
+    cleanups.push(cancel);
     assert.deepEqual((await updates.next()).map((d) => [d.ID, d.health]), [["vm-0", "Healthy"], ["vm-1", "Healthy"], ["vm-2", "Healthy"]]);
     healthy = false;
     slots = 2;
@@ -136,8 +75,8 @@ describe("device plugin over gRPC (unix sockets)", () => {
 
     const client = pluginClient(dir, again.endpoint);
     cleanups.push(() => client.close());
-    const { updates, call } = watchDevices(client);
-    cleanups.push(() => call.cancel());
+    const { updates, cancel } = watchDevices(client);
+    cleanups.push(cancel);
     assert.equal((await updates.next()).length, 3);
   });
 
