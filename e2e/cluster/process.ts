@@ -101,10 +101,26 @@ function installExitHooks(): void {
   process.on("exit", killAll);
   for (const [signal, number] of [["SIGINT", 2], ["SIGTERM", 15], ["SIGHUP", 1]] as const) {
     process.on(signal, () => {
+      if (signalOwner && !signalOwner.interrupted) {
+        signalOwner.interrupted = true;
+        signalOwner.handler(signal);
+        return;
+      }
       killAll();
       process.exit(128 + number);
     });
   }
+}
+
+let signalOwner: { handler: (signal: NodeJS.Signals) => void; interrupted: boolean } | undefined;
+
+/**
+ * Hands the first SIGINT/SIGTERM/SIGHUP to `handler` (a graceful teardown) instead of killing
+ * everything at once; a second signal, and the exit hook, still kill whatever is left.
+ */
+export function onFirstSignal(handler: (signal: NodeJS.Signals) => void): void {
+  installExitHooks();
+  signalOwner = { handler, interrupted: false };
 }
 
 /** The last `lines` lines of a log file (reads at most the last 64 KiB). */
