@@ -1,3 +1,4 @@
+import type { EventRecorder } from "../kube/events.js";
 import type { PartContext, RunningPart } from "../parts.js";
 import { agentConnections, hypervisorDuration, hypervisorRequests } from "../metrics/hypervisor.js";
 import { kubeClusterView, type ClusterView } from "./cluster.js";
@@ -16,8 +17,10 @@ export async function startHypervisor(context: PartContext): Promise<RunningPart
   const { config, policy } = context;
   const log = context.log.child({ part: "hypervisor" });
   let cluster: ClusterView | undefined;
+  let events: EventRecorder | undefined;
   try {
     cluster = kubeClusterView(context.kube(), log);
+    events = context.events();
   } catch (error) {
     log.warn({ err: error }, "no cluster connection: every sandbox's VM is made from its annotations alone");
   }
@@ -31,7 +34,7 @@ export async function startHypervisor(context: PartContext): Promise<RunningPart
     onConnections: (delta) => agentConnections.inc(delta),
   });
   const restored = await sandboxes.restore();
-  const server = await startTtrpcServer({ path: config.hypervisorSocket, services: hypervisorService(sandboxes, log), log, observe: record });
+  const server = await startTtrpcServer({ path: config.hypervisorSocket, services: hypervisorService(sandboxes, log, events), log, observe: record });
   log.info({ socket: config.hypervisorSocket, podsDir: config.podsDir, restored }, "remote hypervisor listening");
   return {
     stop: async (graceMs) => {

@@ -71,6 +71,12 @@ export class Sandboxes {
     return created;
   }
 
+  /** `namespace/name` of the sandbox's pod, if the sandbox is known here. */
+  async podOf(id: string): Promise<string | undefined> {
+    const sandbox = await this.#sandboxes.get(id)?.catch(() => undefined);
+    return (sandbox?.record ?? (Sandboxes.validId(id) ? await readRecord(this.#dir(id)) : undefined))?.pod;
+  }
+
   /** Resolves once the VM is ready and its agent endpoint accepts connections. */
   async start(id: string, signal: AbortSignal): Promise<Sandbox> {
     const sandbox = await this.#sandboxes.get(id);

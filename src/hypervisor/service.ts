@@ -1,4 +1,5 @@
 import { createRequire } from "node:module";
+import type { EventRecorder, EventTarget, EventType } from "../kube/events.js";
 import type { Logger } from "../log/logger.js";
 import { describeTarget, parseSandboxAnnotations } from "./annotations.js";
 import { HYPERVISOR_SERVICE, hypervisorMessages as m, type Codec } from "./protos.js";
@@ -20,8 +21,29 @@ function sandboxId(id: string): string {
   return id;
 }
 
-/** Kata's `hypervisor.Hypervisor` service over the node's sandboxes. */
-export function hypervisorService(sandboxes: Sandboxes, log: Logger): Services {
+/** `ns/name` → an Event target, unless the shim did not say which pod. */
+function podTarget(pod: string): EventTarget | undefined {
+  const [namespace, name] = pod.split("/");
+  return namespace && name && namespace !== "?" && name !== "?" ? { apiVersion: "v1", kind: "Pod", namespace, name } : undefined;
+}
+
+/** Kata's `hypervisor.Hypervisor` service over the node's sandboxes; each outcome is logged with the pod and, where there is a cluster, an Event on it. */
+export function hypervisorService(sandboxes: Sandboxes, log: Logger, events?: EventRecorder): Services {
+  const tell = (pod: string, type: EventType, reason: string, message: string): void => {
+    const target = podTarget(pod);
+    if (target) events?.record(target, type, reason, message);
+  };
+  /** Runs a call for a sandbox; a failure is logged and told on the pod before the shim gets it. */
+  const reported = async <T>(call: string, id: string, pod: () => Promise<string | undefined>, work: () => Promise<T>): Promise<T> => {
+    try {
+      return await work();
+    } catch (error) {
+      const who = (await pod()) ?? "?/?";
+      log.warn({ pod: who, sandbox: id, err: error }, `${call} failed`);
+      tell(who, "Warning", `Sandbox${call}Failed`, `${call} for Kata sandbox ${id.slice(0, 12)}: ${(error as Error).message}`);
+      throw error;
+    }
+  };
   return {
     [HYPERVISOR_SERVICE]: {
       Version: async () => m.versionResponse.encode({ version }),
@@ -30,27 +52,31 @@ export function hypervisorService(sandboxes: Sandboxes, log: Logger): Services {
         const request = decode(m.createVMRequest, payload);
         const id = sandboxId(request.id);
         const target = parseSandboxAnnotations(request.annotations);
-        if (target.ignored.length) log.warn({ pod: describeTarget(target), sandbox: id, ignored: target.ignored }, "CreateVM: annotations ignored");
+        const pod = describeTarget(target);
+        if (target.ignored.length) log.warn({ pod, sandbox: id, ignored: target.ignored }, "CreateVM: annotations ignored");
         const started = Date.now();
-        const sandbox = await sandboxes.create(id, target);
+        const sandbox = await reported("CreateVM", id, async () => pod, () => sandboxes.create(id, target));
+        const { instanceId } = sandbox.record;
         log.child({ pod: sandbox.record.pod, sandbox: id }).info(
-          { instanceId: sandbox.record.instanceId, attached: sandbox.attached, ms: Date.now() - started },
+          { instanceId, attached: sandbox.attached, ms: Date.now() - started },
           sandbox.attached ? "CreateVM: attached to the pod's VM" : "CreateVM: VM requested",
         );
+        tell(sandbox.record.pod, "Normal", "SandboxVM", `Kata sandbox ${id.slice(0, 12)} runs in VM ${instanceId}${sandbox.attached ? " (started when the pod was bound)" : ""}`);
         return m.createVMResponse.encode({ agentSocketPath: sandbox.socketPath });
       },
 
       StartVM: async (payload, { signal }) => {
         const id = sandboxId(decode(m.startVMRequest, payload).id);
         const started = Date.now();
-        const sandbox = await sandboxes.start(id, signal);
+        const sandbox = await reported("StartVM", id, () => sandboxes.podOf(id), () => sandboxes.start(id, signal));
         log.child({ pod: sandbox.record.pod, sandbox: id }).info({ instanceId: sandbox.record.instanceId, ms: Date.now() - started }, "StartVM: agent reachable");
         return m.startVMResponse.encode({});
       },
 
       StopVM: async (payload) => {
         const id = sandboxId(decode(m.stopVMRequest, payload).id);
-        const record = await sandboxes.stop(id);
+        const pod = await sandboxes.podOf(id);
+        const record = await reported("StopVM", id, async () => pod, () => sandboxes.stop(id));
         if (record) log.child({ pod: record.pod, sandbox: id }).info({ instanceId: record.instanceId }, "StopVM: VM deleted, agent socket removed");
         else log.info({ sandbox: id }, "StopVM: no such sandbox (already stopped)");
         return m.stopVMResponse.encode({});
