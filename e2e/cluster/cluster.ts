@@ -1,5 +1,5 @@
 import { CoreV1Api, KubeConfig, type V1Node } from "@kubernetes/client-node";
-import { existsSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, statSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { request } from "node:https";
 import { tmpdir } from "node:os";
@@ -44,6 +44,8 @@ export interface ClusterOptions {
   schedulerConfig?: string;
   /** kube-scheduler client QPS (burst 2×); omitted = its default of 50. */
   qps?: number;
+  /** KWOK stages file; omitted = the one cluster:build copied from KWOK (its "fast" stages). */
+  kwokStages?: string;
 }
 
 export const KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node";
@@ -97,23 +99,29 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     const apiserverArgs = kubeApiserverArgs(pki, etcdUrl, apiserverPort!, join(dataDir, "apiserver"));
     const startApiserver = async (): Promise<void> => {
       const apiserver = start("kube-apiserver", binaryPath("kube-apiserver"), apiserverArgs);
-      await untilExit(apiserver, waitReadyz(server, pki), logsDir);
+      await untilExit(apiserver, waitReadyz(server, pki));
     };
     await startApiserver();
 
     const schedulerConfigPath = join(dataDir, "kube-scheduler.yaml");
     const startScheduler = async (configPath?: string): Promise<void> => {
       await writeFile(schedulerConfigPath, await schedulerConfigurationFile(configPath, { kubeconfig: kubeconfigPath, qps: options.qps }));
-      start("kube-scheduler", binaryPath("kube-scheduler"), [`--config=${schedulerConfigPath}`, "--secure-port=0", "-v=1"]);
+      const logFile = join(logsDir, "kube-scheduler.log");
+      const logged = existsSync(logFile) ? statSync(logFile).size : 0;
+      // -v=2 logs every binding ("Successfully bound pod to node")
+      const scheduler = start("kube-scheduler", binaryPath("kube-scheduler"), [`--config=${schedulerConfigPath}`, "--secure-port=0", "-v=2"]);
+      // it logs this only once its configuration has been loaded and validated
+      const started = waitFor(() => readFileSync(logFile).subarray(logged).includes("Starting Kubernetes Scheduler"), { timeoutMs: 20_000, message: "kube-scheduler to start" });
+      await untilExit(scheduler, started);
     };
     start("kube-controller-manager", binaryPath("kube-controller-manager"), controllerManagerArgs(kubeconfigPath, pki));
     await startScheduler(options.schedulerConfig);
-    start("kwok", kwokBinary(), kwokArgs(kubeconfigPath));
+    start("kwok", kwokBinary(), kwokArgs(kubeconfigPath, options.kwokStages ?? kwokStagesFile()));
 
     const kc = new KubeConfig();
     kc.loadFromFile(kubeconfigPath);
     const core = kc.makeApiClient(CoreV1Api);
-    await untilExit(running.get("kube-controller-manager")!, waitFor(() => core.readNamespacedServiceAccount({ name: "default", namespace: "default" }), { timeoutMs: READY_TIMEOUT_MS, message: "the default ServiceAccount" }), logsDir);
+    await untilExit(running.get("kube-controller-manager")!, waitFor(() => core.readNamespacedServiceAccount({ name: "default", namespace: "default" }), { timeoutMs: READY_TIMEOUT_MS, message: "the default ServiceAccount" }));
 
     return {
       kubeconfigPath,
@@ -195,10 +203,10 @@ function controllerManagerArgs(kubeconfig: string, pki: ClusterPki): string[] {
   ];
 }
 
-function kwokArgs(kubeconfig: string): string[] {
+function kwokArgs(kubeconfig: string, stagesFile: string): string[] {
   return [
     `--kubeconfig=${kubeconfig}`,
-    `--config=${kwokStagesFile()}`,
+    `--config=${stagesFile}`,
     `--manage-nodes-with-annotation-selector=${KWOK_NODE_ANNOTATION}=fake`,
     "--node-lease-duration-seconds=40",
     `--cidr=${POD_CIDR}`,
@@ -236,10 +244,10 @@ function schedulable(node: V1Node): boolean {
   return Boolean(ready) && !tainted;
 }
 
-/** `waiting`, failed early with the component's log when the component exits first. */
-async function untilExit<T>(component: ManagedProcess, waiting: Promise<T>, logsDir: string): Promise<T> {
+/** `waiting`, failed early with the end of the component's log when the component exits first. */
+async function untilExit<T>(component: ManagedProcess, waiting: Promise<T>): Promise<T> {
   const exited = component.exited.then((status) => {
-    throw new Error(`${component.name} exited (${status}) during startup; logs in ${logsDir}`);
+    throw new Error(`${component.name} exited (${status}) while starting:\n${tail(component.logFile, 15)}`);
   });
   return Promise.race([waiting, exited]);
 }
