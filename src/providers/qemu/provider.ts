@@ -1,11 +1,13 @@
 import { randomBytes } from "node:crypto";
 import { constants, readFileSync } from "node:fs";
-import { access, mkdir, open, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { access, mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import type { Logger } from "../../log/logger.js";
-import { ProviderError, TAG, type Instance, type InstanceSpec, type Provider, type ProviderHealth, type Tags } from "../types.js";
+import { claimedTags } from "../claim.js";
+import { ProviderError, TAG, type ClaimSpec, type Instance, type InstanceSpec, type Provider, type ProviderHealth, type Tags } from "../types.js";
+import { agentSession, podDataCommands } from "./agent.js";
 import { qemuArgs, tscKhzFromCpuinfo, VM_FILES, type LaunchSpec } from "./args.js";
 import { writeCpio, type CpioEntry } from "./image/cpio.js";
 import { defaultImageDir, readManifest } from "./image/paths.js";
@@ -92,7 +94,7 @@ export class QemuProvider implements Provider {
   }
 
   async #create(spec: InstanceSpec): Promise<Instance> {
-    if (Buffer.byteLength(spec.userData) > MAX_USER_DATA_BYTES) throw new ProviderError("invalid", `user data is ${Buffer.byteLength(spec.userData)} bytes, the qemu provider takes at most ${MAX_USER_DATA_BYTES}`);
+    checkUserData(spec.userData);
     const platform = await this.platform();
     const records = await this.#records();
     const observed = await Promise.all(records.map(async (record) => ({ record, instance: await this.#observe(record) })));
@@ -133,6 +135,32 @@ export class QemuProvider implements Provider {
     }
     await rm(dir, { recursive: true, force: true });
     if (record) this.#log.info({ instanceId: id, name: record.name }, "qemu VM deleted");
+  }
+
+  async claim(id: string, claim: ClaimSpec): Promise<Instance> {
+    checkUserData(claim.userData);
+    const dir = join(this.#vmsDir, id);
+    const record = ID_PATTERN.test(id) ? await this.#readRecord(dir) : undefined;
+    if (!record) throw new ProviderError("notFound", `qemu VM ${id} does not exist`);
+    const podUid = claim.tags[TAG.podUid];
+    if (record.tags[TAG.pool] === undefined) {
+      if (record.tags[TAG.podUid] === podUid) return this.#observe(record);
+      throw new ProviderError("invalid", `qemu VM ${id} is not a pool VM: it belongs to pod ${record.tags[TAG.podUid] ?? "(none)"}`);
+    }
+    const instance = await this.#observe(record);
+    if (instance.state === "terminated" || instance.state === "stopping") throw new ProviderError("notFound", `qemu VM ${id} is ${instance.state}`);
+    if (!instance.ready) throw new ProviderError("retryable", `qemu VM ${id} is not ready: ${instance.message ?? instance.state}`);
+    try {
+      const answers = await agentSession(record.hostPort, podDataCommands(claim.userData, workloadScript(claim.userData)));
+      const refused = answers.find((answer) => answer !== "ok");
+      if (refused) throw new Error(refused);
+    } catch (error) {
+      throw new ProviderError("retryable", `could not hand the pod's data to qemu VM ${id}: ${(error as Error).message}`, { cause: error });
+    }
+    const claimed: VmRecord = { ...record, name: claim.name, tags: claimedTags(record.tags, claim.tags) };
+    await writeRecord(dir, claimed);
+    this.#log.info({ instanceId: id, name: claimed.name, podUid }, "pool VM handed to a pod");
+    return this.#observe(claimed);
   }
 
   async health(): Promise<ProviderHealth> {
@@ -179,11 +207,12 @@ export class QemuProvider implements Provider {
         heartbeatSeconds: this.settings.heartbeatSeconds,
         isolateNetwork: this.settings.isolateNetwork,
         tscKhz: this.#tscKhz,
-        workload: workload !== undefined,
+        // A pool VM gets its workload, if any, from the pod that claims it.
+        workload: workload !== undefined || identity.tags[TAG.pool] !== undefined,
       };
       const process = spawnDetached(this.settings.binary, qemuArgs(launch), join(dir, VM_FILES.qemuLog));
       const record: VmRecord = { id, ...identity, ...sizing, createdAt: new Date().toISOString(), pid: process.pid, hostPort: launch.hostPort, ...platform };
-      await writeFile(join(dir, VM_FILES.record), `${JSON.stringify(record, null, 2)}\n`);
+      await writeRecord(dir, record);
       const failure = await this.#started(dir, process.exited);
       if (!failure) return record;
       killGroup(process.pid, "SIGKILL");
@@ -331,6 +360,9 @@ export class QemuProvider implements Provider {
   async #probeBoot(platform: Platform): Promise<number> {
     const id = `probe-${platform.accelerator}-${platform.machine}`;
     const dir = join(this.#probeDir, id);
+    // A probe VM of an earlier run that was killed mid-probe (a KVM probe can hang forever).
+    const leftover = await this.#readRecord(dir);
+    if (leftover) await this.#stop(leftover.pid, dir, 0).catch(() => undefined);
     await rm(dir, { recursive: true, force: true });
     const record = await this.#launch(dir, id, PROBE_VM, "", platform, { name: id, instanceType: "probe", tags: {} });
     const timeoutMs = platform.accelerator === "kvm" ? Math.min(KVM_PROBE_TIMEOUT_MS, this.settings.probeTimeoutSeconds * 1000) : this.settings.probeTimeoutSeconds * 1000;
@@ -348,6 +380,19 @@ export class QemuProvider implements Provider {
       await rm(dir, { recursive: true, force: true });
     }
   }
+}
+
+function checkUserData(userData: string): void {
+  const bytes = Buffer.byteLength(userData);
+  if (bytes > MAX_USER_DATA_BYTES) throw new ProviderError("invalid", `user data is ${bytes} bytes, the qemu provider takes at most ${MAX_USER_DATA_BYTES}`);
+}
+
+/** Replaces a VM's record in one step, so a crash leaves the old or the new one, never half of either. */
+async function writeRecord(dir: string, record: VmRecord): Promise<void> {
+  const file = join(dir, VM_FILES.record);
+  const temp = `${file}.${randomBytes(4).toString("hex")}.tmp`;
+  await writeFile(temp, `${JSON.stringify(record, null, 2)}\n`);
+  await rename(temp, file);
 }
 
 /** A gzip'd cpio appended to the image's initramfs: the kernel unpacks both, so each VM gets its own files. */

@@ -5,6 +5,8 @@
 #   echo TEXT         -> TEXT
 #   health            -> {"ready":true,"uptimeSeconds":N,"workload":"none|running|exited N"}
 #   user-data BASE64  -> ok   (replaces /run/peerpods/user-data)
+#   workload BASE64   -> ok   (starts this script as the workload, once: how a warm-pool VM, booted
+#                              without one, gets the workload of the pod that claims it)
 #   quit              -> closes the connection
 while read -r command rest; do
   case "$command" in
@@ -21,6 +23,24 @@ while read -r command rest; do
         echo ok
       else
         echo "error: user-data must be base64"
+      fi
+      ;;
+    workload)
+      if [ -e /run/peerpods/workload.state ]; then
+        echo "error: a workload was already started"
+      elif echo "$rest" | base64 -d > /run/peerpods/workload.sh 2>/dev/null; then
+        echo running > /run/peerpods/workload.state
+        out=/dev/null
+        for dir in /sys/class/virtio-ports/*; do
+          [ "$(cat "$dir/name" 2>/dev/null)" = peerpods.workload ] && out="/dev/${dir##*/}"
+        done
+        (
+          sh /run/peerpods/workload.sh > "$out" 2>&1
+          echo "exited $?" > /run/peerpods/workload.state
+        ) < /dev/null > /dev/null 2>&1 &
+        echo ok
+      else
+        echo "error: workload must be base64"
       fi
       ;;
     quit) exit 0 ;;

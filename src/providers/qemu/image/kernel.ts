@@ -75,3 +75,54 @@ export async function moduleLoadOrder(wanted: readonly string[], index: ModuleIn
   for (const name of wanted) await visit(name, []);
   return order;
 }
+
+export type PayloadFormat = "zstd" | "gzip" | "xz";
+
+const MAGIC: [PayloadFormat, number[]][] = [
+  ["zstd", [0x28, 0xb5, 0x2f, 0xfd]],
+  ["gzip", [0x1f, 0x8b]],
+  ["xz", [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]],
+];
+
+/**
+ * The compressed kernel inside a bzImage, located by the boot protocol's setup header
+ * (`setup_sects` at 0x1f1, `payload_offset`/`payload_length` at 0x248), without the 4-byte
+ * uncompressed size the kernel build appends to it.
+ */
+export function bzImagePayload(bzImage: Buffer): { format: PayloadFormat; data: Buffer; size: number } {
+  if (bzImage.readUInt32LE(0x202) !== 0x53726448) throw new Error("not a bzImage: no HdrS signature");
+  const setupSectors = bzImage[0x1f1] || 4;
+  const start = (setupSectors + 1) * 512 + bzImage.readUInt32LE(0x248);
+  const length = bzImage.readUInt32LE(0x24c);
+  if (length < 8 || start + length > bzImage.length) throw new Error("bzImage payload lies outside the file");
+  const payload = bzImage.subarray(start, start + length);
+  const format = MAGIC.find(([, magic]) => magic.every((byte, i) => payload[i] === byte))?.[0];
+  if (!format) throw new Error(`unknown bzImage payload compression (starts ${payload.subarray(0, 6).toString("hex")})`);
+  return { format, data: payload.subarray(0, length - 4), size: payload.readUInt32LE(length - 4) };
+}
+
+const PT_NOTE = 4;
+const XEN_ELFNOTE_PHYS32_ENTRY = 18;
+
+/** True for a 64-bit ELF kernel with a PVH entry point, which qemu boots directly, skipping decompression. */
+export function hasPvhEntry(elf: Buffer): boolean {
+  if (elf.length < 64 || elf.readUInt32BE(0) !== 0x7f454c46 || elf[4] !== 2 || elf[5] !== 1) return false;
+  const phoff = Number(elf.readBigUInt64LE(0x20));
+  const phentsize = elf.readUInt16LE(0x36);
+  for (let i = 0; i < elf.readUInt16LE(0x38); i++) {
+    const header = phoff + i * phentsize;
+    if (elf.readUInt32LE(header) !== PT_NOTE) continue;
+    const offset = Number(elf.readBigUInt64LE(header + 8));
+    const end = offset + Number(elf.readBigUInt64LE(header + 32));
+    for (let note = offset; note + 12 <= end; ) {
+      const nameSize = elf.readUInt32LE(note);
+      const descSize = elf.readUInt32LE(note + 4);
+      const name = elf.toString("latin1", note + 12, note + 12 + nameSize).replace(/\0+$/, "");
+      if (name === "Xen" && elf.readUInt32LE(note + 8) === XEN_ELFNOTE_PHYS32_ENTRY) return true;
+      note += 12 + align4(nameSize) + align4(descSize);
+    }
+  }
+  return false;
+}
+
+const align4 = (n: number): number => Math.ceil(n / 4) * 4;

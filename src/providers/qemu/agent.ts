@@ -1,0 +1,31 @@
+import { connect } from "node:net";
+
+/**
+ * One session with the guest agent's line protocol (src/providers/qemu/guest/agent-session.sh) on
+ * its forwarded loopback port: sends `commands`, then `quit`, and resolves with one answer line per
+ * command.
+ */
+export function agentSession(port: number, commands: readonly string[], timeoutMs = 10_000): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: "127.0.0.1", port });
+    let answer = "";
+    socket.setEncoding("utf8");
+    socket.setTimeout(timeoutMs, () => socket.destroy(new Error(`the VM's agent on port ${port} did not answer within ${timeoutMs} ms`)));
+    socket.on("data", (chunk: string) => (answer += chunk));
+    socket.on("error", reject);
+    socket.on("close", () => {
+      const lines = answer.split("\n").filter(Boolean);
+      if (lines.length < commands.length) reject(new Error(`the VM's agent on port ${port} answered ${lines.length} of ${commands.length} commands`));
+      else resolve(lines);
+    });
+    socket.write([...commands, "quit"].map((line) => `${line}\n`).join(""));
+  });
+}
+
+/** The commands that hand a pod's data (and the workload it implies, if any) to a booted VM. */
+export function podDataCommands(userData: string, workload: string | undefined): string[] {
+  const base64 = (text: string): string => Buffer.from(text).toString("base64");
+  const commands = [`user-data ${base64(userData)}`];
+  if (workload !== undefined) commands.push(`workload ${base64(workload)}`);
+  return commands;
+}
