@@ -61,6 +61,7 @@ export function rateLimited(provider: Provider, bucket: TokenBucket): Provider {
     get: limit(provider.get),
     list: limit(provider.list),
     delete: limit(provider.delete),
+    ...(provider.claim ? { claim: limit(provider.claim) } : {}),
     health: () => provider.health(),
     close: () => provider.close(),
   };

@@ -27,6 +27,16 @@ export interface InstanceSpec {
   zone?: string;
 }
 
+/** What a pod makes of a warm-pool VM it claims. */
+export interface ClaimSpec {
+  /** The pod's instance name: from now on `create` with this name finds the claimed VM. */
+  name: string;
+  /** The tags the VM carries from now on (the pod's, as `create` would have set them); the pool tag goes. */
+  tags: Tags;
+  /** The pod's data, delivered to the booted VM through its agent channel (its boot parameters are fixed). */
+  userData: string;
+}
+
 export interface Instance {
   id: string;
   name: string;
@@ -75,6 +85,12 @@ export interface Provider {
   /** Instances whose tags include every key/value of `tagFilter`. */
   list(tagFilter: Tags): Promise<Instance[]>;
   delete(id: string): Promise<void>;
+  /**
+   * Hands an idle warm-pool VM to a pod: delivers the pod's data first, then swaps the pool tag for
+   * the pod's tags, so a VM still tagged as pool has not been handed over yet. Idempotent. Throws
+   * `notFound` when the VM is gone. Providers without it get no warm pool.
+   */
+  claim?(id: string, claim: ClaimSpec): Promise<Instance>;
   health(): Promise<ProviderHealth>;
   /** Releases clients and timers; running VMs are left as they are. */
   close(): Promise<void>;

@@ -1,4 +1,6 @@
 import {
+  CreateTagsCommand,
+  DeleteTagsCommand,
   DescribeAvailabilityZonesCommand,
   DescribeImagesCommand,
   DescribeInstancesCommand,
@@ -16,7 +18,8 @@ import {
   type _InstanceType,
 } from "@aws-sdk/client-ec2";
 import type { ProviderOptions } from "../factory.js";
-import { ProviderError, TAG, type Instance, type InstanceSpec, type Provider, type ProviderHealth, type Tags } from "../types.js";
+import { claimedTags } from "../claim.js";
+import { ProviderError, TAG, type ClaimSpec, type Instance, type InstanceSpec, type Provider, type ProviderHealth, type Tags } from "../types.js";
 import { errorCode, toProviderError, ZONE_CAPACITY_CODES } from "./errors.js";
 import { isLive, toInstance } from "./instances.js";
 import { clientToken, subnetCandidates, type Subnet } from "./placement.js";
@@ -95,6 +98,29 @@ export class AwsProvider implements Provider {
       const mapped = toProviderError(error, "TerminateInstances");
       if (mapped.kind !== "notFound") throw mapped;
     }
+  }
+
+  /**
+   * Retags a pool instance for its pod (the pod's tags first, then the pool tag goes, so a crash in
+   * between leaves it marked as pool and the claim is repeated). EC2 cannot change the user data of
+   * a running instance: the pod's data reaches it through the Kata agent when the shim attaches.
+   */
+  async claim(id: string, claim: ClaimSpec): Promise<Instance> {
+    const current = await this.get(id);
+    if (!current || current.state === "terminated" || current.state === "stopping") throw new ProviderError("notFound", `instance ${id} is ${current?.state ?? "gone"}`);
+    if (current.tags[TAG.pool] === undefined) {
+      if (current.tags[TAG.podUid] === claim.tags[TAG.podUid]) return current;
+      throw new ProviderError("invalid", `instance ${id} is not a pool instance: it belongs to pod ${current.tags[TAG.podUid] ?? "(none)"}`);
+    }
+    const tags = { ...claim.tags, Name: claim.name };
+    try {
+      await this.client.send(new CreateTagsCommand({ Resources: [id], Tags: toTagList(tags) }));
+      await this.client.send(new DeleteTagsCommand({ Resources: [id], Tags: [{ Key: TAG.pool }] }));
+    } catch (error) {
+      throw toProviderError(error, "CreateTags/DeleteTags");
+    }
+    this.options.log.info({ pod: podOf(claim.tags), instanceId: id }, "pool instance claimed");
+    return { ...current, name: claim.name, tags: claimedTags(current.tags, tags) };
   }
 
   async health(): Promise<ProviderHealth> {

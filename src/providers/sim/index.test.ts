@@ -34,6 +34,18 @@ describe("sim provider", () => {
     assert.equal((await provider.list({ [TAG.podUid]: "u1" })).length, 1);
   });
 
+  it("hands a pool VM to a pod: pod tags and name in, pool tag out, the data kept, outlasting a restart", async () => {
+    const provider = await sim({ claimMs: 0 });
+    const pooled = await provider.create({ name: "pool-1", instanceType: small, userData: "", tags: { [TAG.cluster]: "c1", [TAG.pool]: "true" } });
+    const claimed = await provider.claim!(pooled.id, { name: "pp-u1", userData: '{"podUID":"u1"}', tags: { [TAG.cluster]: "c1", [TAG.podUid]: "u1" } });
+    assert.deepEqual(claimed.tags, { [TAG.cluster]: "c1", [TAG.podUid]: "u1" });
+    const again = await sim({});
+    assert.equal((await again.create(spec("u1"))).id, pooled.id, "create for the pod finds the claimed VM");
+    const inventory = JSON.parse(await readFile(join(dir, "sim-c1.json"), "utf8")) as { instances: { userData?: string }[] };
+    assert.equal(inventory.instances[0]!.userData, '{"podUID":"u1"}');
+    await assert.rejects(provider.claim!("sim-nope", { name: "x", userData: "", tags: {} }), (e: ProviderError) => e.kind === "notFound");
+  });
+
   it("reports ready only after the ready latency", async () => {
     const provider = await sim({ readyMs: 80 });
     const created = await provider.create(spec("u1"));

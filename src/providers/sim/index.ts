@@ -3,7 +3,8 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { ProviderOptions } from "../factory.js";
 import { TokenBucket } from "../ratelimit.js";
-import { ProviderError, type Instance, type InstanceSpec, type Provider, type ProviderHealth, type Tags } from "../types.js";
+import { claimedTags } from "../claim.js";
+import { ProviderError, type ClaimSpec, type Instance, type InstanceSpec, type Provider, type ProviderHealth, type Tags } from "../types.js";
 import { Inventory, type SimRecord } from "./inventory.js";
 import { sampleLatency, seededRandom, type Random } from "./random.js";
 import { simSettingsSchema, type SimSettings } from "./settings.js";
@@ -79,6 +80,18 @@ export class SimProvider implements Provider {
     if (this.inventory.records.delete(id)) await this.inventory.persist();
   }
 
+  async claim(id: string, claim: ClaimSpec): Promise<Instance> {
+    await this.#admit("claim");
+    const record = this.inventory.records.get(id);
+    if (!record) throw new ProviderError("notFound", `sim: instance ${id} does not exist`);
+    await this.#sleep(this.settings.claimMs);
+    record.name = claim.name;
+    record.userData = claim.userData;
+    record.tags = claimedTags(record.tags, claim.tags);
+    await this.inventory.persist();
+    return toInstance(record);
+  }
+
   async health(): Promise<ProviderHealth> {
     if (!this.settings.healthy) return { healthy: false, message: "sim: configured unhealthy" };
     if (this.settings.unhealthyFile) {
@@ -98,10 +111,10 @@ export class SimProvider implements Provider {
   }
 
   /** The throttle and the random failures every API call may meet, after catching up with outside edits. */
-  async #admit(call: "create" | "get" | "list" | "delete"): Promise<void> {
+  async #admit(call: "create" | "get" | "list" | "delete" | "claim"): Promise<void> {
     await this.inventory.sync();
     if (this.#throttle && !this.#throttle.tryTake()) throw new ProviderError("retryable", `sim: ${call} throttled (rate limit exceeded)`);
-    if ((call === "create" || call === "delete") && this.#random() < this.settings.errorRate) {
+    if (call !== "get" && call !== "list" && this.#random() < this.settings.errorRate) {
       throw new ProviderError("retryable", `sim: ${call} failed with a simulated internal error`);
     }
   }

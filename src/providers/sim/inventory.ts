@@ -13,6 +13,8 @@ export interface SimRecord {
   address: string;
   createdAt: number;
   readyAt: number;
+  /** The pod data a warm-pool claim delivered after boot. */
+  userData?: string;
 }
 
 interface InventoryFile {

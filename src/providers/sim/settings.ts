@@ -17,9 +17,11 @@ export const simSettingsSchema = z.strictObject({
   createMs: latency.default(100),
   /** After create answered, how long until the VM reports ready. */
   readyMs: latency.default(500),
+  /** How long handing a warm-pool VM to a pod takes (retag and data delivery). */
+  claimMs: latency.default(20),
   /** How long the delete call takes. */
   deleteMs: latency.default(50),
-  /** Share of create/delete calls that fail with a retryable (5xx-like) error before doing anything. */
+  /** Share of create/delete/claim calls that fail with a retryable (5xx-like) error before doing anything. */
   errorRate: probability.default(0),
   /** Share of creates that make the instance but lose the response: the caller sees a retryable error. */
   crashRate: probability.default(0),
