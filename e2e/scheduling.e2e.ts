@@ -186,7 +186,8 @@ describe("scheduling: kube-scheduler with the peerpods extender and advertiser (
       await createPod(peerPod("peer-5"));
       const message = await failedScheduling("peer-5", /peer-pod VM slots/);
       assert.match(message, new RegExp(`2 ${REASON.slotsFull}`));
-      assert.match(message, new RegExp(`2 ${REASON.notSelected.replace(/[()]/g, "\\$&")}`));
+      // other suites' nodes on the shared cluster may add to this count
+      assert.match(message, new RegExp(`\\d+ ${REASON.notSelected.replace(/[()]/g, "\\$&")}`));
       await stillPending("peer-5");
 
       await core.deleteNamespacedPod({ name: "peer-2", namespace: NAMESPACE, gracePeriodSeconds: 0 });
