@@ -61,7 +61,7 @@ async function main(): Promise<void> {
     /** CreateVM + StartVM for `pod` and an echo through the agent socket; returns the timings and the sandbox id. */
     const open = async (pod: string): Promise<Sample & { id: string }> => {
       const id = randomBytes(32).toString("hex");
-      const created = await peer.createVM(id, shimAnnotations(NAMESPACE, pod));
+      const created = await peer.createVM(id, shimAnnotations(NAMESPACE, pod, "small"));
       if (created.code) throw new Error(`CreateVM: ${created.code} ${created.message}`);
       const started = await peer.startVM(id, BOOT_TIMEOUT_S);
       if (started.code) throw new Error(`StartVM: ${started.code} ${started.message}`);
