@@ -41,7 +41,7 @@ describe("nodeStatusSync", () => {
       return {};
     };
     const api = { patchNodeStatus: record("status"), patchNode: record("node") };
-    sync = nodeStatusSync({ api: api as never, node: (name) => nodes.get(name), policy, providerHealthy: () => healthy, bucket: new TokenBucket(1000, 1000), log: silentLogger });
+    ({ sync } = nodeStatusSync({ api: api as never, node: (name) => nodes.get(name), policy, providerHealthy: () => healthy, bucket: new TokenBucket(1000, 1000), log: silentLogger }));
   });
 
   it("patches a matching node with a JSON patch and publishes its slots", async () => {

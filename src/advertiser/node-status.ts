@@ -2,6 +2,7 @@ import { PatchStrategy, setHeaderOptions, type CoreV1Api } from "@kubernetes/cli
 import { ANNOTATION } from "../kube/annotations.js";
 import type { Logger } from "../log/logger.js";
 import { advertiserPatches, nodeVmSlots } from "../metrics/scheduling.js";
+import type { CompiledPolicy } from "../policy/compiled.js";
 import type { PolicyStore } from "../policy/store.js";
 import type { TokenBucket } from "../providers/ratelimit.js";
 import { desiredSlots, generationAnnotation, statusPatch, type NodeStatusObject, type Slots } from "./desired.js";
@@ -30,6 +31,12 @@ function publish(name: string, wanted: Slots | undefined): void {
   }
 }
 
+export interface NodeStatusSync {
+  /** Brings one node, by name, to the advertisement it should carry. */
+  sync(name: string): Promise<void>;
+  close(): void;
+}
+
 const statusCode = (error: unknown): number | undefined => (error as { code?: number }).code;
 
 /**
@@ -40,9 +47,10 @@ const statusCode = (error: unknown): number | undefined => (error as { code?: nu
  * A failed patch (a stale cache meeting a concurrent change, an apiserver restart) throws, so the
  * queue retries it against the newer cache; a node deleted meanwhile is done.
  */
-export function nodeStatusSync({ api, node, policy, providerHealthy, bucket, log }: NodeStatusOptions): (name: string) => Promise<void> {
+export function nodeStatusSync({ api, node, policy, providerHealthy, bucket, log }: NodeStatusOptions): NodeStatusSync {
   const formerResources = new Set([policy.current.spec.extendedResourceName]);
-  policy.on("change", (next) => formerResources.add(next.spec.extendedResourceName));
+  const remember = (next: CompiledPolicy): void => void formerResources.add(next.spec.extendedResourceName);
+  policy.on("change", remember);
   const patch = async (name: string, call: () => Promise<unknown>): Promise<boolean> => {
     await bucket.take();
     try {
@@ -60,7 +68,7 @@ export function nodeStatusSync({ api, node, policy, providerHealthy, bucket, log
       throw error;
     }
   };
-  return async (name) => {
+  const sync = async (name: string): Promise<void> => {
     const current = node(name);
     if (!current) return publish(name, undefined);
     const { generation, spec } = policy.current;
@@ -77,4 +85,5 @@ export function nodeStatusSync({ api, node, policy, providerHealthy, bucket, log
       await patch(name, () => api.patchNode({ name, body: { metadata: { annotations: { [ANNOTATION.policyGeneration]: stamp } } } }, MERGE_PATCH));
     }
   };
+  return { sync, close: () => void policy.off("change", remember) };
 }

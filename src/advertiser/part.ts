@@ -63,7 +63,7 @@ interface Mode {
 
 function nodeStatusMode(context: PartContext, core: CoreV1Api, nodes: WatchedInformer<V1Node>, log: Logger): Mode {
   const health = context.providerHealth();
-  const sync = nodeStatusSync({
+  const { sync, close } = nodeStatusSync({
     api: core,
     node: (name) => cacheOf(nodes).get(name),
     policy: context.policy,
@@ -84,7 +84,10 @@ function nodeStatusMode(context: PartContext, core: CoreV1Api, nodes: WatchedInf
       if (name) queue.add(name);
       else for (const node of cacheOf(nodes).list()) if (node.metadata?.name) queue.add(node.metadata.name);
     },
-    stop: (graceMs) => queue.stop(graceMs),
+    stop: async (graceMs) => {
+      await queue.stop(graceMs);
+      close();
+    },
   };
 }
 
