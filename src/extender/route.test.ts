@@ -73,6 +73,11 @@ describe("scheduler extender over HTTPS", () => {
     assert.deepEqual(res.body.FailedAndUnresolvableNodes, { "plain-1": REASON.notSelected });
   });
 
+  it("reads a Go nil node list (items: null) as no nodes", async () => {
+    const res = await post("/filter", { Pod: peerPod("p1"), Nodes: { items: null } }).expect(200);
+    assert.deepEqual(res.body.Nodes, { items: [] });
+  });
+
   it("passes plain pods through untouched and counts them as skipped", async () => {
     const before = await counter("filter", "skipped");
     const res = await post("/filter", { Pod: plainPod, NodeNames: ["peer-1", "plain-1", "anything"] }).expect(200);
