@@ -1,12 +1,21 @@
 import assert from "node:assert/strict";
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig, type KubernetesObject, type V1Pod } from "@kubernetes/client-node";
 import { pino } from "pino";
 import type { InstanceType } from "../src/policy/schema.js";
 import { createProvider } from "../src/providers/factory.js";
 import { TAG, type Instance, type InstanceSpec, type Provider, type ProviderError } from "../src/providers/types.js";
+import { VM_READY_CONDITION } from "../src/kube/annotations.js";
+import { atExit } from "./cluster/process.js";
+import { cluster } from "./setup.js";
+import { applyObjects, loadManifests, LOCAL_OVERLAY_DIR, withWebhookUrl } from "./support/manifests.js";
+import { startPeerpods, type Peerpods } from "./support/peerpods.js";
+import { processesMentioning } from "./support/processes.js";
+import { serviceAccountKubeconfig } from "./support/tokens.js";
 import { waitFor } from "./support/wait.js";
 
 const CLUSTER = "qemu-suite";
@@ -35,13 +44,6 @@ function talkToAgent(endpoint: string, lines: string[]): Promise<string> {
     socket.on("close", () => resolve(answer));
     socket.write(lines.map((line) => `${line}\n`).join(""));
   });
-}
-
-/** Pids of processes whose command line mentions `text`. */
-async function processesMentioning(text: string): Promise<number[]> {
-  const pids = (await readdir("/proc")).filter((entry) => /^\d+$/.test(entry));
-  const matches = await Promise.all(pids.map(async (pid) => ((await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "")).includes(text) ? Number(pid) : undefined)));
-  return matches.filter((pid): pid is number => pid !== undefined && pid !== process.pid);
 }
 
 describe("qemu provider: real pod VMs", function () {
@@ -148,5 +150,92 @@ describe("qemu provider: real pod VMs", function () {
     await provider.delete(listed[0]!.id);
     assert.deepEqual(await readdir(join(stateDir, "qemu")), []);
     assert.deepEqual(await processesMentioning(`${stateDir}/`), []);
+  });
+});
+
+describe("qemu provider on the local control plane: peer pods get real VMs and become Ready", function () {
+  this.timeout(BOOT_TIMEOUT_MS * 3);
+  const NAMESPACE = "qemu-e2e";
+  const CLUSTER_ID = "qemu-e2e";
+  const NODE = "qemu-node-1";
+  let admin: KubeConfig;
+  let core: CoreV1Api;
+  let webhookConfig: KubernetesObject[];
+  let peerpods: Peerpods;
+  let provider: Provider;
+  let dir: string;
+
+  const podVMs = async (): Promise<Instance[]> => (await provider.list({ [TAG.cluster]: CLUSTER_ID })).filter((i) => i.state !== "terminated");
+  const peerPod = (name: string): V1Pod => ({
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: { name },
+    spec: { runtimeClassName: "kata-remote", containers: [{ name: "app", image: "busybox", command: ["sh", "-c", "echo hi"], resources: { requests: { cpu: "250m", memory: "128Mi" } } }] },
+  });
+  const condition = (pod: V1Pod, type: string): string | undefined => pod.status?.conditions?.find((c) => c.type === type)?.status;
+  /** The vm-ready condition as the worker writes it (KWOK's fast pod-ready stage also sets readiness gates, without a reason). */
+  const vmReadyByWorker = (pod: V1Pod): boolean => pod.status?.conditions?.some((c) => c.type === VM_READY_CONDITION && c.status === "True" && c.reason === "VMReady") ?? false;
+
+  before(async function () {
+    this.timeout(180_000);
+    admin = cluster().kc;
+    core = admin.makeApiClient(CoreV1Api);
+    const manifests = await loadManifests(LOCAL_OVERLAY_DIR);
+    webhookConfig = manifests.filter((o) => o.kind === "MutatingWebhookConfiguration");
+    await applyObjects(admin, manifests.filter((o) => o.kind !== "MutatingWebhookConfiguration"));
+    await core.createNamespace({ body: { metadata: { name: NAMESPACE } } });
+    await waitFor(() => core.readNamespacedServiceAccount({ name: "default", namespace: NAMESPACE }), { message: "the default ServiceAccount" });
+    await cluster().addNodes([{ name: NODE }]);
+    await core.patchNodeStatus({ name: NODE, body: { status: { capacity: { "kata.peerpods.io/vm": "4" }, allocatable: { "kata.peerpods.io/vm": "4" } } } }, setHeaderOptions("Content-Type", PatchStrategy.MergePatch));
+
+    dir = mkdtempSync(join(tmpdir(), "qemu-e2e-"));
+    atExit(() => rmSync(dir, { recursive: true, force: true }));
+    const policyFile = join(dir, "policy.json");
+    await writeFile(policyFile, JSON.stringify({ instanceTypes: [{ name: "small", vcpus: 1, memoryMiB: 256 }], provider: { name: "qemu", qemu: { maxVMs: 4 } } }));
+    const kubeconfig = await serviceAccountKubeconfig(admin, { namespace: "peerpods-system", name: "peerpods" }, join(dir, "peerpods.kubeconfig"), cluster().caFile);
+    peerpods = await startPeerpods({ kubeconfig, args: ["--parts=webhook,worker", `--policy-file=${policyFile}`, `--cluster-id=${CLUSTER_ID}`, "--no-leader-elect"] });
+    await applyObjects(admin, withWebhookUrl(webhookConfig, peerpods.webhookUrl, peerpods.caBundle));
+    await waitFor(
+      async () => (await core.createNamespacedPod({ namespace: NAMESPACE, body: peerPod("qemu-probe"), dryRun: "All" })).metadata?.annotations?.["peerpods.io/instance-type"] !== undefined,
+      { timeoutMs: 20_000, message: "the apiserver to call the webhook" },
+    );
+    provider = await createProvider({ name: "qemu", qemu: { maxVMs: 4 } }, { clusterId: CLUSTER_ID, stateDir: peerpods.stateDir, log: pino({ level: "silent" }) });
+  });
+
+  after(async function () {
+    this.timeout(120_000);
+    for (const instance of provider ? await provider.list({}).catch(() => []) : []) await provider.delete(instance.id).catch(() => undefined);
+    await peerpods?.kill();
+    await core.deleteNamespace({ name: NAMESPACE }).catch(() => undefined);
+    await core.deleteNode({ name: NODE }).catch(() => undefined);
+    await applyObjects(admin, webhookConfig).catch(() => undefined);
+  });
+
+  it("two peer pods: one real VM each, the agent answers, the worker marks the pods and they turn Ready", async () => {
+    const pods = await Promise.all(["qemu-a", "qemu-b"].map((name) => core.createNamespacedPod({ namespace: NAMESPACE, body: peerPod(name) })));
+    const ready = await waitFor(
+      async () => {
+        const current = await Promise.all(pods.map((p) => core.readNamespacedPod({ name: p.metadata!.name!, namespace: NAMESPACE })));
+        return current.every((pod) => vmReadyByWorker(pod) && condition(pod, "Ready") === "True") && current;
+      },
+      { timeoutMs: BOOT_TIMEOUT_MS, intervalMs: 500, message: "both pods VM-ready and Ready" },
+    );
+    const vms = await podVMs();
+    assert.deepEqual(vms.map((vm) => vm.tags[TAG.podUid]).sort(), ready.map((pod) => pod.metadata!.uid).sort());
+    for (const vm of vms) {
+      assert.equal(vm.ready, true);
+      assert.equal(vm.instanceType, "small");
+      assert.match(await talkToAgent(vm.agentEndpoint!, ["ping", "quit"]), /^pong\n$/);
+    }
+  });
+
+  it("deleting the pods deletes their VMs and leaves no qemu process", async () => {
+    await Promise.all(["qemu-a", "qemu-b"].map((name) => core.deleteNamespacedPod({ name, namespace: NAMESPACE, gracePeriodSeconds: 0 })));
+    await waitFor(async () => (await podVMs()).length === 0 && (await core.listNamespacedPod({ namespace: NAMESPACE })).items.length === 0, {
+      timeoutMs: 60_000,
+      intervalMs: 500,
+      message: "no VM and no pod left",
+    });
+    await waitFor(async () => (await processesMentioning(`${peerpods.stateDir}/qemu/`)).length === 0, { timeoutMs: 20_000, message: "no qemu process of a pod VM" });
   });
 });

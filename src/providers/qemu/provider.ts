@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { constants, readFileSync } from "node:fs";
 import { access, mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
@@ -331,12 +331,17 @@ export class QemuProvider implements Provider {
     return this.#probe;
   }
 
-  /** Boots a small VM with each candidate platform until one reports ready; remembers the winner on disk. */
+  /**
+   * Boots a small VM with each candidate platform until one reports ready. The winner is remembered
+   * next to the image for this qemu binary, settings and host boot, so other state folders and
+   * restarts skip the probe (a KVM that hangs costs its whole timeout).
+   */
   async #runProbe(): Promise<ProbeOutcome> {
     const image = await this.#loadImage();
     const binary = await binaryIdentity(this.settings.binary);
-    const key = JSON.stringify({ binary, image: image.inputs, accelerator: this.settings.accelerator, machine: this.settings.machine });
-    const resultFile = join(this.#probeDir, "result.json");
+    const hostBoot = (await readFile("/proc/sys/kernel/random/boot_id", "utf8").catch(() => "")).trim();
+    const key = JSON.stringify({ binary, hostBoot, image: image.inputs, accelerator: this.settings.accelerator, machine: this.settings.machine });
+    const resultFile = join(this.#imageDir, `probe-${createHash("sha256").update(key).digest("hex").slice(0, 16)}.json`);
     const saved = await readFile(resultFile, "utf8").then((text) => JSON.parse(text) as { key?: string; platform?: Platform; message?: string }, () => undefined);
     if (saved?.key === key && saved.platform) return { platform: saved.platform, message: saved.message ?? "", at: Date.now() };
     const failures: string[] = [];
@@ -345,8 +350,8 @@ export class QemuProvider implements Provider {
       try {
         const bootMs = await this.#probeBoot(platform);
         const message = `${platform.accelerator}/${platform.machine}: probe VM ready in ${Date.now() - started} ms (guest boot ${bootMs} ms)`;
-        await mkdir(this.#probeDir, { recursive: true });
-        await writeFile(resultFile, `${JSON.stringify({ key, platform, message, failures }, null, 2)}\n`);
+        // A read-only image folder only means the next provider probes again.
+        await writeFile(resultFile, `${JSON.stringify({ key, platform, message, failures }, null, 2)}\n`).catch(() => undefined);
         this.#log.info({ ...platform, failures }, "qemu probe boot succeeded");
         return { platform, message, at: Date.now() };
       } catch (error) {
