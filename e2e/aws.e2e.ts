@@ -17,7 +17,7 @@ import {
 } from "@aws-sdk/client-ec2";
 import { pino } from "pino";
 import { parse } from "yaml";
-import { createProvider } from "../src/providers/factory.js";
+import { createProvider } from "../src/providers/aws/index.js";
 import { TAG, type InstanceSpec, type Provider, type ProviderError } from "../src/providers/types.js";
 import type { InstanceType } from "../src/policy/schema.js";
 import { VM_READY_CONDITION } from "../src/kube/annotations.js";
@@ -77,7 +77,7 @@ describe("aws provider against moto_server", function () {
   let settings: Record<string, unknown>;
   async function provider(overrides: Record<string, unknown> = {}): Promise<Provider> {
     const log = pino({ level: "debug" }, new Writable({ write: (chunk: Buffer, _encoding, done) => done(void logLines.push(chunk.toString())) }));
-    const created = await createProvider({ name: "aws", aws: { ...settings, ...overrides } }, { clusterId: CLUSTER, stateDir: "/nonexistent", log });
+    const created = await createProvider({ ...settings, ...overrides }, { clusterId: CLUSTER, stateDir: "/nonexistent", log });
     providers.push(created);
     return created;
   }
@@ -364,21 +364,17 @@ describe("aws provider on the local control plane: peer pods on moto's EC2", fun
       const instances = byPod.get(name) ?? [];
       assert.equal(instances.length, 1, `${name} has exactly one instance`);
       const instance = instances[0]!;
-      const tags = Object.fromEntries((instance.Tags ?? []).map((tag) => [tag.Key, tag.Value]));
       const type = name.startsWith("aws-large") ? "t3.xlarge" : "t3.small";
-      assert.equal(instance.InstanceType, type);
-      assert.equal(instance.State?.Name, "running");
-      assert.equal(tags[TAG.cluster], CLUSTER_ID);
-      assert.equal(tags[TAG.podUid], pod.metadata!.uid);
-      assert.equal(tags[TAG.podName], name);
-      assert.equal(tags[TAG.instanceType], type);
-      assert.equal(tags.env, "e2e");
+      assert.deepEqual([instance.InstanceType, instance.State?.Name], [type, "running"]);
+      const tags = Object.fromEntries((instance.Tags ?? []).map((tag) => [tag.Key, tag.Value]));
+      assert.deepEqual([tags[TAG.cluster], tags[TAG.podUid], tags[TAG.podName], tags[TAG.instanceType], tags.env], [CLUSTER_ID, pod.metadata!.uid, name, type, "e2e"]);
       if (type === "t3.xlarge") assert.equal(instance.Placement?.AvailabilityZone, zoneB, "placed in a zone the type is offered in");
-      const record = records.find((r) => r.metadata.name === name);
-      assert.equal(record?.status?.instanceID, instance.InstanceId);
-      assert.equal(record?.status?.address, instance.PrivateIpAddress);
-      assert.equal(record?.status?.phase, "Ready");
+      const status = records.find((r) => r.metadata.name === name)?.status;
+      assert.deepEqual([status?.instanceID, status?.address, status?.phase], [instance.InstanceId, instance.PrivateIpAddress, "Ready"]);
     }
+    const metrics = await (await fetch(`http://127.0.0.1:${peerpods.metricsPort}/metrics`)).text();
+    const launched = /^peerpods_aws_api_calls_total\{action="RunInstances",outcome="ok"\} (\d+)/m.exec(metrics);
+    assert.equal(Number(launched?.[1]), 4, "EC2 calls are counted on /metrics");
   });
 
   it("terminates the instances of deleted pods and keeps the others", async () => {
@@ -429,7 +425,8 @@ const VM_RESOURCE = "kata.peerpods.io/vm";
 /** The sum of a counter's series whose labels include `labels`. */
 async function metricSum(counter: typeof awsApiCalls | typeof awsApiRetries, labels: Record<string, string> = {}): Promise<number> {
   const { values } = await counter.get();
-  return values.filter((value) => Object.entries(labels).every(([key, wanted]) => value.labels[key] === wanted)).reduce((sum, value) => sum + value.value, 0);
+  return values
+    .filter((value) => Object.entries(labels).every(([key, wanted]) => (value.labels as Record<string, unknown>)[key] === wanted)).reduce((sum, value) => sum + value.value, 0);
 }
 
 function awsPeerPod(name: string, cpu: string): V1Pod {

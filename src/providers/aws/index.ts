@@ -1,6 +1,7 @@
 import { EC2Client } from "@aws-sdk/client-ec2";
 import type { ProviderOptions } from "../factory.js";
 import type { Provider } from "../types.js";
+import { instrument } from "./instrument.js";
 import { AwsProvider } from "./provider.js";
 import { parseAwsSettings } from "./settings.js";
 
@@ -13,6 +14,7 @@ export async function createProvider(settings: Record<string, unknown> | undefin
     maxAttempts: parsed.maxAttempts,
     requestHandler: { requestTimeout: parsed.requestTimeoutMs, connectionTimeout: Math.min(parsed.requestTimeoutMs, 5_000) },
   });
+  instrument(client);
   options.log.info({ region: parsed.region, endpoint: parsed.endpoint, subnets: parsed.subnetIds.length }, "aws provider ready");
   return new AwsProvider(client, parsed, options);
 }
