@@ -20,9 +20,9 @@ describe("ttrpc server", () => {
   const services: Services = {
     "test.Echo": {
       Echo: async (payload) => payload,
-      /** Answers after the number of milliseconds in its payload, so replies can overtake each other. */
-      Delay: async (payload) => {
-        await sleep(Number(payload.toString()));
+      /** Answers after the number of milliseconds in its payload (so replies can overtake each other), unless the call is aborted first. */
+      Delay: async (payload, { signal }) => {
+        await sleep(Number(payload.toString()), undefined, { signal });
         return payload;
       },
       Fail: async () => {
@@ -96,6 +96,11 @@ describe("ttrpc server", () => {
     const reply = await client.call("test.Echo", "WaitForAbort", new Uint8Array(), 50_000_000);
     assert.equal(reply.status.code, Code.DEADLINE_EXCEEDED);
     assert.ok(aborted instanceof Error);
+  });
+
+  it("treats a deadline beyond what a timer can hold as no deadline", async () => {
+    const reply = await client.call("test.Echo", "Delay", Buffer.from("20"), 30 * 24 * 3600 * 1e9);
+    assert.equal(reply.status.code, Code.OK);
   });
 
   it("discards an oversize frame with RESOURCE_EXHAUSTED and keeps the connection usable", async () => {

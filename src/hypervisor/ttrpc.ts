@@ -5,6 +5,8 @@ import type { Logger } from "../log/logger.js";
 import { encodeFrame, FrameReader, MAX_DATA_BYTES, MessageType, type ReadEvent } from "./framing.js";
 import { ttrpcRequest, ttrpcResponse, type TtrpcRequest } from "./protos.js";
 
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** google.rpc.Code values ttrpc statuses use. */
 export const Code = {
   OK: 0,
@@ -178,7 +180,9 @@ class Connection {
       message = this.options.services[request.service] ? `method ${request.method}` : `service ${request.service}`;
     } else {
       const signals = [this.#closed.signal];
-      if (request.timeout_nano > 0) signals.push(AbortSignal.timeout(Math.max(1, Math.round(request.timeout_nano / 1e6))));
+      // Timers take at most 2^31-1 ms; a later deadline is as good as none.
+      const timeoutMs = Math.round(request.timeout_nano / 1e6);
+      if (timeoutMs > 0 && timeoutMs < MAX_TIMER_MS) signals.push(AbortSignal.timeout(timeoutMs));
       try {
         payload = await handler(request.payload, { signal: AbortSignal.any(signals) });
       } catch (error) {
