@@ -55,13 +55,23 @@ export function statusPatch(node: NodeStatusObject, resource: string, formerReso
   return ops;
 }
 
+/** Annotation changes as a JSON merge patch: a value to set, null to remove. */
+export type AnnotationPatch = Record<string, string | null>;
+
 /**
- * The node's policy-generation annotation when it must change: the generation on an advertising
- * node, null (remove) on one that stopped advertising, undefined when it is right already.
+ * The node's advertisement annotations when they must change: on an advertising node the policy
+ * generation and the resource name, on any other node none; undefined when they are right already.
  */
-export function generationAnnotation(node: NodeStatusObject, wanted: Slots | undefined, generation: number): string | null | undefined {
-  const current = node.metadata?.annotations?.[ANNOTATION.policyGeneration];
-  const value = wanted === undefined ? undefined : String(generation);
-  if (current === value) return undefined;
-  return value ?? null;
+export function stampPatch(node: NodeStatusObject, wanted: Slots | undefined, generation: number, resource: string): AnnotationPatch | undefined {
+  const wantedValues = { [ANNOTATION.policyGeneration]: String(generation), [ANNOTATION.advertisedResource]: resource };
+  const current = node.metadata?.annotations;
+  const patch: AnnotationPatch = {};
+  let changed = false;
+  for (const [key, value] of Object.entries(wantedValues)) {
+    const next = wanted === undefined ? undefined : value;
+    if (current?.[key] === next) continue;
+    patch[key] = next ?? null;
+    changed = true;
+  }
+  return changed ? patch : undefined;
 }

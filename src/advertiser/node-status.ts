@@ -5,7 +5,7 @@ import { advertiserPatches, nodeVmSlots } from "../metrics/scheduling.js";
 import type { CompiledPolicy } from "../policy/compiled.js";
 import type { PolicyStore } from "../policy/store.js";
 import type { TokenBucket } from "../providers/ratelimit.js";
-import { desiredSlots, generationAnnotation, statusPatch, type NodeStatusObject, type Slots } from "./desired.js";
+import { desiredSlots, stampPatch, statusPatch, type NodeStatusObject, type Slots } from "./desired.js";
 
 export interface NodeStatusOptions {
   api: Pick<CoreV1Api, "patchNodeStatus" | "patchNode">;
@@ -42,8 +42,9 @@ const statusCode = (error: unknown): number | undefined => (error as { code?: nu
 /**
  * Brings one node's advertised VM slots to what the policy, the node's Ready condition and the
  * provider's health say, reading the node from the informer cache and patching only a difference.
- * Then it stamps the policy generation on the node: kube-scheduler retries pods an extender turned
- * away only on a cluster event, and a relaxed limit is otherwise none.
+ * Then it stamps the policy generation and the resource name on the node: kube-scheduler retries
+ * pods an extender turned away only on a cluster event (a relaxed limit is otherwise none), and the
+ * name lets a later run remove a resource the policy has since renamed.
  * A failed patch (a stale cache meeting a concurrent change, an apiserver restart) throws, so the
  * queue retries it against the newer cache; a node deleted meanwhile is done.
  */
@@ -75,15 +76,15 @@ export function nodeStatusSync({ api, node, policy, providerHealthy, bucket, log
     const resource = spec.extendedResourceName;
     const wanted = desiredSlots(current, policy.current, providerHealthy());
     publish(name, wanted);
-    const ops = statusPatch(current, resource, formerResources, wanted);
+    const previous = current.metadata?.annotations?.[ANNOTATION.advertisedResource];
+    const former = previous && !formerResources.has(previous) ? [...formerResources, previous] : formerResources;
+    const ops = statusPatch(current, resource, former, wanted);
     if (ops.length > 0) {
       if (!(await patch(name, () => api.patchNodeStatus({ name, body: ops }, JSON_PATCH)))) return;
       log.info({ node: name, resource, capacity: wanted?.capacity, allocatable: wanted?.allocatable }, wanted ? "node VM slots advertised" : "node VM slots removed");
     }
-    const stamp = generationAnnotation(current, wanted, generation);
-    if (stamp !== undefined) {
-      await patch(name, () => api.patchNode({ name, body: { metadata: { annotations: { [ANNOTATION.policyGeneration]: stamp } } } }, MERGE_PATCH));
-    }
+    const annotations = stampPatch(current, wanted, generation, resource);
+    if (annotations) await patch(name, () => api.patchNode({ name, body: { metadata: { annotations } } }, MERGE_PATCH));
   };
   return { sync, close: () => void policy.off("change", remember) };
 }

@@ -5,6 +5,8 @@ export const ANNOTATION = {
   vmsPerNode: "peerpods.io/vms-per-node",
   /** On nodes that host peer pods: the policy generation their advertisement follows (a change makes kube-scheduler retry pods the extender turned away). */
   policyGeneration: "peerpods.io/policy-generation",
+  /** On nodes that host peer pods: the resource name advertised, so a renamed one is removed even after a restart. */
+  advertisedResource: "peerpods.io/advertised-resource",
   /** On a node: when the extender last saw peer-pod capacity come free after turning pods away (a cluster event for kube-scheduler). */
   capacityReleased: "peerpods.io/capacity-released",
   kataMachineType: "io.katacontainers.config.hypervisor.machine_type",
