@@ -25,7 +25,11 @@ export interface RecordFacts {
 }
 
 /** What the provider said about the record's instance; `unknown` until asked. */
-export type InstanceFacts = { kind: "unknown" } | { kind: "absent" } | { kind: "present"; state: InstanceState; ready: boolean };
+export type InstanceFacts =
+  | { kind: "unknown" }
+  | { kind: "absent" }
+  /** `pooled`: still tagged as a warm-pool VM, so the pod's claim on it is recorded but not carried out yet. */
+  | { kind: "present"; state: InstanceState; ready: boolean; pooled?: boolean };
 
 export type Action =
   | { kind: "none"; reason: string }
@@ -34,6 +38,8 @@ export type Action =
   /** Ask the provider for the VM (idempotent on the record's instance name). */
   | { kind: "createInstance" }
   | { kind: "lookUpInstance" }
+  /** The record holds a warm-pool VM: hand it to the pod (its data, then its tags). */
+  | { kind: "claimInstance" }
   /** The VM exists but is not ready yet: look again later. */
   | { kind: "waitReady" }
   /** Record Ready, pod condition True, Event. */
@@ -70,6 +76,8 @@ function forLivePod(pod: PodFacts, record: RecordFacts, instance: InstanceFacts)
   if (!record.instanceID) return { kind: "createInstance" };
   if (instance.kind === "unknown") return { kind: "lookUpInstance" };
   if (instance.kind === "absent" || instance.state === "stopping" || instance.state === "terminated") return { kind: "replaceInstance" };
+  // A pool VM is taken only when ready; one that is not any more has lost its agent.
+  if (instance.pooled) return instance.ready ? { kind: "claimInstance" } : { kind: "replaceInstance" };
   if (!instance.ready) return { kind: "waitReady" };
   if (record.phase !== "Ready" || !pod.vmReady) return { kind: "markReady" };
   return { kind: "none", reason: "VM ready and pod told" };

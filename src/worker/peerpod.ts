@@ -37,6 +37,8 @@ export interface PeerPodStatus {
   agentEndpoint?: string | null;
   message?: string | null;
   readyTime?: string | null;
+  /** For a pooled instance type: whether the pod got an idle warm-pool VM (hit) or a fresh boot (miss). */
+  warmPool?: "hit" | "miss" | null;
   conditions?: PeerPodCondition[];
 }
 
