@@ -1,10 +1,20 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureCerts, type CertResult } from "../../src/certs/generate.js";
-import { cacheDir } from "../cluster/paths.js";
+import { atExit } from "../cluster/process.js";
 
 let certs: Promise<CertResult> | undefined;
 
-/** Serving certificates for a peerpods on this machine (localhost, 127.0.0.1), reused while valid. */
+/**
+ * Serving certificates for the peerpods processes of this run (localhost, 127.0.0.1), made once per
+ * run in a folder of its own, so runs side by side never read each other's half-written files.
+ */
 export function localCerts(): Promise<CertResult> {
-  return (certs ??= ensureCerts({ outDir: join(cacheDir(), "e2e-certs"), dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"], validDays: 90, force: false }));
+  if (!certs) {
+    const outDir = mkdtempSync(join(tmpdir(), "peerpods-e2e-certs-"));
+    atExit(() => rmSync(outDir, { recursive: true, force: true }));
+    certs = ensureCerts({ outDir, dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"], validDays: 2, force: true });
+  }
+  return certs;
 }
