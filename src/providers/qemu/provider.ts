@@ -190,7 +190,16 @@ export class QemuProvider implements Provider {
     }
   }
 
-  async #launch(dir: string, id: string, sizing: Sizing, userData: string, platform: Platform, identity: Pick<VmRecord, "name" | "instanceType" | "tags">): Promise<VmRecord> {
+  /** Starts a VM in `dir`; one with a `lifetimeMs` is killed by coreutils' `timeout` then, whatever happens to this process. */
+  async #launch(
+    dir: string,
+    id: string,
+    sizing: Sizing,
+    userData: string,
+    platform: Platform,
+    identity: Pick<VmRecord, "name" | "instanceType" | "tags">,
+    lifetimeMs?: number,
+  ): Promise<VmRecord> {
     const image = await this.#loadImage();
     const workload = workloadScript(userData);
     await mkdir(dir, { recursive: true });
@@ -210,7 +219,8 @@ export class QemuProvider implements Provider {
         // A pool VM gets its workload, if any, from the pod that claims it.
         workload: workload !== undefined || identity.tags[TAG.pool] !== undefined,
       };
-      const process = spawnDetached(this.settings.binary, qemuArgs(launch), join(dir, VM_FILES.qemuLog));
+      const [command, args] = lifetimeMs === undefined ? [this.settings.binary, qemuArgs(launch)] : ["timeout", ["-k", "5", `${Math.ceil(lifetimeMs / 1000)}s`, this.settings.binary, ...qemuArgs(launch)]];
+      const process = spawnDetached(command, args, join(dir, VM_FILES.qemuLog));
       const record: VmRecord = { id, ...identity, ...sizing, createdAt: new Date().toISOString(), pid: process.pid, hostPort: launch.hostPort, ...platform };
       await writeRecord(dir, record);
       const failure = await this.#started(dir, process.exited);
@@ -365,12 +375,13 @@ export class QemuProvider implements Provider {
   async #probeBoot(platform: Platform): Promise<number> {
     const id = `probe-${platform.accelerator}-${platform.machine}`;
     const dir = join(this.#probeDir, id);
-    // A probe VM of an earlier run that was killed mid-probe (a KVM probe can hang forever).
+    // A probe VM of a run killed mid-probe dies at the end of its lifetime; this ends it sooner.
     const leftover = await this.#readRecord(dir);
     if (leftover) await this.#stop(leftover.pid, dir, 0).catch(() => undefined);
     await rm(dir, { recursive: true, force: true });
-    const record = await this.#launch(dir, id, PROBE_VM, "", platform, { name: id, instanceType: "probe", tags: {} });
     const timeoutMs = platform.accelerator === "kvm" ? Math.min(KVM_PROBE_TIMEOUT_MS, this.settings.probeTimeoutSeconds * 1000) : this.settings.probeTimeoutSeconds * 1000;
+    // A probe VM must not outlive its probe, even when peerpods is killed in the middle of it.
+    const record = await this.#launch(dir, id, PROBE_VM, "", platform, { name: id, instanceType: "probe", tags: {} }, timeoutMs + 5000);
     try {
       const deadline = Date.now() + timeoutMs;
       while (Date.now() < deadline) {
