@@ -4,7 +4,7 @@ import { policySpecSchema } from "../policy/schema.js";
 import type { PeerPod } from "../worker/peerpod.js";
 import { buildReport, renderReport, type NodeInfo, type PodInfo } from "./report.js";
 
-const policy = compilePolicy(policySpecSchema.parse({ limits: { maxVMs: 5 } }), 3);
+const policy = compilePolicy(policySpecSchema.parse({ limits: { maxVMs: 5 }, warmPool: { pools: [{ instanceType: "small", min: 2, maxIdleSeconds: 600 }], maxIdleCost: 0.5 } }), 3);
 const now = Date.parse("2026-01-01T00:10:00Z");
 
 const pod = (name: string, node: string | undefined, type: string, extra: Partial<PodInfo["status"]> = {}): PodInfo => ({
@@ -57,6 +57,14 @@ describe("status report", () => {
 
   it("reports quota use against the policy's limits", () => {
     assert.deepEqual(report.quota, { vms: { used: 2, limit: 5 }, vcpus: { used: 5, limit: null } });
+  });
+
+  it("shows the warm pool's targets and how many live peer pods got a pool VM", () => {
+    const hit = { ...record("h", "Ready"), status: { phase: "Ready" as const, warmPool: "hit" as const } };
+    const miss = { ...record("m", "Ready"), status: { phase: "Ready" as const, warmPool: "miss" as const } };
+    const withClaims = buildReport(pods, [hit, miss, { ...hit, metadata: { name: "h2", namespace: "team" } }], [], policy, now);
+    assert.deepEqual(withClaims.warmPool, { pools: [{ instanceType: "small", min: 2, max: 2, maxIdleSeconds: 600, hits: 2, misses: 1 }], maxIdleCost: 0.5 });
+    assert.match(renderReport(withClaims), /TYPE\s+MIN\s+MAX\s+MAX IDLE\s+HITS\s+MISSES\nsmall\s+2\s+2\s+10m\s+2\s+1\nidle cost capped at 0.5\/h/);
   });
 
   it("renders tables a person can read", () => {

@@ -32,9 +32,20 @@ export interface NodeRow {
   capacity: number;
 }
 
+/** One pooled instance type: the policy's targets and how the live peer pods got their VMs. */
+export interface PoolRow {
+  instanceType: string;
+  min: number;
+  max: number;
+  maxIdleSeconds: number | null;
+  hits: number;
+  misses: number;
+}
+
 export interface StatusReport {
   peerPods: PeerPodRow[];
   nodes: NodeRow[];
+  warmPool: { pools: PoolRow[]; maxIdleCost: number | null };
   quota: { vms: { used: number; limit: number | null }; vcpus: { used: number; limit: number | null } };
   policy: { generation: number; runtimeClassNames: string[]; provider: string; strategy: string; vmsPerNode: number; instanceTypes: string[] };
 }
@@ -83,6 +94,7 @@ export function buildReport(pods: PodInfo[], peerPods: PeerPod[], nodes: NodeInf
   return {
     peerPods: rows.sort((a, b) => a.pod.localeCompare(b.pod)),
     nodes: nodeRows.sort((a, b) => a.node.localeCompare(b.node)),
+    warmPool: warmPoolReport(policy, peerPods),
     quota: { vms: { used: live.length, limit: policy.spec.limits.maxVMs ?? null }, vcpus: { used: vcpus, limit: policy.spec.limits.maxVCPUs ?? null } },
     policy: {
       generation: policy.generation,
@@ -92,6 +104,22 @@ export function buildReport(pods: PodInfo[], peerPods: PeerPod[], nodes: NodeInf
       vmsPerNode: policy.spec.nodes.vmsPerNode,
       instanceTypes: policy.spec.instanceTypes.map((t) => t.name),
     },
+  };
+}
+
+function warmPoolReport(policy: CompiledPolicy, peerPods: PeerPod[]): StatusReport["warmPool"] {
+  const spec = policy.spec.warmPool;
+  const claims = (type: string, result: "hit" | "miss"): number => peerPods.filter((p) => p.spec.instanceType === type && p.status?.warmPool === result).length;
+  return {
+    pools: (spec?.pools ?? []).map((pool) => ({
+      instanceType: pool.instanceType,
+      min: pool.min,
+      max: pool.max ?? pool.min,
+      maxIdleSeconds: pool.maxIdleSeconds ?? null,
+      hits: claims(pool.instanceType, "hit"),
+      misses: claims(pool.instanceType, "miss"),
+    })),
+    maxIdleCost: spec?.maxIdleCost ?? null,
   };
 }
 
@@ -122,6 +150,14 @@ export function renderReport(report: StatusReport): string {
     "",
     "NODES",
     report.nodes.length ? table(["NODE", "USED", "ALLOCATABLE", "CAPACITY"], report.nodes.map((n) => [n.node, String(n.used), String(n.allocatable), String(n.capacity)])) : "(no node advertises VM slots)",
+    "",
+    "WARM POOL (live peer pods' VMs: from the pool / booted cold)",
+    report.warmPool.pools.length
+      ? table(
+          ["TYPE", "MIN", "MAX", "MAX IDLE", "HITS", "MISSES"],
+          report.warmPool.pools.map((r) => [r.instanceType, String(r.min), String(r.max), duration(r.maxIdleSeconds), String(r.hits), String(r.misses)]),
+        ) + (report.warmPool.maxIdleCost === null ? "" : `\nidle cost capped at ${report.warmPool.maxIdleCost}/h`)
+      : "(none)",
     "",
     `QUOTA  VMs ${limit(report.quota.vms)}  vCPUs ${limit(report.quota.vcpus)}`,
     `POLICY generation ${p.generation}, provider ${p.provider}, ${p.strategy}, ${p.vmsPerNode} VMs/node, runtime classes ${p.runtimeClassNames.join(",")}, types ${p.instanceTypes.join(",")}`,
