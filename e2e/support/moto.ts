@@ -36,14 +36,14 @@ export async function startMoto(env: NodeJS.ProcessEnv = {}): Promise<Moto> {
     env: { MOTO_ENABLE_AMI_VALIDATION: "true", MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION: "true", ...env },
   });
   const endpoint = `http://127.0.0.1:${port}`;
+  const exitedEarly = server.exited.then((status) => {
+    throw new Error(`moto_server exited (${status}) before it answered:\n${tail(server.logFile)}`);
+  });
   try {
-    await waitFor(
-      async () => {
-        if (server.child.exitCode !== null) throw new Error(`moto_server exited: ${tail(server.logFile)}`);
-        return (await fetch(`${endpoint}/moto-api/data.json`)).ok;
-      },
-      { message: `moto_server on ${endpoint}`, timeoutMs: 30_000, intervalMs: 200 },
-    );
+    await Promise.race([
+      waitFor(async () => (await fetch(`${endpoint}/moto-api/data.json`)).ok, { message: `moto_server on ${endpoint}`, timeoutMs: 30_000, intervalMs: 200 }),
+      exitedEarly,
+    ]);
   } catch (error) {
     await server.stop();
     throw error;
