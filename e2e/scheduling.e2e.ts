@@ -260,6 +260,16 @@ describe("scheduling: kube-scheduler with the peerpods extender and advertiser (
       for (const node of PEER_NODES) await waitVmStatus(node, "2", "2");
       assert.ok(PEER_NODES.includes(await nodeOf("while-down")));
     });
+
+    it("keeps advertising and filtering after an apiserver restart (the informers relist)", async () => {
+      await cluster().restartApiserver();
+      await core.patchNode({ name: PEER_NODES[0]!, body: { metadata: { annotations: { "peerpods.io/vms-per-node": "1" } } } }, setHeaderOptions("Content-Type", PatchStrategy.MergePatch));
+      await waitVmStatus(PEER_NODES[0]!, "1", "1");
+      const placed = await schedulePeerPods(["after-restart-1", "after-restart-2"]);
+      assert.ok(Object.values(placed).every((node) => PEER_NODES.includes(node)), `placed on ${JSON.stringify(placed)}`);
+      await core.patchNode({ name: PEER_NODES[0]!, body: { metadata: { annotations: { "peerpods.io/vms-per-node": null } } } }, setHeaderOptions("Content-Type", PatchStrategy.MergePatch));
+      await waitVmStatus(PEER_NODES[0]!, "2", "2");
+    });
   });
 });
 
