@@ -16,10 +16,15 @@ export function watchClusterPolicy(kc: KubeConfig, store: PolicyStore, events: E
   const api = kc.makeApiClient(CustomObjectsApi);
   const path = `/apis/${POLICY_GROUP}/${POLICY_VERSION}/${POLICY_PLURAL}`;
   const list = async () => api.listClusterCustomObject({ group: POLICY_GROUP, version: POLICY_VERSION, plural: POLICY_PLURAL });
+  // The cluster object last looked at, by uid and generation: comparing with the store's generation
+  // alone would skip a new object's generation 1, which the embedded defaults also carry.
+  let seen: string | undefined;
   const apply = (object: PolicyObject): void => {
     if (object.metadata?.name !== POLICY_NAME) return;
     const generation = object.metadata.generation ?? undefined;
-    if (generation !== undefined && generation === store.current.generation) return;
+    const version = `${object.metadata.uid}/${generation}`;
+    if (generation !== undefined && version === seen) return;
+    seen = version;
     const result = store.update({ document: { ...object, apiVersion: `${POLICY_GROUP}/${POLICY_VERSION}`, kind: POLICY_KIND }, generation, source: "cluster" });
     const target = { apiVersion: `${POLICY_GROUP}/${POLICY_VERSION}`, kind: POLICY_KIND, name: POLICY_NAME, uid: object.metadata.uid };
     if (result.ok) {
@@ -36,6 +41,7 @@ export function watchClusterPolicy(kc: KubeConfig, store: PolicyStore, events: E
     informer.on("update", apply);
     informer.on("delete", (object) => {
       if (object.metadata?.name !== POLICY_NAME) return;
+      seen = undefined;
       log.warn("PeerPodPolicy default deleted; the embedded defaults apply");
       store.update({ document: {}, source: "cluster" });
     });

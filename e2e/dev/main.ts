@@ -1,0 +1,292 @@
+/**
+ * `npm run dev`: the whole thing on this machine. Builds (or reuses) the control plane and the pod
+ * VM image, starts a local control plane with three KWOK nodes (two labelled for peer pods),
+ * applies the local overlay, starts peerpods (webhook, extender, advertiser, worker; qemu provider)
+ * with kube-scheduler pointed at its extender, creates a sample peer pod and shows what happens to
+ * it until it is Ready on a real VM; then a status line until Ctrl-C, which tears everything down.
+ * `--once`: stop once the sample pod is Ready (for CI).
+ */
+import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Node, type V1Pod } from "@kubernetes/client-node";
+import { readdirSync, readFileSync } from "node:fs";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { request } from "node:https";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parse as parseYaml, stringify } from "yaml";
+import { startCluster, type Cluster } from "../cluster/cluster.js";
+import { kwokStagesFile } from "../cluster/paths.js";
+import { atExit, onFirstSignal, tail } from "../cluster/process.js";
+import { applyObjects, loadManifests, LOCAL_OVERLAY_DIR, MANIFESTS_DIR, withWebhookUrl } from "../support/manifests.js";
+import { startPeerpods, type Peerpods } from "../support/peerpods.js";
+import { serviceAccountKubeconfig } from "../support/tokens.js";
+import { waitFor } from "../support/wait.js";
+import { PEERPOD_GROUP, PEERPOD_PLURAL, PEERPOD_VERSION, type PeerPod } from "../../src/worker/peerpod.js";
+import { kubeletReadinessStages } from "./kwok-readiness.js";
+import { buildControlPlane, buildPodVmImage, ensureQemu } from "./prepare.js";
+import { formatElapsed, Steps } from "./progress.js";
+import { admission, progressLines, statusLine, type Milestone, type Snapshot } from "./timeline.js";
+
+const ONCE = process.argv.includes("--once");
+const NAMESPACE = "demo";
+const VM = "kata.peerpods.io/vm";
+const PEER_LABEL_KEY = "katacontainers.io/kata-runtime";
+const PEER_LABEL = { [PEER_LABEL_KEY]: "true" };
+const NODES = [
+  { name: "dev-node-1", labels: PEER_LABEL },
+  { name: "dev-node-2", labels: PEER_LABEL },
+  { name: "dev-node-3" },
+];
+const READY_TIMEOUT_MS = 5 * 60_000;
+const TICK_MS = 300;
+
+const SAMPLE_POD: V1Pod = {
+  metadata: { name: "hello", namespace: NAMESPACE },
+  spec: {
+    runtimeClassName: "kata-remote",
+    containers: [
+      {
+        name: "app",
+        image: "busybox",
+        command: ["sh", "-c", "echo hello from a peer pod VM, kernel $(uname -r); sleep 3600"],
+        resources: { requests: { cpu: "750m", memory: "384Mi" } },
+      },
+    ],
+  },
+};
+
+interface Running {
+  workDir: string;
+  cluster?: Cluster;
+  peerpods?: Peerpods;
+}
+
+const started = Date.now();
+const print = (line: string): void => void process.stdout.write(`${line}\n`);
+const printMilestone = ({ label, text }: Milestone): void => print(`  +${formatElapsed(Date.now() - started).padStart(6)}  ${label.padEnd(11)} ${text}`);
+
+/** Pids of processes whose command line mentions `text` (the VMs under peerpods' state folder), synchronously: usable at exit. */
+function processesMentioning(text: string): number[] {
+  return readdirSync("/proc")
+    .filter((entry) => /^\d+$/.test(entry) && Number(entry) !== process.pid)
+    .filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(text);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+function killMentioning(text: string): number {
+  const pids = processesMentioning(text);
+  for (const pid of pids) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // gone already
+    }
+  }
+  return pids.length;
+}
+
+async function startLocalCluster(workDir: string): Promise<Cluster> {
+  const stages = join(workDir, "kwok-stages.yaml");
+  await writeFile(stages, kubeletReadinessStages(await readFile(kwokStagesFile(), "utf8")));
+  const cluster = await startCluster({ kwokStages: stages });
+  await cluster.addNodes(NODES);
+  return cluster;
+}
+
+/** kube-scheduler's configuration from manifests/scheduler/ with the extender on this host. */
+async function schedulerConfig(workDir: string, peerpods: Peerpods): Promise<string> {
+  const config = parseYaml(await readFile(join(MANIFESTS_DIR, "scheduler", "kube-scheduler-config.yaml"), "utf8")) as { extenders: { urlPrefix: string; tlsConfig: { caData: string } }[] };
+  for (const extender of config.extenders) {
+    extender.urlPrefix = `https://127.0.0.1:${peerpods.extenderPort}`;
+    extender.tlsConfig.caData = peerpods.caBundle;
+  }
+  const file = join(workDir, "kube-scheduler.yaml");
+  await writeFile(file, stringify(config));
+  return file;
+}
+
+async function startPeerpodsOnHost(running: Running, kc: KubeConfig): Promise<string> {
+  const cluster = running.cluster!;
+  const manifests = await loadManifests(LOCAL_OVERLAY_DIR);
+  const isWebhook = (kind?: string): boolean => kind === "MutatingWebhookConfiguration";
+  await applyObjects(kc, manifests.filter((o) => !isWebhook(o.kind)));
+  const kubeconfig = await serviceAccountKubeconfig(kc, { namespace: "peerpods-system", name: "peerpods" }, join(running.workDir, "peerpods.kubeconfig"), cluster.caFile);
+  const peerpods = await startPeerpods({ kubeconfig, args: ["--parts=webhook,extender,advertiser,worker", "--log-level=info"] });
+  running.peerpods = peerpods;
+  atExit(() => killMentioning(peerpods.stateDir));
+  await cluster.restartScheduler(await schedulerConfig(running.workDir, peerpods));
+  await applyObjects(kc, withWebhookUrl(manifests.filter((o) => isWebhook(o.kind)), peerpods.webhookUrl, peerpods.caBundle));
+  const core = kc.makeApiClient(CoreV1Api);
+  await core.createNamespace({ body: { metadata: { name: NAMESPACE } } });
+  await waitFor(() => core.readNamespacedServiceAccount({ name: "default", namespace: NAMESPACE }), { message: "the default ServiceAccount of the demo namespace" });
+  await waitFor(async () => (await core.createNamespacedPod({ namespace: NAMESPACE, body: SAMPLE_POD, dryRun: "All" })).spec?.containers[0]?.resources?.requests?.[VM] === "1", {
+    timeoutMs: 20_000,
+    message: "the apiserver to call the webhook",
+  });
+  const policy = manifests.find((o) => o.kind === "PeerPodPolicy") as { spec: { nodes: { vmsPerNode: number } } };
+  const wanted = (node: V1Node): string | undefined => (node.metadata?.labels?.[PEER_LABEL_KEY] ? String(policy.spec.nodes.vmsPerNode) : undefined);
+  const slots = await waitFor(
+    async () => {
+      const { items } = await core.listNode();
+      if (!items.every((node) => node.status?.allocatable?.[VM] === wanted(node))) return undefined;
+      return items.map((node) => `${node.metadata?.name} ${wanted(node) ?? "none"}`).join(", ");
+    },
+    { timeoutMs: 30_000, message: "the advertiser to give the labelled nodes the policy's VM slots, and the others none" },
+  );
+  return `parts webhook, extender, advertiser, worker; VM slots: ${slots}`;
+}
+
+/** POSTs JSON over HTTPS to a server whose certificate is signed by `caBundle` (base64 PEM). */
+function postJson(url: string, caBundle: string, body: unknown): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: "POST", ca: Buffer.from(caBundle, "base64"), headers: { "content-type": "application/json" }, timeout: 5000 }, (res) => {
+      let text = "";
+      res.on("data", (chunk: Buffer) => (text += chunk.toString()));
+      res.on("end", () => (res.statusCode === 200 ? resolve(JSON.parse(text)) : reject(new Error(`${url}: ${res.statusCode} ${text}`))));
+    });
+    req.on("timeout", () => req.destroy(new Error(`${url}: timeout`)));
+    req.on("error", reject);
+    req.end(JSON.stringify(body));
+  });
+}
+
+/** Asks the extender which nodes it keeps for the pod, and why not the others. */
+async function extenderVerdict(peerpods: Peerpods, pod: V1Pod, nodes: string[]): Promise<string> {
+  type FilterResult = { NodeNames?: string[] | null; FailedNodes?: Record<string, string> | null; FailedAndUnresolvableNodes?: Record<string, string> | null };
+  const result = (await postJson(`https://127.0.0.1:${peerpods.extenderPort}/filter`, peerpods.caBundle, { Pod: pod, Nodes: null, NodeNames: nodes })) as FilterResult;
+  const refused = { ...result.FailedNodes, ...result.FailedAndUnresolvableNodes };
+  return [`fit: ${(result.NodeNames ?? []).join(", ") || "none"}`, ...Object.entries(refused).map(([node, reason]) => `${node}: ${reason}`)].join("; ");
+}
+
+async function snapshot(core: CoreV1Api, custom: CustomObjectsApi, uid: string): Promise<Snapshot> {
+  const [pod, record, events] = await Promise.all([
+    core.readNamespacedPod({ name: SAMPLE_POD.metadata!.name!, namespace: NAMESPACE }).catch(() => undefined),
+    custom
+      .getNamespacedCustomObject({ group: PEERPOD_GROUP, version: PEERPOD_VERSION, plural: PEERPOD_PLURAL, namespace: NAMESPACE, name: SAMPLE_POD.metadata!.name! })
+      .then((object) => object as PeerPod)
+      .catch(() => undefined),
+    core.listNamespacedEvent({ namespace: NAMESPACE, fieldSelector: `involvedObject.uid=${uid}` }).then((list) => list.items),
+  ]);
+  return { pod, record, events };
+}
+
+/** Creates the sample pod and reports each step until it is Ready; returns its uid and its VM's console log. */
+async function followSamplePod(running: Running, kc: KubeConfig): Promise<{ uid: string; vmDir: string }> {
+  const core = kc.makeApiClient(CoreV1Api);
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  const peerpods = running.peerpods!;
+  const created = await core.createNamespacedPod({ namespace: NAMESPACE, body: SAMPLE_POD });
+  print(`\nsample peer pod ${NAMESPACE}/${created.metadata?.name} (runtimeClassName kata-remote, requests cpu 750m, memory 384Mi):`);
+  printMilestone(admission(created));
+  const reported = new Set<string>();
+  const consoleLog = (id: string): string => join(peerpods.stateDir, "qemu", id, "console.log");
+  const nodeNames = NODES.map((n) => n.name);
+  return waitFor(
+    async () => {
+      const now = await snapshot(core, custom, created.metadata!.uid!);
+      for (const line of progressLines(now, reported, consoleLog)) {
+        printMilestone(line);
+        if (line.label === "scheduled") printMilestone({ label: "", text: `the extender's filter over all nodes: ${await extenderVerdict(peerpods, now.pod!, nodeNames)}` });
+      }
+      const instance = now.record?.status?.instanceID;
+      return reported.has("pod Ready") && instance ? { uid: created.metadata!.uid!, vmDir: join(peerpods.stateDir, "qemu", instance) } : undefined;
+    },
+    { timeoutMs: READY_TIMEOUT_MS, intervalMs: TICK_MS, message: "the sample pod to be Ready" },
+  );
+}
+
+/** The status line until Ctrl-C: rewritten in place on a terminal, every 30 s elsewhere. */
+function showStatus(kc: KubeConfig, uid: string): () => void {
+  const core = kc.makeApiClient(CoreV1Api);
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  const tty = process.stdout.isTTY;
+  const timer = setInterval(
+    () =>
+      void snapshot(core, custom, uid).then(
+        (now) => process.stdout.write(tty ? `\r\x1b[K${statusLine(now, formatElapsed(Date.now() - started))} · Ctrl-C stops` : `${statusLine(now, formatElapsed(Date.now() - started))}\n`),
+        () => undefined,
+      ),
+    tty ? 1000 : 30_000,
+  );
+  return () => {
+    clearInterval(timer);
+    if (tty) process.stdout.write("\n");
+  };
+}
+
+/** Deletes the sample pod (the worker deletes its VM), stops peerpods, the VMs' last traces, the control plane, the work folder. */
+async function tearDown(running: Running): Promise<void> {
+  const steps = new Steps(4);
+  const { cluster, peerpods } = running;
+  if (cluster && peerpods) {
+    await steps.run("deleting the sample pod and its VM", async () => {
+      const core = cluster.kc.makeApiClient(CoreV1Api);
+      const custom = cluster.kc.makeApiClient(CustomObjectsApi);
+      await core.deleteNamespacedPod({ name: SAMPLE_POD.metadata!.name!, namespace: NAMESPACE }).catch(() => undefined);
+      const gone = await waitFor(
+        async () => {
+          const { items } = (await custom.listNamespacedCustomObject({ group: PEERPOD_GROUP, version: PEERPOD_VERSION, plural: PEERPOD_PLURAL, namespace: NAMESPACE })) as { items: unknown[] };
+          return items.length === 0;
+        },
+        { timeoutMs: 60_000, intervalMs: 250, message: "the worker to delete the VM" },
+      ).catch(() => false);
+      return gone ? "VM deleted by the worker" : "the worker did not delete the VM in time";
+    }, (result) => result);
+  }
+  await steps.run("stopping peerpods", async () => {
+    await peerpods?.stop();
+    const killed = peerpods ? killMentioning(peerpods.stateDir) : 0;
+    return killed ? `stopped; ${killed} leftover VM process(es) killed` : "stopped, no VM left";
+  }, (result) => result);
+  await steps.run("stopping the control plane", async () => cluster?.stop());
+  await steps.run("removing the work folder", () => rm(running.workDir, { recursive: true, force: true }));
+}
+
+async function main(): Promise<void> {
+  const workDir = await mkdtemp(join(tmpdir(), "peerpods-dev-"));
+  const running: Running = { workDir };
+  atExit(() => killMentioning(workDir));
+  let interrupted = false;
+  let onInterrupt: () => void = () => undefined;
+  const interruption = new Promise<void>((resolve) => (onInterrupt = resolve));
+  onFirstSignal((signal) => {
+    print(`\n${signal}: tearing down (again to kill everything at once)`);
+    interrupted = true;
+    onInterrupt();
+  });
+  const steps = new Steps(6);
+  const work = (async () => {
+    await steps.run("host: qemu", ensureQemu, (result) => result);
+    await steps.run("control plane binaries", buildControlPlane, (result) => result);
+    await steps.run("pod VM image", buildPodVmImage, (result) => result);
+    const cluster = await steps.run("starting etcd, kube-apiserver, controller-manager, scheduler, KWOK; 3 nodes", () => startLocalCluster(workDir), (c) => `${c.server}, nodes ${NODES.map((n) => n.name).join(", ")} (the first two labelled for peer pods)`);
+    running.cluster = cluster;
+    const summary = await steps.run("applying the local overlay, starting peerpods, pointing kube-scheduler at its extender", () => startPeerpodsOnHost(running, cluster.kc), (text) => text);
+    const peerpods = running.peerpods!;
+    print(`\n  export KUBECONFIG=${cluster.kubeconfigPath}\n  kubectl get pods,peerpods -A\n  metrics: http://127.0.0.1:${peerpods.metricsPort}/metrics\n  peerpods log: ${peerpods.logFile}\n  ${summary}`);
+    const sample = await steps.run("sample peer pod to Ready", () => followSamplePod(running, cluster.kc), () => "Ready");
+    print(`\nthe sample pod runs on a real qemu VM: its output is in ${join(sample.vmDir, "workload.log")}, its console in ${join(sample.vmDir, "console.log")}`);
+    return sample.uid;
+  })();
+  let failed = false;
+  const uid = await Promise.race([work, interruption]).catch((error: unknown) => {
+    failed = true;
+    print(`\nnpm run dev failed: ${(error as Error).message}`);
+    if (running.peerpods) print(`--- the end of the peerpods log:\n${tail(running.peerpods.logFile, 25)}`);
+  });
+  if (!failed && !ONCE && !interrupted && uid) {
+    const stop = showStatus(running.cluster!.kc, uid);
+    await interruption;
+    stop();
+  }
+  await tearDown(running);
+  print(failed ? "torn down after the failure above" : "all stopped and removed");
+  process.exit(failed ? 1 : 0);
+}
+
+await main();
