@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { readFile, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Pod } from "@kubernetes/client-node";
+import { AuthorizationV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Pod } from "@kubernetes/client-node";
 import { pino } from "pino";
 import { createProvider } from "../src/providers/factory.js";
 import { TAG, type Instance, type Provider, type Tags } from "../src/providers/types.js";
@@ -99,6 +99,22 @@ describe("Kata remote hypervisor: containerd's ttrpc client against peerpods (hy
     await core.deleteNamespace({ name: NAMESPACE }).catch(() => undefined);
     await core.deleteNode({ name: NODE }).catch(() => undefined);
     if (timings.coldMs !== undefined) console.log(`    CreateVM → agent reachable: cold ${timings.coldMs} ms, VM started by the worker at bind ${timings.warmMs ?? "n/a"} ms`);
+  });
+
+  it("the node DaemonSet's ServiceAccount may read what CreateVM needs, and nothing it must not", async () => {
+    const authz = admin.makeApiClient(AuthorizationV1Api);
+    const may = async (verb: string, resource: string, group = ""): Promise<boolean> => {
+      const review = await authz.createSubjectAccessReview({
+        body: { spec: { user: "system:serviceaccount:peerpods-system:peerpods-hypervisor", resourceAttributes: { verb, resource, group, namespace: NAMESPACE } } },
+      });
+      return review.status?.allowed === true;
+    };
+    for (const [verb, resource, group] of [["get", "pods"], ["get", "peerpods", "peerpods.io"], ["watch", "peerpodpolicies", "peerpods.io"], ["create", "events"]] as const) {
+      assert.equal(await may(verb, resource, group), true, `${verb} ${resource}`);
+    }
+    for (const [verb, resource, group] of [["delete", "pods"], ["patch", "peerpods", "peerpods.io"], ["get", "secrets"]] as const) {
+      assert.equal(await may(verb, resource, group), false, `not ${verb} ${resource}`);
+    }
   });
 
   it("answers Version, and an unknown method with UNIMPLEMENTED", async () => {
