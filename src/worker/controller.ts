@@ -5,9 +5,10 @@ import { startInformer } from "../kube/informer.js";
 import type { Logger } from "../log/logger.js";
 import { gcDeleted, vmOperations, workerView } from "../metrics/worker.js";
 import type { PolicyStore } from "../policy/store.js";
-import { TAG, type Provider } from "../providers/types.js";
+import { TAG, type Instance, type Provider } from "../providers/types.js";
 import { podFacts } from "./decide.js";
 import { findLeaks, recordsToRevisit } from "./gc.js";
+import { heldInstanceIds, warmPoolFor } from "./pool/manager.js";
 import { PEERPOD_GROUP, PEERPOD_PLURAL, PEERPOD_VERSION, type PeerPod } from "./peerpod.js";
 import { WorkQueue } from "./queue.js";
 import { ReadyWatcher } from "./ready-watch.js";
@@ -99,7 +100,13 @@ export function startController(options: ControllerOptions): Controller {
   // The informers are client-node ListWatch objects, which are also their caches.
   const podCache = pods.informer as unknown as ObjectCache<V1Pod>;
   const recordCache = records.informer as unknown as ObjectCache<PeerPod>;
-  const ready = new ReadyWatcher(provider, clusterId, options.readyPollMs, enqueue, log);
+  const pool = warmPoolFor(provider, { clusterId, policy: () => policy.current, claimedIds: () => heldInstanceIds(recordCache.list()), log: log.child({ component: "warm-pool" }) });
+  const wakePool = (): void => pool?.wake();
+  const listed = new Map<string, Instance | undefined>();
+  const ready = new ReadyWatcher(provider, clusterId, options.readyPollMs, (key, instance) => {
+    listed.set(key, instance);
+    queue.add(key, true);
+  }, log);
   const reconciler = new Reconciler({
     clusterId,
     provider,
@@ -110,6 +117,12 @@ export function startController(options: ControllerOptions): Controller {
     record: (key) => getByKey(recordCache, key),
     boundAt: (key, pod) => boundSeen.get(key) ?? scheduledAt(pod) ?? Date.now(),
     waitForReady: (key, id) => ready.wait(key, id),
+    ...(pool ? { pool } : {}),
+    takeListedInstance: (key) => {
+      const instance = listed.get(key);
+      listed.delete(key);
+      return instance;
+    },
     log,
   });
   workerView.queueDepth = () => queue.depth;
@@ -148,6 +161,8 @@ export function startController(options: ControllerOptions): Controller {
     if (stopped) return;
     runGc();
     gcTimer = setInterval(runGc, options.gcIntervalMs);
+    pool?.start();
+    policy.on("change", wakePool);
     queue.start();
     log.info({ pods: podSignatures.size, records: recordSignatures.size, concurrency: options.concurrency }, "worker started");
   });
@@ -158,6 +173,8 @@ export function startController(options: ControllerOptions): Controller {
       stopped = true;
       clearInterval(gcTimer);
       ready.stop();
+      policy.off("change", wakePool);
+      await pool?.stop();
       await queue.stop(graceMs);
       await gcRunning;
       workerView.queueDepth = undefined;

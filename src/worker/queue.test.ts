@@ -33,6 +33,18 @@ describe("WorkQueue", () => {
     assert.deepEqual(seen, ["busy", "a", "b"]);
   });
 
+  it("puts a key added `first` ahead of the waiting ones, also when it was already waiting", async () => {
+    const seen: string[] = [];
+    queue = new WorkQueue(async (key) => void seen.push(key), { ...options, concurrency: 1 });
+    for (const key of ["a", "b", "c", "d"]) queue.add(key);
+    queue.add("x", true);
+    queue.add("c", true);
+    assert.equal(queue.depth, 5);
+    queue.start();
+    await sleep(20);
+    assert.deepEqual(seen, ["c", "x", "a", "b", "d"]);
+  });
+
   it("never handles one key twice at the same time, and handles it again if it changed meanwhile", async () => {
     let running = 0;
     let most = 0;

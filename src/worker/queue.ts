@@ -51,15 +51,20 @@ export class WorkQueue {
     this.#pump();
   }
 
-  add(key: string): void {
+  /** Queues the key; `first` puts it ahead of the others (work already under way that can now finish). */
+  add(key: string, first = false): void {
     if (this.#stopped) return;
     if (this.#processing.has(key)) {
       this.#dirty.add(key);
       return;
     }
-    if (this.#queued.has(key)) return;
+    if (this.#queued.has(key)) {
+      if (!first) return;
+      this.#queue.splice(this.#queue.indexOf(key), 1);
+    }
     this.#queued.add(key);
-    this.#queue.push(key);
+    if (first) this.#queue.unshift(key);
+    else this.#queue.push(key);
     this.#pump();
   }
 

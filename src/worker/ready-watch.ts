@@ -1,5 +1,5 @@
 import type { Logger } from "../log/logger.js";
-import { TAG, type Provider } from "../providers/types.js";
+import { TAG, type Instance, type Provider } from "../providers/types.js";
 
 /**
  * Watches booting VMs with one provider listing per interval for all of them (not one call per VM),
@@ -14,7 +14,7 @@ export class ReadyWatcher {
     private readonly provider: Provider,
     private readonly clusterId: string,
     private readonly intervalMs: number,
-    private readonly changed: (key: string) => void,
+    private readonly changed: (key: string, instance: Instance | undefined) => void,
     private readonly log: Logger,
   ) {}
 
@@ -41,7 +41,7 @@ export class ReadyWatcher {
         const instance = byId.get(id);
         if (instance && !instance.ready && instance.state === "pending") continue;
         this.#waiting.delete(key);
-        this.changed(key);
+        this.changed(key, instance);
       }
     } catch (error) {
       this.log.warn({ err: error }, "could not list instances to check readiness");

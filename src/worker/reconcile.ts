@@ -9,6 +9,7 @@ import { ProviderError, TAG, type Instance, type InstanceSpec, type Provider } f
 import { decide, podFacts, recordFacts, type Action, type InstanceFacts } from "./decide.js";
 import { instanceName, nextInstanceName, type PeerPod } from "./peerpod.js";
 import type { HandlerResult } from "./queue.js";
+import type { PoolClaims } from "./pool/manager.js";
 import type { ClusterWrites } from "./records.js";
 
 export interface ReconcilerDeps {
@@ -24,6 +25,10 @@ export interface ReconcilerDeps {
   boundAt: (key: string, pod: V1Pod) => number;
   /** Asks to be woken when this booting VM is ready (or gone). */
   waitForReady: (key: string, instanceId: string) => void;
+  /** The warm pool, when the policy and the provider make one. */
+  pool?: PoolClaims;
+  /** The pod's VM as the ready watcher last listed it, if it woke this key; saves asking the cloud again. */
+  takeListedInstance: (key: string) => Instance | undefined;
   log: Logger;
 }
 
@@ -62,6 +67,11 @@ export class Reconciler {
       vmReady: undefined,
       log: this.deps.log.child({ pod: key }),
     };
+    const listed = this.deps.takeListedInstance(key);
+    if (listed && listed.id === state.record?.status?.instanceID) {
+      state.found = listed;
+      state.instance = present(listed);
+    }
     for (let step = 0; step < MAX_STEPS; step++) {
       const action = this.#decide(state);
       if (action.kind === "none") return;
@@ -89,6 +99,8 @@ export class Reconciler {
         return this.#createInstance(state);
       case "lookUpInstance":
         return this.#lookUpInstance(state);
+      case "claimInstance":
+        return this.#claimInstance(state);
       case "markReady":
         return this.#markReady(state);
       case "replaceInstance":
@@ -119,12 +131,13 @@ export class Reconciler {
 
   async #createInstance(state: State): Promise<void> {
     const pod = state.pod!;
-    let record = state.record!;
-    if (record.status?.phase !== "Creating") record = state.record = await this.deps.writes.patchRecordStatus(record, { phase: "Creating", message: null });
+    const record = state.record!;
+    const claim = this.deps.pool?.take(record.spec.instanceType);
+    if (claim?.result === "hit") return this.#recordPoolClaim(state, claim.instance);
     const started = Date.now();
     let instance: Instance;
     try {
-      instance = await this.deps.provider.create(this.#instanceSpec(pod, record));
+      instance = await this.#create(this.#instanceSpec(pod, record), state);
     } catch (error) {
       await this.#failed(state, "create", error);
       throw error;
@@ -136,10 +149,57 @@ export class Reconciler {
       address: instance.address ?? null,
       agentEndpoint: instance.agentEndpoint ?? null,
       message: null,
+      ...(claim ? { warmPool: claim.result } : {}),
     });
     state.found = instance;
     state.instance = present(instance);
     state.log.info({ instanceId: instance.id, instanceType: record.spec.instanceType, ms: Date.now() - started }, "VM created");
+  }
+
+  /** A cold create; when the cloud or the host is full, an idle pool VM makes room for the pod's. */
+  async #create(spec: InstanceSpec, state: State): Promise<Instance> {
+    try {
+      return await this.deps.provider.create(spec);
+    } catch (error) {
+      if (!(error instanceof ProviderError && error.kind === "quota") || !(await this.deps.pool?.evictIdle())) throw error;
+      state.log.info({ reason: error.message }, "limit reached: an idle pool VM was deleted to make room");
+      return this.deps.provider.create(spec);
+    }
+  }
+
+  /**
+   * The claim of a warm-pool VM goes into the PeerPod before anything is done to the VM: after a
+   * crash the record says whose it is (the pool leaves VMs that records hold alone), and the next
+   * reconcile finishes the hand-over (decide: claimInstance).
+   */
+  async #recordPoolClaim(state: State, instance: Instance): Promise<void> {
+    state.record = await this.deps.writes.patchRecordStatus(state.record!, {
+      phase: "Creating",
+      instanceID: instance.id,
+      address: instance.address ?? null,
+      agentEndpoint: instance.agentEndpoint ?? null,
+      message: null,
+      warmPool: "hit",
+    });
+    state.found = instance;
+    state.instance = present(instance);
+    state.log.info({ instanceId: instance.id, instanceType: instance.instanceType }, "warm-pool VM claimed");
+  }
+
+  /** Hands the recorded pool VM to the pod: its data through the agent channel, then its tags. */
+  async #claimInstance(state: State): Promise<void> {
+    const { provider } = this.deps;
+    if (!provider.claim) throw new ProviderError("invalid", `provider ${provider.name} cannot hand a pool VM to a pod`);
+    const spec = this.#instanceSpec(state.pod!, state.record!);
+    try {
+      state.found = await provider.claim(state.found!.id, { name: spec.name, tags: spec.tags, userData: spec.userData });
+    } catch (error) {
+      this.#countProviderError(error);
+      if (!(error instanceof ProviderError && error.kind === "notFound")) throw error;
+      state.found = undefined;
+    }
+    vmOperations.inc({ op: "claim", result: state.found ? "ok" : "gone" });
+    state.instance = state.found ? present(state.found) : { kind: "absent" };
   }
 
   #instanceSpec(pod: V1Pod, record: PeerPod): InstanceSpec {
@@ -175,22 +235,27 @@ export class Reconciler {
     const pod = state.pod!;
     const instance = state.found!;
     const record = state.record!;
-    if (record.status?.phase !== "Ready") {
-      state.record = await this.deps.writes.patchRecordStatus(record, {
-        phase: "Ready",
-        instanceID: instance.id,
-        address: instance.address ?? null,
-        agentEndpoint: instance.agentEndpoint ?? null,
-        readyTime: new Date().toISOString(),
-        message: null,
-      });
-      const seconds = Math.max(0, (Date.now() - this.deps.boundAt(state.key, pod)) / 1000);
-      vmReadySeconds.observe(seconds);
-      this.#event(state, "Normal", "VMReady", `VM ${instance.id} (${record.spec.instanceType}) ready ${seconds.toFixed(1)}s after the pod was bound`);
-      state.log.info({ instanceId: instance.id, seconds }, "VM ready");
-    }
-    await this.deps.writes.setPodCondition(pod, "True", "VMReady", `VM ${instance.id} is ready`);
+    const becomesReady = record.status?.phase !== "Ready";
+    const [updated] = await Promise.all([
+      becomesReady
+        ? this.deps.writes.patchRecordStatus(record, {
+            phase: "Ready",
+            instanceID: instance.id,
+            address: instance.address ?? null,
+            agentEndpoint: instance.agentEndpoint ?? null,
+            readyTime: new Date().toISOString(),
+            message: null,
+          })
+        : record,
+      this.deps.writes.setPodCondition(pod, "True", "VMReady", `VM ${instance.id} is ready`),
+    ]);
+    state.record = updated;
     state.vmReady = true;
+    if (!becomesReady) return;
+    const seconds = Math.max(0, (Date.now() - this.deps.boundAt(state.key, pod)) / 1000);
+    vmReadySeconds.observe(seconds);
+    this.#event(state, "Normal", "VMReady", `VM ${instance.id} (${record.spec.instanceType}) ready ${seconds.toFixed(1)}s after the pod was bound`);
+    state.log.info({ instanceId: instance.id, seconds }, "VM ready");
   }
 
   /** The VM vanished or is dying behind peerpods' back: a new one replaces it, under a new idempotency key. */
@@ -279,7 +344,7 @@ export class Reconciler {
 }
 
 function present(instance: Instance): InstanceFacts {
-  return { kind: "present", state: instance.state, ready: instance.ready };
+  return { kind: "present", state: instance.state, ready: instance.ready, pooled: instance.tags[TAG.pool] !== undefined };
 }
 
 export function splitKey(key: string): [string, string] {

@@ -1,0 +1,217 @@
+import assert from "node:assert/strict";
+import type { V1Pod } from "@kubernetes/client-node";
+import { ANNOTATION, VM_READY_CONDITION } from "../kube/annotations.js";
+import type { EventRecorder } from "../kube/events.js";
+import { silentLogger } from "../log/logger.js";
+import { compilePolicy } from "../policy/compiled.js";
+import { defaultPolicy } from "../policy/schema.js";
+import { createProvider } from "../providers/sim/index.js";
+import { TAG, type Provider } from "../providers/types.js";
+import { PEERPOD_API_VERSION, PEERPOD_KIND, VM_FINALIZER, type PeerPod } from "./peerpod.js";
+import { Reconciler } from "./reconcile.js";
+import type { ClusterWrites } from "./records.js";
+
+const CLUSTER = "c1";
+const policy = compilePolicy(defaultPolicy(), 1);
+
+/** The cluster as the worker sees it: pods and PeerPods, with writes that may fail like a flaky apiserver. */
+class FakeCluster implements ClusterWrites {
+  readonly pods = new Map<string, V1Pod>();
+  readonly records = new Map<string, PeerPod>();
+  readonly reasons: string[] = [];
+  failureRate = 0;
+  #random = seeded(3);
+
+  addPod(name: string): void {
+    this.pods.set(`ns/${name}`, {
+      metadata: { name, namespace: "ns", uid: `uid-${name}`, annotations: { [ANNOTATION.instanceType]: "small" } },
+      spec: { runtimeClassName: "kata-remote", nodeName: "node-1", containers: [] },
+      status: { phase: "Pending", conditions: [] },
+    });
+  }
+
+  #maybeFail(what: string): void {
+    if (this.#random() < this.failureRate) throw new Error(`apiserver unavailable during ${what}`);
+  }
+
+  async createRecord(pod: V1Pod, spec: PeerPod["spec"]): Promise<PeerPod> {
+    this.#maybeFail("create");
+    const key = `${pod.metadata!.namespace}/${pod.metadata!.name}`;
+    const existing = this.records.get(key);
+    if (existing) return existing;
+    const record: PeerPod = {
+      apiVersion: PEERPOD_API_VERSION,
+      kind: PEERPOD_KIND,
+      metadata: { name: pod.metadata!.name!, namespace: "ns", uid: `rec-${spec.podUID}`, finalizers: [VM_FINALIZER] },
+      spec,
+    };
+    this.records.set(key, record);
+    return structuredClone(record);
+  }
+
+  async getRecord(namespace: string, name: string): Promise<PeerPod | undefined> {
+    const record = this.records.get(`${namespace}/${name}`);
+    return record && structuredClone(record);
+  }
+
+  async patchRecordStatus(record: PeerPod, status: NonNullable<PeerPod["status"]>): Promise<PeerPod> {
+    this.#maybeFail("status patch");
+    const stored = this.#stored(record);
+    stored.status = { ...stored.status, ...status };
+    return structuredClone(stored);
+  }
+
+  async patchRecordSpec(record: PeerPod, spec: Partial<PeerPod["spec"]>): Promise<PeerPod> {
+    this.#maybeFail("spec patch");
+    const stored = this.#stored(record);
+    stored.spec = { ...stored.spec, ...spec };
+    return structuredClone(stored);
+  }
+
+  async releaseRecord(record: PeerPod): Promise<void> {
+    this.#maybeFail("release");
+    this.records.delete(`${record.metadata.namespace}/${record.metadata.name}`);
+  }
+
+  async setPodCondition(pod: V1Pod, status: "True" | "False", reason: string): Promise<void> {
+    this.#maybeFail("pod status patch");
+    const stored = this.pods.get(`${pod.metadata!.namespace}/${pod.metadata!.name}`);
+    if (!stored) throw new Error("pod not found");
+    const others = (stored.status!.conditions ?? []).filter((c) => c.type !== VM_READY_CONDITION);
+    stored.status!.conditions = [...others, { type: VM_READY_CONDITION, status, reason }];
+  }
+
+  #stored(record: PeerPod): PeerPod {
+    const stored = this.records.get(`${record.metadata.namespace}/${record.metadata.name}`);
+    if (!stored) throw new Error("PeerPod not found");
+    return stored;
+  }
+}
+
+function seeded(seed: number): () => number {
+  let state = seed;
+  return () => {
+    state = (state * 1103515245 + 12345) % 2 ** 31;
+    return state / 2 ** 31;
+  };
+}
+
+describe("Reconciler", () => {
+  let cluster: FakeCluster;
+  let provider: Provider;
+
+  const reconciler = (): Reconciler => {
+    const events: EventRecorder = { record: (_target, _type, reason) => cluster.reasons.push(reason) };
+    return new Reconciler({
+      clusterId: CLUSTER,
+      provider,
+      writes: cluster,
+      events,
+      policy: () => policy,
+      // copies, as an informer cache holds its own objects
+      pod: (key) => structuredClone(cluster.pods.get(key)),
+      record: (key) => structuredClone(cluster.records.get(key)),
+      boundAt: () => Date.now(),
+      waitForReady: () => undefined,
+      takeListedInstance: () => undefined,
+      log: silentLogger,
+    });
+  };
+
+  /** Reconciles a key until it reports done, as the queue would, each pass by a fresh reconciler (a restart). */
+  const settle = async (key: string): Promise<number> => {
+    for (let pass = 1; pass <= 200; pass++) {
+      try {
+        const result = await reconciler().reconcile(key);
+        if (!result) return pass;
+      } catch {
+        // the queue retries after a backoff; here at once
+      }
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    throw new Error(`${key} did not settle`);
+  };
+
+  const vmsByPod = async (): Promise<Map<string, string[]>> => {
+    const byPod = new Map<string, string[]>();
+    for (const vm of await provider.list({ [TAG.cluster]: CLUSTER })) byPod.set(vm.tags[TAG.podUid]!, [...(byPod.get(vm.tags[TAG.podUid]!) ?? []), vm.id]);
+    return byPod;
+  };
+
+  beforeEach(() => (cluster = new FakeCluster()));
+  afterEach(() => provider.close());
+
+  it("gives a bound pod a record, a VM, and the vm-ready condition", async () => {
+    provider = await createProvider({ createMs: 0, readyMs: 0, deleteMs: 0, inventoryFile: null }, { clusterId: CLUSTER, stateDir: "", log: silentLogger });
+    cluster.addPod("a");
+    await settle("ns/a");
+    const record = cluster.records.get("ns/a")!;
+    assert.equal(record.status?.phase, "Ready");
+    assert.deepEqual(await vmsByPod(), new Map([["uid-a", [record.status!.instanceID!]]]));
+    assert.equal(cluster.pods.get("ns/a")!.status!.conditions![0]!.reason, "VMReady");
+    assert.ok(cluster.reasons.includes("VMReady"));
+  });
+
+  it("converges on exactly one VM per pod when the cloud loses answers and the apiserver fails between steps", async () => {
+    provider = await createProvider(
+      { createMs: 0, readyMs: 0, deleteMs: 0, crashRate: 0.5, errorRate: 0.2, seed: 11, inventoryFile: null },
+      { clusterId: CLUSTER, stateDir: "", log: silentLogger },
+    );
+    cluster.failureRate = 0.3;
+    const names = Array.from({ length: 15 }, (_, i) => `p${i}`);
+    names.forEach((name) => cluster.addPod(name));
+    const passes = await Promise.all(names.map((name) => settle(`ns/${name}`)));
+    assert.ok(passes.some((n) => n > 2), "faults forced retries");
+    const vms = await vmsByPod();
+    assert.equal(vms.size, 15);
+    for (const name of names) {
+      assert.equal(vms.get(`uid-${name}`)?.length, 1, `one VM for ${name}`);
+      assert.equal(cluster.records.get(`ns/${name}`)?.status?.instanceID, vms.get(`uid-${name}`)![0]);
+    }
+
+    // and every pod deleted: every VM goes, every record is released, even through the same faults
+    cluster.pods.clear();
+    await Promise.all(names.map((name) => settle(`ns/${name}`)));
+    assert.equal((await provider.list({ [TAG.cluster]: CLUSTER })).length, 0);
+    assert.equal(cluster.records.size, 0);
+  });
+
+  it("leaves no VM behind for a pod deleted while its VM is being created, even when the create's answer is lost", async () => {
+    provider = await createProvider({ createMs: 60, readyMs: 0, deleteMs: 0, crashRate: 1, inventoryFile: null }, { clusterId: CLUSTER, stateDir: "", log: silentLogger });
+    cluster.addPod("a");
+    const first = reconciler().reconcile("ns/a");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal((await provider.list({})).length, 1, "the create is in flight");
+    cluster.pods.delete("ns/a");
+    await assert.rejects(first, /connection reset/);
+    assert.equal(cluster.records.get("ns/a")?.status?.instanceID, undefined, "the instance id never reached the record");
+    await settle("ns/a");
+    assert.equal((await provider.list({})).length, 0);
+    assert.equal(cluster.records.size, 0);
+  });
+
+  it("replaces a VM that vanished behind its back under a new name, and says so", async () => {
+    provider = await createProvider({ createMs: 0, readyMs: 0, deleteMs: 0, inventoryFile: null }, { clusterId: CLUSTER, stateDir: "", log: silentLogger });
+    cluster.addPod("a");
+    await settle("ns/a");
+    const lost = cluster.records.get("ns/a")!.status!.instanceID!;
+    await provider.delete(lost);
+    await settle("ns/a");
+    const record = cluster.records.get("ns/a")!;
+    assert.notEqual(record.status!.instanceID, lost);
+    assert.equal(record.spec.instanceName, "pp-uid-a-r1");
+    assert.equal(record.status!.phase, "Ready");
+    assert.ok(cluster.reasons.includes("VMLost"));
+    assert.equal((await provider.list({})).length, 1);
+  });
+
+  it("records a quota failure as such and keeps the pod without a VM", async () => {
+    provider = await createProvider({ createMs: 0, readyMs: 0, deleteMs: 0, capacity: 0, inventoryFile: null }, { clusterId: CLUSTER, stateDir: "", log: silentLogger });
+    cluster.addPod("a");
+    await assert.rejects(reconciler().reconcile("ns/a"), /instance limit of 0 reached/);
+    const record = cluster.records.get("ns/a")!;
+    assert.equal(record.status?.phase, "Failed");
+    assert.match(record.status!.message!, /quota/);
+    assert.ok(cluster.reasons.includes("VMQuotaExceeded"));
+  });
+});
