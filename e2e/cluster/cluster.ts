@@ -69,6 +69,17 @@ const READY_TIMEOUT_MS = 60_000;
 
 /** Starts etcd, kube-apiserver, kube-controller-manager, kube-scheduler and KWOK on free loopback ports. */
 export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await launch(options);
+    } catch (error) {
+      // a port found free can be taken by another process before the component binds it
+      if (attempt === 3 || !(error as Error).message.includes("address already in use")) throw error;
+    }
+  }
+}
+
+async function launch(options: ClusterOptions): Promise<Cluster> {
   const missing = [...CONTROL_PLANE_BINARIES.map(binaryPath), kwokBinary(), kwokStagesFile()].filter((file) => !existsSync(file));
   if (missing.length) throw new Error(`not built: ${missing.join(", ")}; run \`npm run cluster:build\``);
   const dataDir = await mkdtemp(join(tmpdir(), "peerpods-cluster-"));
@@ -95,11 +106,11 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     const server = `https://127.0.0.1:${apiserverPort}`;
     const kubeconfigPath = await writeKubeconfig(join(dataDir, "kubeconfig"), { server, caFile: pki.caFile, token: pki.adminToken, user: "admin" });
     const etcdUrl = `http://127.0.0.1:${etcdClient}`;
-    start("etcd", binaryPath("etcd"), etcdArgs(join(dataDir, "etcd"), etcdUrl, `http://127.0.0.1:${etcdPeer}`));
+    const etcd = start("etcd", binaryPath("etcd"), etcdArgs(join(dataDir, "etcd"), etcdUrl, `http://127.0.0.1:${etcdPeer}`));
     const apiserverArgs = kubeApiserverArgs(pki, etcdUrl, apiserverPort!, join(dataDir, "apiserver"));
     const startApiserver = async (): Promise<void> => {
       const apiserver = start("kube-apiserver", binaryPath("kube-apiserver"), apiserverArgs);
-      await untilExit(apiserver, waitReadyz(server, pki));
+      await untilExit([etcd, apiserver], waitReadyz(server, pki));
     };
     await startApiserver();
 
@@ -112,7 +123,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       const scheduler = start("kube-scheduler", binaryPath("kube-scheduler"), [`--config=${schedulerConfigPath}`, "--secure-port=0", "-v=2"]);
       // it logs this only once its configuration has been loaded and validated
       const started = waitFor(() => readFileSync(logFile).subarray(logged).includes("Starting Kubernetes Scheduler"), { timeoutMs: 20_000, message: "kube-scheduler to start" });
-      await untilExit(scheduler, started);
+      await untilExit([scheduler], started);
     };
     start("kube-controller-manager", binaryPath("kube-controller-manager"), controllerManagerArgs(kubeconfigPath, pki));
     await startScheduler(options.schedulerConfig);
@@ -121,7 +132,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     const kc = new KubeConfig();
     kc.loadFromFile(kubeconfigPath);
     const core = kc.makeApiClient(CoreV1Api);
-    await untilExit(running.get("kube-controller-manager")!, waitFor(() => core.readNamespacedServiceAccount({ name: "default", namespace: "default" }), { timeoutMs: READY_TIMEOUT_MS, message: "the default ServiceAccount" }));
+    await untilExit([running.get("kube-controller-manager")!], waitFor(() => core.readNamespacedServiceAccount({ name: "default", namespace: "default" }), { timeoutMs: READY_TIMEOUT_MS, message: "the default ServiceAccount" }));
 
     return {
       kubeconfigPath,
@@ -244,12 +255,14 @@ function schedulable(node: V1Node): boolean {
   return Boolean(ready) && !tainted;
 }
 
-/** `waiting`, failed early with the end of the component's log when the component exits first. */
-async function untilExit<T>(component: ManagedProcess, waiting: Promise<T>): Promise<T> {
-  const exited = component.exited.then((status) => {
-    throw new Error(`${component.name} exited (${status}) while starting:\n${tail(component.logFile, 15)}`);
-  });
-  return Promise.race([waiting, exited]);
+/** `waiting`, failed early with the end of a component's log when one of `components` exits first. */
+async function untilExit<T>(components: ManagedProcess[], waiting: Promise<T>): Promise<T> {
+  const exits = components.map((component) =>
+    component.exited.then((status) => {
+      throw new Error(`${component.name} exited (${status}) while starting:\n${tail(component.logFile, 15)}`);
+    }),
+  );
+  return Promise.race([waiting, ...exits]);
 }
 
 async function waitReadyz(server: string, pki: ClusterPki): Promise<void> {
