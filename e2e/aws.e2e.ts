@@ -142,6 +142,25 @@ describe("aws provider against moto_server", function () {
     assert.equal((await aws.list({ [TAG.podUid]: "uid-twice" })).length, 1);
   });
 
+  it("hands a warm-pool instance to a pod: the pod's tags replace the pool tag, and a create for the pod finds it", async () => {
+    const aws = await provider();
+    assert.ok(aws.claim, "the aws provider supports the warm pool");
+    const pool = await aws.create({ name: "pool-t3-small-1", instanceType: SMALL, userData: "{}", tags: { [TAG.cluster]: CLUSTER, [TAG.pool]: "t3.small" } });
+    const claim = { name: "peerpod-uid-claim", tags: spec("uid-claim").tags, userData: "{}" };
+    const claimed = await aws.claim(pool.id, claim);
+    assert.equal(claimed.id, pool.id);
+    const tags = Object.fromEntries(((await describe(pool.id)).Tags ?? []).map((tag) => [tag.Key, tag.Value]));
+    assert.equal(tags[TAG.pool], undefined);
+    assert.deepEqual([tags[TAG.podUid], tags[TAG.podName], tags.Name], ["uid-claim", "name-uid-claim", "peerpod-uid-claim"]);
+    assert.equal((await aws.claim(pool.id, claim)).id, pool.id, "claiming again is a no-op");
+    proxy.reset();
+    assert.equal((await aws.create(spec("uid-claim"))).id, pool.id);
+    assert.equal(proxy.count("RunInstances"), 0);
+    await assert.rejects(aws.claim(pool.id, { ...claim, tags: spec("uid-other").tags }), (error: ProviderError) => error.kind === "invalid");
+    await aws.delete(pool.id);
+    await assert.rejects(aws.claim(pool.id, claim), (error: ProviderError) => error.kind === "notFound");
+  });
+
   it("lists by tag across pages", async () => {
     const aws = await provider();
     const pods = Array.from({ length: 12 }, (_, i) => `uid-page-${i}`);
