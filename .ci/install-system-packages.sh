@@ -5,9 +5,12 @@ need=()
 command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
 # The pod VM image build unpacks the zstd-compressed kernel with it (npm run podvm:build).
 command -v zstd >/dev/null || need+=(zstd)
+sudo_cmd=""; [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+# podvm:build fetches the kernel and busybox with apt-get download, which needs package lists.
+if [ ${#need[@]} -gt 0 ] || ! apt-cache show busybox-static >/dev/null 2>&1; then
+  $sudo_cmd apt-get update -qq
+fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need[*]}"
-  sudo_cmd=""; [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
-  $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
