@@ -8,6 +8,7 @@ export const SANDBOX_ANNOTATION = {
   machineType: ANNOTATION.kataMachineType,
   vcpus: ANNOTATION.kataVcpus,
   memory: ANNOTATION.kataMemory,
+  /** Sent by the shim for a sandbox's direct-assigned volume; peerpods attaches no volumes yet, so it is not read. */
   volumeName: "io.katacontainers.config.hypervisor.volume_name",
 } as const;
 
@@ -20,7 +21,6 @@ export interface SandboxTarget {
   machineType?: string;
   vcpus?: number;
   memoryMiB?: number;
-  volumeName?: string;
   /** Values that were sent but could not be used, for the log. */
   ignored: string[];
 }
@@ -38,8 +38,6 @@ export function parseSandboxAnnotations(annotations: Readonly<Record<string, str
   readPodIdentity(read, target);
   const machineType = read(SANDBOX_ANNOTATION.machineType);
   if (machineType !== undefined) target.machineType = machineType;
-  const volumeName = read(SANDBOX_ANNOTATION.volumeName);
-  if (volumeName !== undefined) target.volumeName = volumeName;
   const vcpus = readCount(read, SANDBOX_ANNOTATION.vcpus, 1024, target.ignored);
   if (vcpus !== undefined) target.vcpus = vcpus;
   const memoryMiB = readCount(read, SANDBOX_ANNOTATION.memory, 16 * 1024 * 1024, target.ignored);
