@@ -22,6 +22,7 @@ export interface SandboxesOptions {
   log: Logger;
   /** Longest StartVM waits for the agent when the shim sets no deadline. */
   startTimeoutMs?: number;
+  /** First interval between looks at a starting VM; it grows with the wait, up to 2 s. */
   pollMs?: number;
   onConnections?: (delta: number) => void;
 }
@@ -39,6 +40,7 @@ export interface Sandbox {
   agent: { endpoint?: string };
 }
 
+const MAX_POLL_MS = 2000;
 const RECORD_FILE = "vm.json";
 const SOCKET_FILE = "agent.ttrpc";
 /** Sandbox ids become folder names: nothing that could climb out of the pods folder. */
@@ -91,7 +93,9 @@ export class Sandboxes {
         sandbox.agent.endpoint = last.endpoint;
         return sandbox;
       }
-      await sleep(this.#pollMs, undefined, { signal: deadline }).catch(() => undefined);
+      // Quick for a VM that is nearly there, gentle on the cloud's API for one that boots for minutes.
+      const pause = Math.min(MAX_POLL_MS, Math.max(this.#pollMs, (Date.now() - started) / 10));
+      await sleep(pause, undefined, { signal: deadline }).catch(() => undefined);
     }
     const seconds = ((Date.now() - started) / 1000).toFixed(1);
     throw new RpcError(Code.DEADLINE_EXCEEDED, `the agent of VM ${sandbox.record.instanceId} (pod ${sandbox.record.pod}) was not reachable after ${seconds}s (${describePoll(last)})`);
