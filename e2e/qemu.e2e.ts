@@ -67,7 +67,10 @@ describe("qemu provider: real pod VMs", function () {
   });
 
   it("is healthy: binary, image and a probe boot", async () => {
-    const health = await provider.health();
+    const health = await waitFor(async () => {
+      const current = await provider.health();
+      return (current.healthy || current.message !== "probe boot in progress") && current;
+    }, { timeoutMs: BOOT_TIMEOUT_MS, message: "the probe boot", intervalMs: 200 });
     assert.equal(health.healthy, true, health.message);
     assert.match(health.message ?? "", /^(kvm|tcg)\/(microvm|q35): probe VM ready/);
   });

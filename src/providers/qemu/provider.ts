@@ -163,10 +163,13 @@ export class QemuProvider implements Provider {
     return this.#observe(claimed);
   }
 
+  /** Binary and image still there, and the probe booted; answers at once while the probe runs. */
   async health(): Promise<ProviderHealth> {
     try {
-      await this.#loadImage();
-      const outcome = await this.#probeOnce();
+      await binaryIdentity(this.settings.binary);
+      await access((await this.#loadImage()).kernel, constants.R_OK);
+      const outcome = await Promise.race([this.#probeOnce(), new Promise<undefined>((resolve) => setImmediate(() => resolve(undefined)))]);
+      if (!outcome) return { healthy: false, message: "probe boot in progress" };
       if (!outcome.platform) return { healthy: false, message: `probe boot failed: ${outcome.message}` };
       return { healthy: true, message: outcome.message };
     } catch (error) {
