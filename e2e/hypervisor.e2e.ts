@@ -4,14 +4,15 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { readFile, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { AuthorizationV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Pod } from "@kubernetes/client-node";
+import { AuthorizationV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesObject, type V1Pod } from "@kubernetes/client-node";
+import { ANNOTATION } from "../src/kube/annotations.js";
 import { pino } from "pino";
 import { createProvider } from "../src/providers/factory.js";
 import { TAG, type Instance, type Provider, type Tags } from "../src/providers/types.js";
 import { PEERPOD_GROUP, PEERPOD_PLURAL, PEERPOD_VERSION, type PeerPod } from "../src/worker/peerpod.js";
 import { atExit } from "./cluster/process.js";
 import { cluster } from "./setup.js";
-import { applyObjects, loadManifests, LOCAL_OVERLAY_DIR, MANIFESTS_DIR } from "./support/manifests.js";
+import { applyObjects, loadManifests, LOCAL_OVERLAY_DIR, MANIFESTS_DIR, withWebhookUrl } from "./support/manifests.js";
 import { startPeerpods, type Peerpods } from "./support/peerpods.js";
 import { processesMentioning } from "./support/processes.js";
 import { serviceAccountKubeconfig } from "./support/tokens.js";
@@ -28,6 +29,12 @@ const POLICY = {
 };
 const BOOT_TIMEOUT_MS = 180_000;
 
+/** A peer pod already bound to the node (as the scheduler would), so the worker starts its VM at once. */
+const warmPod: V1Pod = {
+  metadata: { name: "hv-warm", namespace: NAMESPACE },
+  spec: { runtimeClassName: "kata-remote", nodeName: NODE, containers: [{ name: "app", image: "busybox" }] },
+};
+
 /** A Kata sandbox id: 64 hex characters. */
 const sandboxId = (): string => randomBytes(32).toString("hex");
 
@@ -41,6 +48,7 @@ describe("Kata remote hypervisor: containerd's ttrpc client against peerpods (hy
   let peerpods: Peerpods;
   let peer: TtrpcPeer;
   let provider: Provider;
+  let webhookConfig: KubernetesObject[] = [];
   const timings: { coldMs?: number; warmMs?: number } = {};
 
   const liveVMs = async (tags: Tags): Promise<Instance[]> =>
@@ -69,7 +77,9 @@ describe("Kata remote hypervisor: containerd's ttrpc client against peerpods (hy
     core = admin.makeApiClient(CoreV1Api);
     custom = admin.makeApiClient(CustomObjectsApi);
     const binary = await buildPeer();
-    await applyObjects(admin, (await loadManifests(LOCAL_OVERLAY_DIR)).filter((o) => o.kind !== "MutatingWebhookConfiguration"));
+    const manifests = await loadManifests(LOCAL_OVERLAY_DIR);
+    webhookConfig = manifests.filter((o) => o.kind === "MutatingWebhookConfiguration");
+    await applyObjects(admin, manifests.filter((o) => o.kind !== "MutatingWebhookConfiguration"));
     // The node DaemonSet's objects must be accepted by a real apiserver (no node here carries its selector's label).
     await applyObjects(admin, await loadManifests(join(MANIFESTS_DIR, "daemonset")));
     await core.createNamespace({ body: { metadata: { name: NAMESPACE } } });
@@ -86,8 +96,14 @@ describe("Kata remote hypervisor: containerd's ttrpc client against peerpods (hy
     const socket = join(dir, "hypervisor.sock");
     peerpods = await startPeerpods({
       kubeconfig,
-      args: ["--parts=hypervisor,worker", `--policy-file=${policyFile}`, `--cluster-id=${CLUSTER_ID}`, "--no-leader-elect", `--hypervisor-socket=${socket}`, `--pods-dir=${podsDir}`],
+      args: ["--parts=webhook,hypervisor,worker", `--policy-file=${policyFile}`, `--cluster-id=${CLUSTER_ID}`, "--no-leader-elect", `--hypervisor-socket=${socket}`, `--pods-dir=${podsDir}`],
     });
+    // The peer pod goes through this run's webhook, as on a cluster (a peer pod is refused while no webhook answers).
+    await applyObjects(admin, withWebhookUrl(webhookConfig, peerpods.webhookUrl, peerpods.caBundle));
+    await waitFor(
+      async () => (await core.createNamespacedPod({ namespace: NAMESPACE, body: warmPod, dryRun: "All" })).metadata?.annotations?.[ANNOTATION.instanceType] === "small",
+      { timeoutMs: 20_000, message: "the apiserver to call the webhook" },
+    );
     peer = new TtrpcPeer(binary, socket);
     provider = await createProvider({ name: "qemu", qemu: QEMU }, { clusterId: CLUSTER_ID, stateDir: peerpods.stateDir, log: pino({ level: "silent" }) });
   });
@@ -98,6 +114,7 @@ describe("Kata remote hypervisor: containerd's ttrpc client against peerpods (hy
     await peerpods?.kill();
     await core.deleteNamespace({ name: NAMESPACE }).catch(() => undefined);
     await core.deleteNode({ name: NODE }).catch(() => undefined);
+    await applyObjects(admin, webhookConfig).catch(() => undefined);
     if (timings.coldMs !== undefined) console.log(`    CreateVM → agent reachable: cold ${timings.coldMs} ms, VM started by the worker at bind ${timings.warmMs ?? "n/a"} ms`);
   });
 
@@ -151,11 +168,7 @@ describe("Kata remote hypervisor: containerd's ttrpc client against peerpods (hy
   });
 
   it("warm: a pod whose VM the worker started at bind gets that VM, no second one, faster than a cold boot", async () => {
-    const pod: V1Pod = {
-      metadata: { name: "hv-warm", namespace: NAMESPACE },
-      spec: { runtimeClassName: "kata-remote", nodeName: NODE, containers: [{ name: "app", image: "busybox" }] },
-    };
-    const uid = (await core.createNamespacedPod({ namespace: NAMESPACE, body: pod })).metadata!.uid!;
+    const uid = (await core.createNamespacedPod({ namespace: NAMESPACE, body: warmPod })).metadata!.uid!;
     const record = await waitFor(
       async () => {
         const found = (await custom.getNamespacedCustomObject({ group: PEERPOD_GROUP, version: PEERPOD_VERSION, plural: PEERPOD_PLURAL, namespace: NAMESPACE, name: "hv-warm" })) as PeerPod;

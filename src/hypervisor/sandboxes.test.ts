@@ -181,6 +181,27 @@ describe("sandboxes (CreateVM / StartVM / StopVM over a provider)", () => {
     assert.equal(await sandboxes.stop("never-created"), undefined);
   });
 
+  it("StopVM succeeds when its delete fails because the VM went meanwhile, and fails while the VM is still there", async () => {
+    sandboxes = make();
+    const sandbox = await sandboxes.create("sbx1", shim("web", "shop"));
+    const { instanceId } = sandbox.record;
+    const realDelete = provider.delete.bind(provider);
+    provider.delete = async (id) => {
+      provider.instances.delete(id); // the worker's teardown got there first
+      throw new Error("ENOENT: no such file or directory, open '.../stopping'");
+    };
+    assert.equal((await sandboxes.stop("sbx1"))?.instanceId, instanceId);
+
+    const other = await sandboxes.create("sbx2", shim("api", "shop"));
+    provider.delete = async () => {
+      throw new ProviderError("retryable", "cloud throttled");
+    };
+    await assert.rejects(sandboxes.stop("sbx2"), (error: RpcError) => error.code === Code.UNAVAILABLE);
+    provider.delete = realDelete;
+    await sandboxes.stop("sbx2");
+    assert.equal(provider.instances.has(other.record.instanceId), false, "a retried StopVM deletes it");
+  });
+
   it("after a restart, reopens the agent sockets and StopVM still finds the VM", async () => {
     const first = make();
     const sandbox = await first.create("sbx1", shim("web", "shop"));

@@ -108,14 +108,22 @@ export class Sandboxes {
     const sandbox = pending && (await pending.catch(() => undefined));
     await sandbox?.forwarder.close();
     const record = sandbox?.record ?? (await readRecord(this.#dir(id)));
-    if (record) {
-      const provider = await this.options.provider();
-      await provider.delete(record.instanceId).catch((error: unknown) => {
-        throw providerRpcError(error);
-      });
-    }
+    if (record) await this.#deleteVM(record.instanceId);
     await rm(this.#dir(id), { recursive: true, force: true });
     return record;
+  }
+
+  /** Deletes a VM; a delete that fails because the VM went meanwhile (the worker's teardown of the same pod) has done its job. */
+  async #deleteVM(instanceId: string): Promise<void> {
+    const provider = await this.options.provider();
+    try {
+      await provider.delete(instanceId);
+    } catch (error) {
+      const now = await provider.get(instanceId).catch(() => {
+        throw providerRpcError(error);
+      });
+      if (now && now.state !== "terminated") throw providerRpcError(error);
+    }
   }
 
   /** Reopens the agent sockets of the sandboxes a previous run left (their VMs live on). */
