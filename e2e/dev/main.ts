@@ -270,7 +270,7 @@ async function main(): Promise<void> {
     const peerpods = running.peerpods!;
     print(`\n  export KUBECONFIG=${cluster.kubeconfigPath}\n  kubectl get pods,peerpods -A\n  metrics: http://127.0.0.1:${peerpods.metricsPort}/metrics\n  peerpods log: ${peerpods.logFile}\n  ${summary}`);
     const sample = await steps.run("sample peer pod to Ready", () => followSamplePod(running, cluster.kc), () => "Ready");
-    print(`\nthe sample pod runs on a real qemu VM: its output is in ${join(sample.vmDir, "workload.log")}, its console in ${join(sample.vmDir, "console.log")}`);
+    print(`\nthe sample pod runs on a real qemu VM; its folder (console.log, qemu.log): ${sample.vmDir}`);
     return sample.uid;
   })();
   let failed = false;
