@@ -85,6 +85,7 @@ function bridge(client: Socket, target: NetConnectOpts, log: Logger): void {
     settle();
   };
   const attempt = (): void => {
+    if (client.destroyed) return; // the shim gave up while a retry was waiting
     attempts++;
     agent = connect({ ...target, allowHalfOpen: true });
     for (const chunk of early) agent.write(chunk);
