@@ -14,6 +14,8 @@ export interface ServeConfig {
   metricsPort: number;
   tlsCert: string;
   tlsKey: string;
+  /** When set, the extender requires a client certificate signed by this CA (the scheduler's). */
+  extenderClientCa?: string;
   policyFile?: string;
   kubeconfig?: string;
   logLevel: (typeof LOG_LEVELS)[number];
@@ -48,6 +50,7 @@ export function addServeOptions(command: Command): Command {
     .addOption(opt("--metrics-port <port>", "plain-HTTP port for /metrics, /healthz, /readyz", "METRICS_PORT").argParser(port).default(9090))
     .addOption(opt("--tls-cert <file>", "serving certificate (PEM), reloaded when it changes", "TLS_CERT").default("certs/tls.crt"))
     .addOption(opt("--tls-key <file>", "serving key (PEM), reloaded when it changes", "TLS_KEY").default("certs/tls.key"))
+    .addOption(opt("--extender-client-ca <file>", "CA (PEM) whose client certificates the extender requires (mTLS with kube-scheduler); unset: no client auth", "EXTENDER_CLIENT_CA"))
     .addOption(opt("--policy-file <file>", "load the policy from this YAML/JSON file instead of the cluster", "POLICY_FILE"))
     .addOption(opt("--kubeconfig <file>", "kubeconfig (default: $KUBECONFIG, ~/.kube/config, in-cluster)", "KUBECONFIG"))
     .addOption(opt("--log-level <level>", "log level", "LOG_LEVEL").argParser(oneOf(LOG_LEVELS)).default("info"))

@@ -60,7 +60,7 @@ export async function startExtender(context: PartContext): Promise<RunningPart> 
     name: "extender",
     host: config.bindAddress,
     port: config.extenderPort,
-    tls: { certFile: config.tlsCert, keyFile: config.tlsKey },
+    tls: { certFile: config.tlsCert, keyFile: config.tlsKey, clientCaFile: config.extenderClientCa },
     fastRoutes: extenderRoutes({ state, log: partLog, maxBodyBytes: config.maxBodyBytes, onTurnedAway: () => nudge.turnedAway() }),
     app: healthApp(() => synced),
     log: partLog,
