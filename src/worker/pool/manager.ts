@@ -16,8 +16,10 @@ export type PoolClaim = { result: "hit"; instance: Instance } | { result: "miss"
 
 /** What the reconciler asks of the pool. */
 export interface PoolClaims {
-  /** An idle VM of the type, reserved for the caller; `undefined` when the type has no pool. Never waits. */
-  take(instanceType: string): PoolClaim | undefined;
+  /** Whether the policy keeps a pool of this type. */
+  serves(instanceType: string): boolean;
+  /** An idle VM of a pooled type, reserved for the caller, or a miss. Never waits. */
+  take(instanceType: string): PoolClaim;
   /** Deletes one idle pool VM to make room for a pod's VM; false when there is none. */
   evictIdle(): Promise<boolean>;
 }
@@ -45,7 +47,8 @@ export class WarmPool implements PoolClaims {
   readonly #idle = new Map<string, Instance>();
   readonly #reserved = new Map<string, number>();
   readonly #deleting = new Set<string>();
-  readonly #creating = new Map<string, number>();
+  /** Pool boots under way: VM name → instance type. */
+  readonly #creating = new Map<string, string>();
   #timer: NodeJS.Timeout | undefined;
   #syncing: Promise<void> | undefined;
   #again = false;
@@ -74,8 +77,11 @@ export class WarmPool implements PoolClaims {
     await this.#syncing;
   }
 
-  take(instanceType: string): PoolClaim | undefined {
-    if (!this.options.policy().spec.warmPool?.pools.some((pool) => pool.instanceType === instanceType && pool.min > 0)) return undefined;
+  serves(instanceType: string): boolean {
+    return this.options.policy().spec.warmPool?.pools.some((pool) => pool.instanceType === instanceType && pool.min > 0) ?? false;
+  }
+
+  take(instanceType: string): PoolClaim {
     const candidates = [...this.#idle.values()].filter((i) => i.instanceType === instanceType && this.#available(i.id));
     const oldest = candidates.sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime())[0];
     this.wake();
@@ -98,11 +104,12 @@ export class WarmPool implements PoolClaims {
 
   /** One round: list, plan, act. Deletes are awaited; boots run in the background. */
   async sync(): Promise<void> {
-    const { provider, clusterId, log } = this.options;
+    const { provider, clusterId } = this.options;
     const policy = this.options.policy();
-    // Taken before the listing: a boot that ends meanwhile is counted twice at worst (one too few now, fixed next round), never missed.
-    const creating = new Map(this.#creating);
+    // Taken before the listing, and minus the boots the listing already shows: each boot counted once.
+    const started = [...this.#creating];
     const listed = await provider.list({ [TAG.cluster]: clusterId });
+    const creating = unlisted(started, listed);
     const claimed = this.options.claimedIds();
     const now = Date.now();
     const listedIds = new Set(listed.map((i) => i.id));
@@ -128,11 +135,15 @@ export class WarmPool implements PoolClaims {
     poolIdleCost.set(plan.costPerHour);
     const byId = new Map(pool.map((i) => [i.id, i]));
     await Promise.all(plan.delete.map(({ id, reason }) => this.#delete(byId.get(id)!, reason)));
-    for (const type of plan.create) {
-      const inFlight = [...this.#creating.values()].reduce((a, b) => a + b, 0);
-      if (this.#stopped || inFlight >= this.options.maxConcurrentCreates || !this.options.refill.tryTake()) {
-        log.debug({ instanceType: type }, "pool refill deferred (rate limit)");
-        break;
+    this.#refill(plan.create);
+  }
+
+  /** Starts the boots the plan wants, as far as the rate limit allows; the rest wait for a later round. */
+  #refill(types: readonly string[]): void {
+    for (const type of types) {
+      if (this.#stopped || this.#creating.size >= this.options.maxConcurrentCreates || !this.options.refill.tryTake()) {
+        this.options.log.debug({ instanceType: type }, "pool refill deferred (rate limit)");
+        return;
       }
       void this.#create(type);
     }
@@ -174,8 +185,8 @@ export class WarmPool implements PoolClaims {
     const { provider, clusterId, log } = this.options;
     const instanceType = this.options.policy().instanceTypes.get(type);
     if (!instanceType) return;
-    this.#creating.set(type, (this.#creating.get(type) ?? 0) + 1);
     const name = `pool-${type}-${randomBytes(5).toString("hex")}`.toLowerCase();
+    this.#creating.set(name, type);
     try {
       const instance = await provider.create({
         name,
@@ -190,14 +201,22 @@ export class WarmPool implements PoolClaims {
       poolOperations.inc({ op: "create", reason: "refill", result: kind === "quota" ? "quota" : "error" });
       log.warn({ err: error, instanceType: type, kind }, "could not boot a pool VM; trying again later");
     } finally {
-      this.#creating.set(type, this.#creating.get(type)! - 1);
+      this.#creating.delete(name);
       this.wake();
     }
   }
 }
 
+/** Boots under way (name → type) that `listed` does not show yet, counted by type. */
+function unlisted(creating: Iterable<[string, string]>, listed: readonly Instance[]): Map<string, number> {
+  const names = new Set(listed.map((i) => i.name));
+  const counts = new Map<string, number>();
+  for (const [name, type] of creating) if (!names.has(name)) counts.set(type, (counts.get(type) ?? 0) + 1);
+  return counts;
+}
+
 /** How often the pool lists the cloud when nothing wakes it sooner. */
-const SYNC_INTERVAL_MS = 2000;
+const SYNC_INTERVAL_MS = 1000;
 /** A pool VM not ready this long after its creation is replaced (a cold TCG boot takes seconds, a cloud VM a minute or two). */
 const BOOT_TIMEOUT_MS = 5 * 60_000;
 /** Pool boots: at most this many at once, and this many per second. */
