@@ -205,7 +205,8 @@ export class QemuProvider implements Provider {
   ): Promise<VmRecord> {
     const image = await this.#loadImage();
     const workload = workloadScript(userData);
-    await mkdir(dir, { recursive: true });
+    // Owner-only: the initramfs overlay carries the pod's user data.
+    await mkdir(dir, { recursive: true, mode: 0o700 });
     await writeFile(join(dir, VM_FILES.initrd), Buffer.concat([image.initrd, overlay(userData, workload)]));
     for (let attempt = 1; ; attempt++) {
       const launch: LaunchSpec = {
