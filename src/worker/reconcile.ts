@@ -132,7 +132,9 @@ export class Reconciler {
   async #createInstance(state: State): Promise<void> {
     const pod = state.pod!;
     const record = state.record!;
-    const claim = this.deps.pool?.take(record.spec.instanceType);
+    const pooled = this.deps.pool?.serves(record.spec.instanceType) ?? false;
+    if (pooled && (await this.#recordIsBehind(state))) return;
+    const claim = pooled ? this.deps.pool!.take(record.spec.instanceType) : undefined;
     if (claim?.result === "hit") return this.#recordPoolClaim(state, claim.instance);
     const started = Date.now();
     let instance: Instance;
@@ -154,6 +156,19 @@ export class Reconciler {
     state.found = instance;
     state.instance = present(instance);
     state.log.info({ instanceId: instance.id, instanceType: record.spec.instanceType, ms: Date.now() - started }, "VM created");
+  }
+
+  /**
+   * Whether the informer's record lags behind a VM this process already recorded for the pod. A cold
+   * create is idempotent and needs no such check; a second pool claim would give the pod two VMs.
+   */
+  async #recordIsBehind(state: State): Promise<boolean> {
+    const cached = state.record!;
+    const fresh = await this.deps.writes.getRecord(cached.metadata.namespace, cached.metadata.name);
+    if (fresh && !fresh.status?.instanceID && fresh.metadata.uid === cached.metadata.uid) return false;
+    state.record = fresh;
+    state.instance = { kind: "unknown" };
+    return true;
   }
 
   /** A cold create; when the cloud or the host is full, an idle pool VM makes room for the pod's. */

@@ -102,7 +102,8 @@ describe("warm pool claims with the sim provider, and crashes at every step", ()
   let running: WarmPool[];
 
   /** A fresh peerpods process: no memory but the cloud and the records. */
-  const restart = (provider: Provider = sim): { pool: WarmPool; reconciler: Reconciler } => {
+  const fromWrites = (key: string): PeerPod | undefined => structuredClone(writes.records.get(key));
+  const restart = (provider: Provider = sim, record: (key: string) => PeerPod | undefined = fromWrites): { pool: WarmPool; reconciler: Reconciler } => {
     const pool = new WarmPool({
       provider,
       clusterId: CLUSTER,
@@ -122,7 +123,7 @@ describe("warm pool claims with the sim provider, and crashes at every step", ()
       events: { record: () => undefined },
       policy: () => policy,
       pod: (key) => pods.get(key),
-      record: (key) => structuredClone(writes.records.get(key)),
+      record,
       boundAt: () => Date.now(),
       waitForReady: () => undefined,
       takeListedInstance: () => undefined,
@@ -226,6 +227,20 @@ describe("warm pool claims with the sim provider, and crashes at every step", ()
     await Promise.all(keys.map((key) => reconcileUntilDone(reconciler, key)));
     const hits = keys.filter((key) => writes.records.get(key)?.status?.warmPool === "hit");
     assert.equal(hits.length, 2);
+    await settle(pool);
+    await assertConverged(2);
+  });
+
+  it("claims once per pod even while the informer's copy of the record lags behind", async () => {
+    const withoutStatus = (key: string): PeerPod | undefined => {
+      const record = fromWrites(key);
+      return record && { ...record, status: undefined };
+    };
+    const { pool, reconciler } = restart(sim, withoutStatus);
+    await settle(pool);
+    const key = addPod("a");
+    await reconcileUntilDone(reconciler, key);
+    assert.equal((await poolVms()).length, 1, "one pool VM left unclaimed");
     await settle(pool);
     await assertConverged(2);
   });
