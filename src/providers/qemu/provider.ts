@@ -152,7 +152,8 @@ export class QemuProvider implements Provider {
     if (!instance.ready) throw new ProviderError("retryable", `qemu VM ${id} is not ready: ${instance.message ?? instance.state}`);
     try {
       const answers = await agentSession(record.hostPort, podDataCommands(claim.userData, workloadScript(claim.userData)));
-      const refused = answers.find((answer) => answer !== "ok");
+      // Only the pod that recorded this claim hands data over, so a workload already started is its own (a retry after a crash).
+      const refused = answers.find((answer) => answer !== "ok" && answer !== "error: a workload was already started");
       if (refused) throw new Error(refused);
     } catch (error) {
       throw new ProviderError("retryable", `could not hand the pod's data to qemu VM ${id}: ${(error as Error).message}`, { cause: error });
