@@ -103,6 +103,8 @@ export function startController(options: ControllerOptions): Controller {
   const pool = warmPoolFor(provider, { clusterId, policy: () => policy.current, claimedIds: () => heldInstanceIds(recordCache.list()), log: log.child({ component: "warm-pool" }) });
   const wakePool = (): void => pool?.wake();
   const listed = new Map<string, Instance | undefined>();
+  /** Keys whose VM the last GC listing did not show. */
+  const verify = new Set<string>();
   const ready = new ReadyWatcher(provider, clusterId, options.readyPollMs, (key, instance) => {
     listed.set(key, instance);
     queue.add(key, true);
@@ -118,6 +120,7 @@ export function startController(options: ControllerOptions): Controller {
     boundAt: (key, pod) => boundSeen.get(key) ?? scheduledAt(pod) ?? Date.now(),
     waitForReady: (key, id) => ready.wait(key, id),
     ...(pool ? { pool } : {}),
+    mustVerify: (key) => verify.delete(key),
     takeListedInstance: (key) => {
       const instance = listed.get(key);
       listed.delete(key);
@@ -138,7 +141,9 @@ export function startController(options: ControllerOptions): Controller {
       const instances = await provider.list({ [TAG.cluster]: clusterId });
       const live = livePodUids();
       for (const record of recordsToRevisit(recordCache.list(), live, new Set(instances.map((i) => i.id)))) {
-        enqueue(`${record.metadata.namespace}/${record.metadata.name}`);
+        const key = `${record.metadata.namespace}/${record.metadata.name}`;
+        verify.add(key);
+        enqueue(key);
       }
       for (const leak of findLeaks(instances, live, Date.now(), options.gcGraceMs)) {
         await provider.delete(leak.id);

@@ -37,6 +37,8 @@ const cases: [string, PodFacts | undefined, RecordFacts | undefined, InstanceFac
   ["pool VM recorded, pod gone before the hand-over", undefined, record(), { kind: "present", state: "running", ready: true, pooled: true }, "teardown"],
   ["record Ready but pod condition lost", pod({ vmReady: false }), record({ phase: "Ready" }), ready, "markReady"],
   ["all done", pod({ vmReady: true }), record({ phase: "Ready" }), ready, "none"],
+  ["all done, VM not asked after", pod({ vmReady: true }), record({ phase: "Ready" }), unknown, "none"],
+  ["all done but a listing missed the VM", pod({ vmReady: true }), record({ phase: "Ready" }), { kind: "unknown", verify: true }, "lookUpInstance"],
   ["VM deleted behind our back", pod({ vmReady: true }), record({ phase: "Ready" }), absent, "replaceInstance"],
   ["VM terminated behind our back", pod(), record({ phase: "Ready" }), { kind: "present", state: "terminated", ready: false }, "replaceInstance"],
   ["VM stopping behind our back", pod(), record(), { kind: "present", state: "stopping", ready: false }, "replaceInstance"],

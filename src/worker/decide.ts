@@ -26,7 +26,8 @@ export interface RecordFacts {
 
 /** What the provider said about the record's instance; `unknown` until asked. */
 export type InstanceFacts =
-  | { kind: "unknown" }
+  /** `verify`: a listing of the cloud missed the VM, so a Ready record must not be taken on trust. */
+  | { kind: "unknown"; verify?: boolean }
   | { kind: "absent" }
   /** `pooled`: still tagged as a warm-pool VM, so the pod's claim on it is recorded but not carried out yet. */
   | { kind: "present"; state: InstanceState; ready: boolean; pooled?: boolean };
@@ -74,7 +75,11 @@ function withoutRecord(pod: PodFacts | undefined): Action {
 
 function forLivePod(pod: PodFacts, record: RecordFacts, instance: InstanceFacts): Action {
   if (!record.instanceID) return { kind: "createInstance" };
-  if (instance.kind === "unknown") return { kind: "lookUpInstance" };
+  if (instance.kind === "unknown") {
+    // A served pod's VM is not asked after on every pod update: the periodic GC listing checks it.
+    if (record.phase === "Ready" && pod.vmReady && !instance.verify) return { kind: "none", reason: "VM ready and pod told" };
+    return { kind: "lookUpInstance" };
+  }
   if (instance.kind === "absent" || instance.state === "stopping" || instance.state === "terminated") return { kind: "replaceInstance" };
   // A pool VM is taken only when ready; one that is not any more has lost its agent.
   if (instance.pooled) return instance.ready ? { kind: "claimInstance" } : { kind: "replaceInstance" };

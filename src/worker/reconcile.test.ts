@@ -99,6 +99,8 @@ function seeded(seed: number): () => number {
 describe("Reconciler", () => {
   let cluster: FakeCluster;
   let provider: Provider;
+  /** As after a GC listing that missed the VM. */
+  let verify = false;
 
   const reconciler = (): Reconciler => {
     const events: EventRecorder = { record: (_target, _type, reason) => cluster.reasons.push(reason) };
@@ -114,6 +116,7 @@ describe("Reconciler", () => {
       boundAt: () => Date.now(),
       waitForReady: () => undefined,
       takeListedInstance: () => undefined,
+      mustVerify: () => verify,
       log: silentLogger,
     });
   };
@@ -138,7 +141,10 @@ describe("Reconciler", () => {
     return byPod;
   };
 
-  beforeEach(() => (cluster = new FakeCluster()));
+  beforeEach(() => {
+    cluster = new FakeCluster();
+    verify = false;
+  });
   afterEach(() => provider.close());
 
   it("gives a bound pod a record, a VM, and the vm-ready condition", async () => {
@@ -196,6 +202,9 @@ describe("Reconciler", () => {
     await settle("ns/a");
     const lost = cluster.records.get("ns/a")!.status!.instanceID!;
     await provider.delete(lost);
+    await settle("ns/a");
+    assert.equal(cluster.records.get("ns/a")!.status!.instanceID, lost, "a served pod's VM is not asked after on every update");
+    verify = true;
     await settle("ns/a");
     const record = cluster.records.get("ns/a")!;
     assert.notEqual(record.status!.instanceID, lost);

@@ -29,6 +29,8 @@ export interface ReconcilerDeps {
   pool?: PoolClaims;
   /** The pod's VM as the ready watcher last listed it, if it woke this key; saves asking the cloud again. */
   takeListedInstance: (key: string) => Instance | undefined;
+  /** Whether a cloud listing missed this pod's VM since the last reconcile (consumed by the call). */
+  mustVerify?: (key: string) => boolean;
   log: Logger;
 }
 
@@ -62,7 +64,7 @@ export class Reconciler {
       key,
       pod: this.deps.pod(key),
       record: this.deps.record(key),
-      instance: { kind: "unknown" },
+      instance: { kind: "unknown", verify: this.deps.mustVerify?.(key) ?? false },
       found: undefined,
       vmReady: undefined,
       log: this.deps.log.child({ pod: key }),
