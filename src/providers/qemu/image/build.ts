@@ -50,10 +50,8 @@ async function candidateVersion(pkg: string): Promise<string> {
 async function resolvePackages(): Promise<Record<"kernel" | "busybox", { name: string; version: string }>> {
   const kernel = process.env.PEERPODS_PODVM_KERNEL_PACKAGE || newestCloudKernel((await output("apt-cache", ["pkgnames", "linux-image-"])).split("\n"));
   if (!kernel) throw new Error("apt-cache lists no linux-image-*-cloud-amd64 package; run apt-get update (Debian bookworm or later)");
-  return {
-    kernel: { name: kernel, version: await candidateVersion(kernel) },
-    busybox: { name: BUSYBOX_PACKAGE, version: await candidateVersion(BUSYBOX_PACKAGE) },
-  };
+  const [kernelVersion, busyboxVersion] = await Promise.all([candidateVersion(kernel), candidateVersion(BUSYBOX_PACKAGE)]);
+  return { kernel: { name: kernel, version: kernelVersion }, busybox: { name: BUSYBOX_PACKAGE, version: busyboxVersion } };
 }
 
 /** Downloads (unless already there) and unpacks one package; returns the folder it was unpacked into. */
