@@ -99,7 +99,7 @@ async function main(): Promise<void> {
       bound.push(sample);
       say(`bound ${i + 1}/${RUNS}: ${sample.totalMs.toFixed(0)} ms`);
     }
-    const accelerator = peerpods.logs().find((line) => line.msg === "qemu probe boot succeeded")?.accelerator ?? "unknown";
+    const accelerator = peerpods.logs().find((line) => line.msg === "qemu VM started")?.accelerator ?? "unknown";
     await peerpods.stop();
 
     const summary = (name: string, samples: Sample[]): Row => ({
