@@ -8,7 +8,7 @@ import { execFile, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { promisify } from "node:util";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { writeCpio, type CpioEntry } from "./cpio.js";
@@ -156,9 +156,14 @@ async function buildImage(imageDir: string): Promise<ImageManifest> {
     return existing;
   }
   await mkdir(imageDir, { recursive: true });
-  const [kernelRoot, busyboxRoot] = await step(`fetching ${packages.kernel.name} ${packages.kernel.version} and ${packages.busybox.name} ${packages.busybox.version}`, () =>
-    Promise.all([fetchAndUnpack(imageDir, packages.kernel), fetchAndUnpack(imageDir, packages.busybox)]),
-  );
+  const [kernelRoot, busyboxRoot] = await step(`fetching ${packages.kernel.name} ${packages.kernel.version} and ${packages.busybox.name} ${packages.busybox.version}`, async () => {
+    const roots = await Promise.all([fetchAndUnpack(imageDir, packages.kernel), fetchAndUnpack(imageDir, packages.busybox)]);
+    // Packages of earlier builds (a kernel is ~30 MB) are not needed again.
+    const current = new Set(roots.map((root) => `${basename(root)}.deb`));
+    const debs = join(imageDir, "debs");
+    for (const deb of await readdir(debs)) if (!current.has(deb)) await rm(join(debs, deb), { force: true });
+    return roots;
+  });
   const busybox = join(busyboxRoot, "bin", "busybox");
   const { release, modules } = await step("resolving kernel modules", () => kernelModules(kernelRoot, busybox));
   const initrd = await step(`writing the initramfs (${modules.size} modules: ${[...modules.keys()].join(", ") || "none"})`, () => initramfs(busybox, modules));
