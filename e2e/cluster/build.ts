@@ -103,7 +103,7 @@ async function buildControlPlane(goVersion: string): Promise<void> {
   await run("go mod download", "go", ["mod", "download"], { cwd: GO_MODULE_DIR });
   for (const [i, name] of CONTROL_PLANE_BINARIES.entries()) {
     const partial = `${binaryPath(name)}.partial`;
-    await run(`[${i + 1}/${CONTROL_PLANE_BINARIES.length}] go build ${name}`, "go", ["build", "-trimpath", "-ldflags", ldflags, "-o", partial, `./cmd/${name}`], {
+    await run(`[${i + 1}/${CONTROL_PLANE_BINARIES.length}] go build ${name}`, "go", ["build", "-trimpath", "-buildvcs=false", "-ldflags", ldflags, "-o", partial, `./cmd/${name}`], {
       cwd: GO_MODULE_DIR,
     });
     await rename(partial, binaryPath(name));
