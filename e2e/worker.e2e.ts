@@ -65,9 +65,11 @@ describe("worker: one VM per peer pod on the local control plane (sim provider)"
     );
   };
 
+  /** The sim's VMs for this suite's namespace (a worker serves every peer pod of the cluster, other suites' too). */
   const inventory = async (): Promise<SimRecord[]> => {
     try {
-      return (JSON.parse(await readFile(inventoryFile, "utf8")) as { instances: SimRecord[] }).instances;
+      const { instances } = JSON.parse(await readFile(inventoryFile, "utf8")) as { instances: SimRecord[] };
+      return instances.filter((vm) => vm.tags[TAG.cluster] === CLUSTER_ID && vm.tags[TAG.namespace] === NAMESPACE);
     } catch {
       return [];
     }
@@ -86,7 +88,7 @@ describe("worker: one VM per peer pod on the local control plane (sim provider)"
   const converged = async (): Promise<boolean> => {
     const pods = await livePods();
     const uids = pods.map((p) => p.metadata!.uid!).sort();
-    const vms = (await inventory()).filter((vm) => vm.tags[TAG.cluster] === CLUSTER_ID);
+    const vms = await inventory();
     const vmUids = vms.map((vm) => vm.tags[TAG.podUid]!).sort();
     if (JSON.stringify(uids) !== JSON.stringify(vmUids)) return false;
     const records = await peerPods();
@@ -192,7 +194,10 @@ describe("worker: one VM per peer pod on the local control plane (sim provider)"
         if (now?.status?.instanceID && now.status.instanceID !== lost && now.status.phase === "Ready") return now;
         const vms = await inventory();
         // play the cloud console; the sim may have rewritten its file meanwhile, so remove again until it sticks
-        if (vms.some((vm) => vm.id === lost)) await writeFile(inventoryFile, JSON.stringify({ version: 1, instances: vms.filter((vm) => vm.id !== lost) }));
+        if (vms.some((vm) => vm.id === lost)) {
+          const { instances } = JSON.parse(await readFile(inventoryFile, "utf8")) as { instances: SimRecord[] };
+          await writeFile(inventoryFile, JSON.stringify({ version: 1, instances: instances.filter((vm) => vm.id !== lost) }));
+        }
         return undefined;
       },
       { timeoutMs: 30_000, intervalMs: 500, message: `a replacement for VM ${lost}` },
