@@ -1,4 +1,4 @@
-import { X509Certificate } from "node:crypto";
+import { randomBytes, X509Certificate } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { isIP } from "node:net";
@@ -34,7 +34,9 @@ export async function ensureCerts(request: CertRequest): Promise<CertResult> {
   }
   const notBeforeDate = new Date(Date.now() - 60_000);
   const notAfterDate = new Date(Date.now() + request.validDays * 24 * 3600 * 1000);
-  const ca = await generate([{ name: "commonName", value: "peerpods-ca" }], {
+  // A name of its own per CA: during a rotation clients trust the old and the new CA at once, and
+  // OpenSSL picks the issuer by name, so two CAs named alike fail verification for one of them.
+  const ca = await generate([{ name: "commonName", value: `peerpods-ca-${randomBytes(6).toString("hex")}` }], {
     keyType: "ec",
     curve: "P-256",
     algorithm: "sha256",
