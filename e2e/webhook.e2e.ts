@@ -249,6 +249,8 @@ describe("webhook against the real kube-apiserver", function () {
     } finally {
       await startWebhook();
     }
+    const back = await core.createNamespacedPod({ namespace: NAMESPACE, body: peerPod("after-outage") });
+    assert.ok(hasVm(back), "a peer pod is admitted and mutated again once the webhook is back");
   });
 });
 
