@@ -26,8 +26,8 @@ export interface ServeProcess {
  * Runs `peerpods serve` from the compiled build, optionally pinned to one CPU with taskset,
  * and resolves once it logs that it serves.
  */
-export async function startServe(args: string[], options: { cpu?: number; env?: NodeJS.ProcessEnv } = {}): Promise<ServeProcess> {
-  const command = [process.execPath, join(REPO, "dist", "main.js"), "serve", ...args];
+export async function startServe(args: string[], options: { cpu?: number; env?: NodeJS.ProcessEnv; nodeArgs?: string[] } = {}): Promise<ServeProcess> {
+  const command = [process.execPath, ...(options.nodeArgs ?? []), join(REPO, "dist", "main.js"), "serve", ...args];
   const argv = options.cpu === undefined ? command : ["taskset", "-c", String(options.cpu), ...command];
   const child = spawn(argv[0]!, argv.slice(1), { cwd: REPO, stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, ...options.env } });
   await new Promise<void>((resolve, reject) => {
