@@ -12,7 +12,7 @@ const CLUSTER = "c1";
 describe("warm pool manager", () => {
   let sim: Provider;
   let pool: WarmPool;
-  const start = async (warmPool: object, sim_: object, claimedIds: ReadonlySet<string> = new Set()): Promise<void> => {
+  const start = async (warmPool: object | undefined, sim_: object, claimedIds: ReadonlySet<string> = new Set()): Promise<void> => {
     sim = await createProvider({ readyMs: 0, deleteMs: 0, inventoryFile: null, ...sim_ }, { clusterId: CLUSTER, stateDir: "/nonexistent", log: silentLogger });
     const parsed = parsePolicy({ warmPool });
     assert.ok(parsed.ok);
@@ -33,6 +33,22 @@ describe("warm pool manager", () => {
   afterEach(async () => {
     await pool.stop();
     await sim.close();
+  });
+
+  it("without a pool in the policy, deletes leftover pool VMs and then stops listing the cloud", async () => {
+    await start(undefined, { createMs: 0 });
+    await sim.create({ name: "left-over", instanceType: { name: "small", vcpus: 1, memoryMiB: 512, gpus: 0 }, userData: "", tags: { [TAG.cluster]: CLUSTER, [TAG.pool]: "true" } });
+    let lists = 0;
+    const list = sim.list.bind(sim);
+    sim.list = (tags) => {
+      lists += 1;
+      return list(tags);
+    };
+    await pool.sync();
+    assert.deepEqual(await vms(), []);
+    await pool.sync();
+    await pool.sync();
+    assert.equal(lists, 3, "two listings by the pool (delete, then see none), one by the test");
   });
 
   it("never trims a VM whose boot is still under way as surplus", async () => {

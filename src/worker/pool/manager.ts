@@ -53,6 +53,8 @@ export class WarmPool implements PoolClaims {
   #syncing: Promise<void> | undefined;
   #again = false;
   #stopped = false;
+  /** Unclaimed pool VMs at the last listing; unknown until the first. */
+  #poolVmsSeen: number | undefined;
 
   constructor(private readonly options: WarmPoolOptions) {}
 
@@ -106,6 +108,8 @@ export class WarmPool implements PoolClaims {
   async sync(): Promise<void> {
     const { provider, clusterId } = this.options;
     const policy = this.options.policy();
+    // Without a pool in the policy nothing is listed once no pool VM is left.
+    if (!policy.spec.warmPool?.pools.length && this.#poolVmsSeen === 0) return;
     // Taken before the listing, and minus the boots the listing already shows: each boot counted once.
     const started = [...this.#creating];
     const listed = await provider.list({ [TAG.cluster]: clusterId });
@@ -116,6 +120,7 @@ export class WarmPool implements PoolClaims {
     for (const [id, at] of this.#reserved) if (claimed.has(id) || !listedIds.has(id) || now - at > RESERVATION_TTL_MS) this.#reserved.delete(id);
     const isPool = (i: Instance): boolean => i.tags[TAG.pool] !== undefined && !claimed.has(i.id) && !this.#reserved.has(i.id);
     const pool = listed.filter((i) => isPool(i) && !this.#deleting.has(i.id));
+    this.#poolVmsSeen = pool.length;
     const podVms = listed.filter((i) => !isPool(i));
     const plan = planPool({
       warmPool: policy.spec.warmPool,
