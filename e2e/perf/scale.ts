@@ -4,9 +4,9 @@
  * Reports RSS and heap once every pod has a ready VM, then CPU over a quiet STEADY_S window in which
  * nothing changes: informers idle, no full relists on a timer, no hot loops. Everything runs on this
  * machine, so the converge time mostly measures the apiserver, etcd and KWOK.
- * CPU_PROF_DIR=dir writes a V8 CPU profile of peerpods there when it stops.
+ * CPU_PROF_DIR=dir writes a V8 CPU profile of peerpods there when it stops; LOG_FILE=file keeps its log.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { createWriteStream, mkdtempSync, rmSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -26,6 +26,8 @@ const STEADY_S = Number(process.env.STEADY_S ?? 60);
 const NAMESPACE = "perf-scale";
 const VM_RESOURCE = "kata.peerpods.io/vm";
 const CREATE_CONCURRENCY = 32;
+/** The worker's reason on the condition; KWOK's stages may set readiness-gate conditions too. */
+const VM_READY_REASON = "VMReady";
 
 const boundPeerPod = (i: number): V1Pod => ({
   metadata: { name: `p-${i}`, annotations: { [ANNOTATION.instanceType]: "small" } },
@@ -55,7 +57,7 @@ async function readyPods(core: CoreV1Api): Promise<number> {
   let _continue: string | undefined;
   do {
     const page = await core.listNamespacedPod({ namespace: NAMESPACE, limit: 2000, _continue });
-    ready += page.items.filter((pod) => pod.status?.conditions?.some((c) => c.type === VM_READY_CONDITION && c.status === "True")).length;
+    ready += page.items.filter((pod) => pod.status?.conditions?.some((c) => c.type === VM_READY_CONDITION && c.status === "True" && c.reason === VM_READY_REASON)).length;
     _continue = page.metadata?._continue;
   } while (_continue);
   return ready;
@@ -100,8 +102,9 @@ async function main(): Promise<void> {
       `--metrics-port=${metricsPort}`,
       `--state-dir=${dir}`,
       "--log-level=info",
-    ], { env: process.env.CPU_PROF_DIR ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env.CPU_PROF_DIR}` } : {} });
+    ], { nodeArgs: process.env.CPU_PROF_DIR ? ["--cpu-prof", `--cpu-prof-dir=${process.env.CPU_PROF_DIR}`] : [] });
     stopServe = serving.stop;
+    if (process.env.LOG_FILE) serving.child.stdout!.pipe(createWriteStream(process.env.LOG_FILE));
     const idle = await processMetrics(metricsPort);
 
     const createStart = Date.now();
