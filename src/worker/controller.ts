@@ -52,8 +52,9 @@ export function startController(options: ControllerOptions): Controller {
   });
   const enqueue = (key: string): void => queue.add(key);
 
-  /** When this replica saw each pod go from unbound to bound; pods bound before it started use PodScheduled. */
+  /** When this replica saw each pod go from unbound to bound; pods bound before it saw them use PodScheduled. */
   const boundSeen = new Map<string, number>();
+  const seenUnbound = new Set<string>();
   const podSignatures = new Map<string, string>();
   const onPod = (pod: V1Pod, deleted = false): void => {
     if (!pod.spec?.runtimeClassName) return;
@@ -61,12 +62,13 @@ export function startController(options: ControllerOptions): Controller {
     if (deleted) {
       podSignatures.delete(key);
       boundSeen.delete(key);
+      seenUnbound.delete(key);
       return enqueue(key);
     }
+    if (!pod.spec.nodeName) seenUnbound.add(key);
+    else if (seenUnbound.delete(key)) boundSeen.set(key, Date.now());
     const signature = podSignature(pod);
-    const previous = podSignatures.get(key);
-    if (previous === signature) return;
-    if (previous !== undefined && !previous.split("|")[1] && pod.spec.nodeName && !boundSeen.has(key)) boundSeen.set(key, Date.now());
+    if (podSignatures.get(key) === signature) return;
     podSignatures.set(key, signature);
     enqueue(key);
   };
