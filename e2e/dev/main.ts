@@ -22,8 +22,8 @@ import { serviceAccountKubeconfig } from "../support/tokens.js";
 import { waitFor } from "../support/wait.js";
 import { PEERPOD_GROUP, PEERPOD_PLURAL, PEERPOD_VERSION, type PeerPod } from "../../src/worker/peerpod.js";
 import { kubeletReadinessStages } from "./kwok-readiness.js";
-import { buildControlPlane, buildPodVmImage, ensureQemu } from "./prepare.js";
-import { formatElapsed, Steps } from "./progress.js";
+import { buildControlPlane, buildPodVmImage, ensureHostPackages } from "./prepare.js";
+import { formatElapsed, printLine, Steps } from "./progress.js";
 import { admission, progressLines, statusLine, type Milestone, type Snapshot } from "./timeline.js";
 
 const ONCE = process.argv.includes("--once");
@@ -61,7 +61,7 @@ interface Running {
 }
 
 const started = Date.now();
-const print = (line: string): void => void process.stdout.write(`${line}\n`);
+const print = printLine;
 const printMilestone = ({ label, text }: Milestone): void => print(`  +${formatElapsed(Date.now() - started).padStart(6)}  ${label.padEnd(11)} ${text}`);
 
 /** Pids of processes whose command line mentions `text` (the VMs under peerpods' state folder), synchronously: usable at exit. */
@@ -261,7 +261,7 @@ async function main(): Promise<void> {
   });
   const steps = new Steps(6);
   const work = (async () => {
-    await steps.run("host: qemu", ensureQemu, (result) => result);
+    await steps.run("host packages (qemu)", ensureHostPackages, (result) => result);
     await steps.run("control plane binaries", buildControlPlane, (result) => result);
     await steps.run("pod VM image", buildPodVmImage, (result) => result);
     const cluster = await steps.run("starting etcd, kube-apiserver, controller-manager, scheduler, KWOK; 3 nodes", () => startLocalCluster(workDir), (c) => `${c.server}, nodes ${NODES.map((n) => n.name).join(", ")} (the first two labelled for peer pods)`);

@@ -29,13 +29,15 @@ export function runStreaming(command: string, args: string[], detail: Detail): P
 
 const onPath = (command: string): boolean => spawnSync("sh", ["-c", `command -v ${command}`], { stdio: "ignore" }).status === 0;
 
-/** qemu from Debian: installed by the CI script when this process may (root), otherwise the one command to run. */
-export async function ensureQemu(detail: Detail): Promise<string> {
-  if (onPath(QEMU)) return `${QEMU} present`;
-  if (process.getuid?.() !== 0) throw new Error(`${QEMU} is missing; install it with \`sudo bash ${INSTALL_SCRIPT}\` (Debian's qemu-system-x86), then run npm run dev again`);
-  await runStreaming("bash", [INSTALL_SCRIPT], detail);
-  if (!onPath(QEMU)) throw new Error(`${INSTALL_SCRIPT} ran but ${QEMU} is still not on PATH`);
-  return `installed ${QEMU}`;
+/**
+ * The Debian packages the demo needs (qemu, and what podvm:build uses): as root the CI script
+ * installs whatever is missing (a no-op when nothing is); otherwise a missing qemu stops the run
+ * with the one command to run.
+ */
+export async function ensureHostPackages(detail: Detail): Promise<string> {
+  if (process.getuid?.() === 0) await runStreaming("bash", [INSTALL_SCRIPT], detail);
+  if (!onPath(QEMU)) throw new Error(`${QEMU} is missing; install it with \`sudo bash ${INSTALL_SCRIPT}\` (Debian's qemu-system-x86), then run npm run dev again`);
+  return `${QEMU} present`;
 }
 
 /** Total size of the regular files in a folder (not recursive). */

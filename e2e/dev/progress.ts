@@ -14,6 +14,15 @@ export function formatBytes(bytes: number): string {
   return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 }
 
+/** The bar on screen, if any: a line printed meanwhile must not land in the middle of it. */
+let activeBar: { out: NodeJS.WriteStream } | undefined;
+
+/** Prints a line; above the progress bar while one is on screen (it redraws below on its next tick). */
+export function printLine(text: string): void {
+  if (activeBar) activeBar.out.write(`\r\x1b[K${text}\n`);
+  else process.stdout.write(`${text}\n`);
+}
+
 /** Reports a step's latest detail (e.g. the build's current line) while it runs. */
 export type Detail = (text: string) => void;
 
@@ -40,8 +49,10 @@ export class Steps {
     const since = Date.now();
     let detail = "";
     const label = `[${number}/${this.total}] ${title}`;
-    if (this.#bar) this.#bar.start(this.total, this.#done, this.#payload(title, since, detail));
-    else this.out.write(`${label} ...\n`);
+    if (this.#bar) {
+      this.#bar.start(this.total, this.#done, this.#payload(title, since, detail));
+      activeBar = { out: this.out };
+    } else this.out.write(`${label} ...\n`);
     const timer = this.#bar ? setInterval(() => this.#bar!.update(this.#done, this.#payload(title, since, detail)), 250) : undefined;
     try {
       const result = await work((text) => {
@@ -57,6 +68,7 @@ export class Steps {
       throw error;
     } finally {
       clearInterval(timer);
+      activeBar = undefined;
     }
   }
 
