@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { CoreV1Api, CustomObjectsApi } from "@kubernetes/client-node";
 import { PEERPOD_GROUP, PEERPOD_PLURAL, PEERPOD_VERSION, type PeerPod } from "../../src/worker/peerpod.js";
 import { startCluster } from "../cluster/cluster.js";
-import { applyObjects, loadManifests, MANIFESTS_DIR } from "../support/manifests.js";
+import { applyObjects, loadManifests, LOCAL_OVERLAY_DIR } from "../support/manifests.js";
 import { startPeerpods } from "../support/peerpods.js";
 import { serviceAccountKubeconfig } from "../support/tokens.js";
 import { waitFor } from "../support/wait.js";
@@ -44,7 +44,7 @@ async function main(): Promise<void> {
   try {
     const core = cluster.kc.makeApiClient(CoreV1Api);
     const custom = cluster.kc.makeApiClient(CustomObjectsApi);
-    await applyObjects(cluster.kc, (await loadManifests(MANIFESTS_DIR)).filter((o) => o.kind !== "MutatingWebhookConfiguration"));
+    await applyObjects(cluster.kc, (await loadManifests(LOCAL_OVERLAY_DIR)).filter((o) => o.kind !== "MutatingWebhookConfiguration"));
     await core.createNamespace({ body: { metadata: { name: NAMESPACE } } });
     await waitFor(() => core.readNamespacedServiceAccount({ name: "default", namespace: NAMESPACE }), { message: "the default ServiceAccount" });
     await cluster.addNodes([{ name: NODE }]);

@@ -17,7 +17,7 @@ import { startInformer } from "../../src/kube/informer.js";
 import { silentLogger } from "../../src/log/logger.js";
 import { startCluster } from "../cluster/cluster.js";
 import { tail } from "../cluster/process.js";
-import { applyObjects, loadManifests, MANIFESTS_DIR } from "../support/manifests.js";
+import { applyObjects, loadManifests, LOCAL_OVERLAY_DIR } from "../support/manifests.js";
 import { startPeerpods } from "../support/peerpods.js";
 import { waitFor } from "../support/wait.js";
 import { median, percentile, printTable, writeResults, type Row } from "./lib/report.js";
@@ -149,7 +149,7 @@ async function main(): Promise<void> {
   try {
     const kc = cluster.kc;
     const core = kc.makeApiClient(CoreV1Api);
-    const manifests = await loadManifests(MANIFESTS_DIR);
+    const manifests = await loadManifests(LOCAL_OVERLAY_DIR);
     await applyObjects(kc, manifests.filter((o) => o.kind === "Namespace" || o.kind === "CustomResourceDefinition" || o.kind === "RuntimeClass"));
     const nodes = Array.from({ length: NODES }, (_, i) => `perf-node-${i}`);
     await cluster.addNodes(nodes.map((name) => ({ name })));

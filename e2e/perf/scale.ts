@@ -14,7 +14,7 @@ import { CoreV1Api, type V1Pod } from "@kubernetes/client-node";
 import { ANNOTATION, VM_READY_CONDITION } from "../../src/kube/annotations.js";
 import { startCluster } from "../cluster/cluster.js";
 import { localCerts } from "../support/certs.js";
-import { applyObjects, loadManifests, MANIFESTS_DIR } from "../support/manifests.js";
+import { applyObjects, loadManifests, LOCAL_OVERLAY_DIR } from "../support/manifests.js";
 import { freePorts } from "../support/ports.js";
 import { waitFor } from "../support/wait.js";
 import { startServe } from "./lib/peerpods.js";
@@ -77,7 +77,7 @@ async function main(): Promise<void> {
   let stopServe: (() => Promise<void>) | undefined;
   try {
     const core = cluster.kc.makeApiClient(CoreV1Api);
-    const manifests = await loadManifests(MANIFESTS_DIR);
+    const manifests = await loadManifests(LOCAL_OVERLAY_DIR);
     await applyObjects(cluster.kc, manifests.filter((o) => o.kind === "Namespace" || o.kind === "CustomResourceDefinition" || o.kind === "RuntimeClass"));
     await core.createNamespace({ body: { metadata: { name: NAMESPACE } } });
     const started = Date.now();

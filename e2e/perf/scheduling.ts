@@ -22,7 +22,7 @@ import { silentLogger } from "../../src/log/logger.js";
 import { startCluster, type Cluster } from "../cluster/cluster.js";
 import { startProcess, type ManagedProcess } from "../cluster/process.js";
 import { localCerts } from "../support/certs.js";
-import { applyObjects, loadManifests, MANIFESTS_DIR } from "../support/manifests.js";
+import { applyObjects, loadManifests, LOCAL_OVERLAY_DIR, MANIFESTS_DIR } from "../support/manifests.js";
 import { startPeerpods, type Peerpods } from "../support/peerpods.js";
 import { freePorts } from "../support/ports.js";
 import { waitFor } from "../support/wait.js";
@@ -141,7 +141,7 @@ async function run(cluster: Cluster, dir: string, setting: Setting, extenders: E
 }
 
 async function prepare(cluster: Cluster, dir: string): Promise<Extenders> {
-  const manifests = await loadManifests(MANIFESTS_DIR);
+  const manifests = await loadManifests(LOCAL_OVERLAY_DIR);
   await applyObjects(cluster.kc, manifests.filter((o) => o.kind === "Namespace" || o.kind === "CustomResourceDefinition" || o.kind === "RuntimeClass"));
   const core = cluster.kc.makeApiClient(CoreV1Api);
   await core.createNamespace({ body: { metadata: { name: NAMESPACE } } });
