@@ -127,6 +127,7 @@ describe("warm pool claims with the sim provider, and crashes at every step", ()
       boundAt: () => Date.now(),
       waitForReady: () => undefined,
       takeListedInstance: () => undefined,
+      mustVerify: () => false,
       pool,
       log: silentLogger,
     });
