@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import {
+  CreateTagsCommand,
+  DeleteTagsCommand,
   DescribeInstancesCommand,
   DescribeInstanceStatusCommand,
   DescribeSubnetsCommand,
@@ -163,5 +165,27 @@ describe("AwsProvider (stubbed EC2)", () => {
     await assert.rejects(provider().create(spec("uid-i", { image: "/var/lib/images/pod.qcow2" })), (error: ProviderError) => error.kind === "invalid");
     await assert.rejects(provider().create(spec("uid-u", { userData: "x".repeat(20_000) })), (error: ProviderError) => error.kind === "invalid");
     assert.equal(ec2.commandCalls(RunInstancesCommand).length, 0);
+  });
+
+  it("claims a pool instance by tagging it for the pod first and dropping the pool tag last; a claimed one is not claimed again", async () => {
+    const poolTags = [{ Key: TAG.cluster, Value: "c1" }, { Key: TAG.pool, Value: "true" }];
+    ec2.on(DescribeInstancesCommand).resolves({ Reservations: [{ Instances: [ec2Instance("i-pool", "running", { Tags: poolTags })] }] });
+    ec2.on(CreateTagsCommand).resolves({});
+    ec2.on(DeleteTagsCommand).resolves({});
+    const claim = { name: "pp-uid-1", userData: "{}", tags: { [TAG.cluster]: "c1", [TAG.podUid]: "uid-1" } };
+    const claimed = await provider().claim("i-pool", claim);
+    assert.deepEqual(claimed.tags, { [TAG.cluster]: "c1", [TAG.podUid]: "uid-1", Name: "pp-uid-1" });
+    const [create] = ec2.commandCalls(CreateTagsCommand);
+    const [remove] = ec2.commandCalls(DeleteTagsCommand);
+    assert.deepEqual(create?.args[0].input.Tags, [{ Key: TAG.cluster, Value: "c1" }, { Key: TAG.podUid, Value: "uid-1" }, { Key: "Name", Value: "pp-uid-1" }]);
+    assert.deepEqual(remove?.args[0].input, { Resources: ["i-pool"], Tags: [{ Key: TAG.pool }] });
+    assert.ok(create!.callId < remove!.callId, "the pod's tags go on before the pool tag comes off");
+
+    ec2.on(DescribeInstancesCommand).resolves({ Reservations: [{ Instances: [ec2Instance("i-pool", "running", { Tags: [{ Key: TAG.podUid, Value: "uid-1" }] })] }] });
+    await provider().claim("i-pool", claim);
+    assert.equal(ec2.commandCalls(CreateTagsCommand).length, 1, "a repeated claim by the same pod changes nothing");
+    await assert.rejects(provider().claim("i-pool", { ...claim, tags: { [TAG.podUid]: "uid-2" } }), (error: ProviderError) => error.kind === "invalid");
+    ec2.on(DescribeInstancesCommand).resolves({ Reservations: [] });
+    await assert.rejects(provider().claim("i-gone", claim), (error: ProviderError) => error.kind === "notFound");
   });
 });
