@@ -77,6 +77,9 @@ export class WarmPool implements PoolClaims {
     this.#stopped = true;
     clearTimeout(this.#timer);
     await this.#syncing;
+    // A replica that no longer leads keeps no pool: its gauges would go stale.
+    poolVms.reset();
+    poolIdleCost.set(0);
   }
 
   serves(instanceType: string): boolean {
