@@ -1,0 +1,53 @@
+import assert from "node:assert/strict";
+import { mkdtemp, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { stringify } from "yaml";
+import { loadPolicyFile } from "./file.js";
+import { defaultPolicy } from "./schema.js";
+import { PolicyStore } from "./store.js";
+
+/** Policies an admin might write by mistake, each with the path its error names. */
+const INVALID: [string, unknown, RegExp][] = [
+  ["not an object", "vmsPerNode: 3", /\(root\)|^$|expected object/i],
+  ["a negative vmsPerNode", { nodes: { vmsPerNode: -1 } }, /nodes\.vmsPerNode/],
+  ["an unknown strategy", { scheduling: { strategy: "Random" } }, /scheduling\.strategy/],
+  ["a type without vCPUs", { instanceTypes: [{ name: "a", vcpus: 0, memoryMiB: 1024 }] }, /instanceTypes\.0\.vcpus/],
+  ["two types of one name", { instanceTypes: [{ name: "a", vcpus: 1, memoryMiB: 1024 }, { name: "a", vcpus: 2, memoryMiB: 2048 }] }, /instanceTypes/],
+  ["a default type not in the catalog", { defaultInstanceType: "nope" }, /defaultInstanceType/],
+  ["an unknown provider", { provider: { name: "teleporter" } }, /provider/],
+  ["no runtime class", { runtimeClassNames: [] }, /runtimeClassNames/],
+  ["an unknown field (a typo)", { node: { vmsPerNode: 3 } }, /node/],
+  ["a string where a number belongs", { limits: { maxVMs: "ten" } }, /limits\.maxVMs/],
+];
+
+describe("invalid policies", () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "peerpods-policy-"));
+  });
+
+  for (const [name, spec, path] of INVALID) {
+    it(`${name}: refused by \`policy validate\` with its path, and the last good policy stays in force`, async () => {
+      const file = join(dir, "policy.yaml");
+      await writeFile(file, typeof spec === "string" ? spec : stringify({ apiVersion: "peerpods.io/v1alpha1", kind: "PeerPodPolicy", spec }));
+      const validated = await loadPolicyFile(file);
+      assert.equal(validated.ok, false, "policy validate accepted it");
+      if (validated.ok) return;
+      assert.ok(validated.errors.some((error) => path.test(`${error.path}: ${error.message}`)), JSON.stringify(validated.errors));
+
+      const store = new PolicyStore(defaultPolicy());
+      const good = store.update({ source: "test", document: { nodes: { vmsPerNode: 7 } } });
+      assert.ok(good.ok);
+      const rejected: unknown[] = [];
+      const changed: unknown[] = [];
+      store.on("rejected", (errors) => rejected.push(errors));
+      store.on("change", (policy) => changed.push(policy));
+      const result = store.update({ source: "test", document: typeof spec === "string" ? spec : { spec } });
+      assert.equal(result.ok, false);
+      assert.equal(store.current, good.policy, "the last good policy is still the one in force");
+      assert.equal(store.current.spec.nodes.vmsPerNode, 7);
+      assert.deepEqual([rejected.length, changed.length], [1, 0]);
+    });
+  }
+});
