@@ -222,7 +222,7 @@ describe("webhook against the real kube-apiserver", function () {
     const podsAsPeerpods = asPeerpods.makeApiClient(CoreV1Api);
     const customAsPeerpods = asPeerpods.makeApiClient(CustomObjectsApi);
     // granted: what the webhook needs (it has been serving from this token all along)
-    await customAsPeerpods.getClusterCustomObject({ group: POLICY_GROUP, version: POLICY_VERSION, plural: POLICY_PLURAL, name: POLICY_NAME });
+    await customAsPeerpods.listClusterCustomObject({ group: POLICY_GROUP, version: POLICY_VERSION, plural: POLICY_PLURAL });
     // refused: secrets, deleting pods, and writing the policy it only reads
     const refused = [
       await expectApiFailure(podsAsPeerpods.listSecretForAllNamespaces()),

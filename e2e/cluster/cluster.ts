@@ -23,6 +23,8 @@ export interface Cluster {
   caFile: string;
   dataDir: string;
   logsDir: string;
+  /** The apiserver's audit log (JSON lines, Metadata level): every request of a ServiceAccount in peerpods-system. */
+  auditLogPath: string;
   /** (Re)starts kube-scheduler with a KubeSchedulerConfiguration file (e.g. one with the peerpods extender); omitted = default config. */
   restartScheduler(configPath?: string): Promise<void>;
   restartApiserver(): Promise<void>;
@@ -107,7 +109,10 @@ async function launch(options: ClusterOptions): Promise<Cluster> {
     const kubeconfigPath = await writeKubeconfig(join(dataDir, "kubeconfig"), { server, caFile: pki.caFile, token: pki.adminToken, user: "admin" });
     const etcdUrl = `http://127.0.0.1:${etcdClient}`;
     const etcd = start("etcd", binaryPath("etcd"), etcdArgs(join(dataDir, "etcd"), etcdUrl, `http://127.0.0.1:${etcdPeer}`));
-    const apiserverArgs = kubeApiserverArgs(pki, etcdUrl, apiserverPort!, join(dataDir, "apiserver"));
+    const auditLogPath = join(logsDir, "audit.log");
+    const auditPolicyPath = join(dataDir, "audit-policy.yaml");
+    await writeFile(auditPolicyPath, AUDIT_POLICY);
+    const apiserverArgs = [...kubeApiserverArgs(pki, etcdUrl, apiserverPort!, join(dataDir, "apiserver")), `--audit-policy-file=${auditPolicyPath}`, `--audit-log-path=${auditLogPath}`];
     const startApiserver = async (): Promise<void> => {
       const apiserver = start("kube-apiserver", binaryPath("kube-apiserver"), apiserverArgs);
       await untilExit([etcd, apiserver], waitReadyz(server, pki));
@@ -141,6 +146,7 @@ async function launch(options: ClusterOptions): Promise<Cluster> {
       caFile: pki.caFile,
       dataDir,
       logsDir,
+      auditLogPath,
       async restartScheduler(configPath) {
         await running.get("kube-scheduler")?.stop();
         await startScheduler(configPath);
@@ -174,6 +180,16 @@ function etcdArgs(dataDir: string, clientUrl: string, peerUrl: string): string[]
     "--log-level=warn",
   ];
 }
+
+/** Records who called what (not bodies) for peerpods' ServiceAccounts only, so RBAC can be checked against real use. */
+const AUDIT_POLICY = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+    userGroups: ["system:serviceaccounts:peerpods-system"]
+  - level: None
+`;
 
 function kubeApiserverArgs(pki: ClusterPki, etcdUrl: string, port: number, certDir: string): string[] {
   return [
