@@ -179,7 +179,8 @@ describe("AwsProvider (stubbed EC2)", () => {
     const [remove] = ec2.commandCalls(DeleteTagsCommand);
     assert.deepEqual(create?.args[0].input.Tags, [{ Key: TAG.cluster, Value: "c1" }, { Key: TAG.podUid, Value: "uid-1" }, { Key: "Name", Value: "pp-uid-1" }]);
     assert.deepEqual(remove?.args[0].input, { Resources: ["i-pool"], Tags: [{ Key: TAG.pool }] });
-    assert.ok(create!.callId < remove!.callId, "the pod's tags go on before the pool tag comes off");
+    const tagCalls = ec2.calls().map((call) => (call.args[0] as object).constructor.name).filter((name) => name.endsWith("TagsCommand"));
+    assert.deepEqual(tagCalls, ["CreateTagsCommand", "DeleteTagsCommand"], "the pod's tags go on before the pool tag comes off");
 
     ec2.on(DescribeInstancesCommand).resolves({ Reservations: [{ Instances: [ec2Instance("i-pool", "running", { Tags: [{ Key: TAG.podUid, Value: "uid-1" }] })] }] });
     await provider().claim("i-pool", claim);
