@@ -126,7 +126,12 @@ describe("worker: one VM per peer pod on the local control plane (sim provider)"
   });
 
   after(async function () {
-    this.timeout(60_000);
+    this.timeout(90_000);
+    // the worker releases every PeerPod (finalizer) and VM before it goes, so the namespace can go too
+    await core.deleteCollectionNamespacedPod({ namespace: NAMESPACE, gracePeriodSeconds: 0 }).catch(() => undefined);
+    await waitFor(async () => (await peerPods()).length === 0 && (await inventory()).length === 0, { timeoutMs: 45_000, intervalMs: 500, message: "the worker to clean up" }).catch(
+      (error: unknown) => console.error(`  cleanup: ${(error as Error).message}`),
+    );
     await Promise.all(replicas.map((r) => r.kill()));
     await core.deleteNamespace({ name: NAMESPACE }).catch(() => undefined);
     for (const name of NODES) await core.deleteNode({ name }).catch(() => undefined);
