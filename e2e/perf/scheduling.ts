@@ -30,7 +30,7 @@ import { median, printTable, writeResults, type Row } from "./lib/report.js";
 import { REPO } from "./lib/peerpods.js";
 
 const NODES = Number(process.env.NODES ?? 100);
-const PODS = Number(process.env.PODS ?? 1000);
+const PODS = Number(process.env.PODS ?? 500);
 const REPEATS = Number(process.env.REPEATS ?? 1);
 const HIGH_QPS = 5000;
 const VM_RESOURCE = "kata.peerpods.io/vm";
@@ -113,9 +113,16 @@ async function createPods(core: CoreV1Api, pods: V1Pod[]): Promise<void> {
   await Promise.all(Array.from({ length: CREATE_CONCURRENCY }, worker));
 }
 
+/** A collection delete of many pods can outlast the apiserver's request timeout: repeat it until none is left. */
 async function deletePods(core: CoreV1Api): Promise<void> {
-  await core.deleteCollectionNamespacedPod({ namespace: NAMESPACE, gracePeriodSeconds: 0 });
-  await waitFor(async () => (await core.listNamespacedPod({ namespace: NAMESPACE, limit: 1 })).items.length === 0, { timeoutMs: 120_000, intervalMs: 500, message: "the pods to go" });
+  await waitFor(
+    async () => {
+      if ((await core.listNamespacedPod({ namespace: NAMESPACE, limit: 1 })).items.length === 0) return true;
+      await core.deleteCollectionNamespacedPod({ namespace: NAMESPACE, gracePeriodSeconds: 0 });
+      return false;
+    },
+    { timeoutMs: 600_000, intervalMs: 500, message: "the pods to go" },
+  );
 }
 
 let runs = 0;
