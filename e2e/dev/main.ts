@@ -16,6 +16,7 @@ import { parse as parseYaml, stringify } from "yaml";
 import { startCluster, type Cluster } from "../cluster/cluster.js";
 import { kwokStagesFile } from "../cluster/paths.js";
 import { atExit, onFirstSignal, tail } from "../cluster/process.js";
+import { localCerts } from "../support/certs.js";
 import { applyObjects, loadManifests, LOCAL_OVERLAY_DIR, MANIFESTS_DIR, withWebhookUrl } from "../support/manifests.js";
 import { startPeerpods, type Peerpods } from "../support/peerpods.js";
 import { serviceAccountKubeconfig } from "../support/tokens.js";
@@ -138,7 +139,8 @@ async function startPeerpodsOnHost(running: Running, kc: KubeConfig): Promise<st
     },
     { timeoutMs: 30_000, message: "the advertiser to give the labelled nodes the policy's VM slots, and the others none" },
   );
-  return `parts webhook, extender, advertiser, worker; VM slots: ${slots}`;
+  const certs = await localCerts();
+  return `parts webhook, extender, advertiser, worker; VM slots: ${slots}\n  serving certificate ${certs.files.cert} (its CA is the webhook's caBundle and the extender's caData)`;
 }
 
 /** POSTs JSON over HTTPS to a server whose certificate is signed by `caBundle` (base64 PEM). */
