@@ -12,7 +12,7 @@ import { TAG, type Instance, type Provider, type Tags } from "../src/providers/t
 import { PEERPOD_GROUP, PEERPOD_PLURAL, PEERPOD_VERSION, type PeerPod } from "../src/worker/peerpod.js";
 import { atExit } from "./cluster/process.js";
 import { cluster } from "./setup.js";
-import { applyObjects, loadManifests, LOCAL_OVERLAY_DIR, MANIFESTS_DIR, withWebhookUrl } from "./support/manifests.js";
+import { applyObjects, loadManifests, LOCAL_OVERLAY_DIR, MANIFESTS_DIR, withWebhookUrl, removeWebhookConfigs } from "./support/manifests.js";
 import { startPeerpods, type Peerpods } from "./support/peerpods.js";
 import { processesMentioning } from "./support/processes.js";
 import { serviceAccountKubeconfig } from "./support/tokens.js";
@@ -114,7 +114,7 @@ describe("Kata remote hypervisor: containerd's ttrpc client against peerpods (hy
     await peerpods?.kill();
     await core.deleteNamespace({ name: NAMESPACE }).catch(() => undefined);
     await core.deleteNode({ name: NODE }).catch(() => undefined);
-    await applyObjects(admin, webhookConfig).catch(() => undefined);
+    await removeWebhookConfigs(admin, webhookConfig);
     if (timings.coldMs !== undefined) console.log(`    CreateVM → agent reachable: cold ${timings.coldMs} ms, VM started by the worker at bind ${timings.warmMs ?? "n/a"} ms`);
   });
 

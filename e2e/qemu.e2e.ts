@@ -12,7 +12,7 @@ import { TAG, type Instance, type InstanceSpec, type Provider, type ProviderErro
 import { VM_READY_CONDITION } from "../src/kube/annotations.js";
 import { atExit } from "./cluster/process.js";
 import { cluster } from "./setup.js";
-import { applyObjects, loadManifests, LOCAL_OVERLAY_DIR, withWebhookUrl } from "./support/manifests.js";
+import { applyObjects, loadManifests, LOCAL_OVERLAY_DIR, withWebhookUrl, removeWebhookConfigs } from "./support/manifests.js";
 import { startPeerpods, type Peerpods } from "./support/peerpods.js";
 import { processesMentioning } from "./support/processes.js";
 import { serviceAccountKubeconfig } from "./support/tokens.js";
@@ -202,7 +202,7 @@ describe("qemu provider on the local control plane: peer pods get real VMs and b
     await peerpods?.kill();
     await core.deleteNamespace({ name: NAMESPACE }).catch(() => undefined);
     await core.deleteNode({ name: NODE }).catch(() => undefined);
-    await applyObjects(admin, webhookConfig).catch(() => undefined);
+    await removeWebhookConfigs(admin, webhookConfig);
   });
 
   it("two peer pods: one real VM each, the agent answers, the worker marks the pods and they turn Ready", async () => {

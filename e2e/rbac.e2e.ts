@@ -13,7 +13,7 @@ import { CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesObject, ty
 import { VM_READY_CONDITION } from "../src/kube/annotations.js";
 import { PEERPOD_GROUP, PEERPOD_PLURAL, PEERPOD_VERSION } from "../src/worker/peerpod.js";
 import { cluster } from "./setup.js";
-import { applyObjects, loadManifests, LOCAL_OVERLAY_DIR, MANIFESTS_DIR, withWebhookUrl } from "./support/manifests.js";
+import { applyObjects, loadManifests, LOCAL_OVERLAY_DIR, MANIFESTS_DIR, withWebhookUrl, removeWebhookConfigs } from "./support/manifests.js";
 import { startPeerpods, type Peerpods } from "./support/peerpods.js";
 import { serviceAccountKubeconfig } from "./support/tokens.js";
 import { waitFor } from "./support/wait.js";
@@ -101,7 +101,8 @@ describe("RBAC: peerpods' roles grant nothing it does not use (audit log of the 
     await peerpods?.kill();
     await core.deleteNamespace({ name: NAMESPACE }).catch(() => undefined);
     await core.deleteNode({ name: NODE }).catch(() => undefined);
-    await applyObjects(admin, [...webhookConfig, clusterPolicy]).catch(() => undefined);
+    await removeWebhookConfigs(admin, webhookConfig);
+    await applyObjects(admin, [clusterPolicy]).catch(() => undefined);
     await rm(dir, { recursive: true, force: true });
   });
 

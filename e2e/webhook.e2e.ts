@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { AdmissionregistrationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, KubernetesObjectApi, type KubernetesObject, type V1Pod } from "@kubernetes/client-node";
+import { CoreV1Api, CustomObjectsApi, KubeConfig, KubernetesObjectApi, type KubernetesObject, type V1Pod } from "@kubernetes/client-node";
 import { ANNOTATION, VM_READY_CONDITION } from "../src/kube/annotations.js";
 import { POLICY_GROUP, POLICY_KIND, POLICY_NAME, POLICY_PLURAL, POLICY_VERSION } from "../src/policy/schema.js";
 import { cluster } from "./setup.js";
 import { expectApiFailure } from "./support/api-errors.js";
-import { applyObjects, FIELD_MANAGER, loadManifests, LOCAL_OVERLAY_DIR, withWebhookUrl } from "./support/manifests.js";
+import { applyObjects, FIELD_MANAGER, loadManifests, LOCAL_OVERLAY_DIR, withWebhookUrl, removeWebhookConfigs } from "./support/manifests.js";
 import { startPeerpods, type Peerpods } from "./support/peerpods.js";
 import { serviceAccountKubeconfig } from "./support/tokens.js";
 import { waitFor } from "./support/wait.js";
@@ -85,10 +85,7 @@ describe("webhook against the real kube-apiserver", function () {
 
   after(async () => {
     // the cluster is shared with the other suites: leave no webhook pointing at a stopped peerpods
-    const webhooks = admin.makeApiClient(AdmissionregistrationV1Api);
-    for (const config of manifests.filter((o) => o.kind === "MutatingWebhookConfiguration")) {
-      await webhooks.deleteMutatingWebhookConfiguration({ name: config.metadata!.name! });
-    }
+    await removeWebhookConfigs(admin, manifests);
     await peerpods?.stop();
     await core.deleteNamespace({ name: NAMESPACE }).catch(() => undefined);
     await core.deleteNamespace({ name: EXCLUDED }).catch(() => undefined);

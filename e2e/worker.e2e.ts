@@ -17,7 +17,7 @@ import { TAG } from "../src/providers/types.js";
 import { PEERPOD_GROUP, PEERPOD_PLURAL, PEERPOD_VERSION, type PeerPod } from "../src/worker/peerpod.js";
 import { atExit } from "./cluster/process.js";
 import { cluster } from "./setup.js";
-import { applyObjects, loadManifests, LOCAL_OVERLAY_DIR, withWebhookUrl } from "./support/manifests.js";
+import { applyObjects, loadManifests, LOCAL_OVERLAY_DIR, withWebhookUrl, removeWebhookConfigs } from "./support/manifests.js";
 import { startPeerpods, type Peerpods } from "./support/peerpods.js";
 import { serviceAccountKubeconfig } from "./support/tokens.js";
 import { waitFor } from "./support/wait.js";
@@ -135,7 +135,7 @@ describe("worker: one VM per peer pod on the local control plane (sim provider)"
     await Promise.all(replicas.map((r) => r.kill()));
     await core.deleteNamespace({ name: NAMESPACE }).catch(() => undefined);
     for (const name of NODES) await core.deleteNode({ name }).catch(() => undefined);
-    await applyObjects(admin, webhookConfig).catch(() => undefined);
+    await removeWebhookConfigs(admin, webhookConfig);
     rmSync(dir, { recursive: true, force: true });
   });
 

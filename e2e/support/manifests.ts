@@ -100,6 +100,18 @@ export async function applyObjects(kc: KubeConfig, objects: KubernetesObject[]):
   return applied;
 }
 
+/**
+ * Deletes the MutatingWebhookConfigurations among `objects`: the cluster is shared by the suites,
+ * and a webhook left pointing at a stopped peerpods would refuse every later suite's peer pods.
+ */
+export async function removeWebhookConfigs(kc: KubeConfig, objects: KubernetesObject[]): Promise<void> {
+  for (const config of objects.filter((o) => o.kind === "MutatingWebhookConfiguration")) {
+    await kubeRequest(kc, "DELETE", `/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/${config.metadata!.name!}`).catch((error: unknown) => {
+      if ((error as { code?: number }).code !== 404) throw error;
+    });
+  }
+}
+
 async function waitForEstablished(kc: KubeConfig, name: string): Promise<void> {
   type Crd = { status?: { conditions?: { type: string; status: string }[] } };
   await waitFor(
