@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -26,7 +26,7 @@ import { PEERPOD_GROUP, PEERPOD_PLURAL, PEERPOD_VERSION, type PeerPod } from "..
 import { FaultProxy } from "./aws/fault-proxy.js";
 import { atExit } from "./cluster/process.js";
 import { cluster } from "./setup.js";
-import { applyObjects, loadManifests, LOCAL_OVERLAY_DIR, withWebhookUrl } from "./support/manifests.js";
+import { applyObjects, loadManifests, LOCAL_OVERLAY_DIR, withWebhookUrl, removeWebhookConfigs } from "./support/manifests.js";
 import { MOTO_CREDENTIALS, startMoto, type Moto } from "./support/moto.js";
 import { startPeerpods, type Peerpods } from "./support/peerpods.js";
 import { serviceAccountKubeconfig } from "./support/tokens.js";
@@ -360,7 +360,7 @@ describe("aws provider on the local control plane: peer pods on moto's EC2", fun
     await peerpods?.stop();
     await core?.deleteNamespace({ name: NAMESPACE }).catch(() => undefined);
     for (const name of NODES) await core?.deleteNode({ name }).catch(() => undefined);
-    if (webhookConfig) await applyObjects(admin, webhookConfig).catch(() => undefined);
+    if (webhookConfig) await removeWebhookConfigs(admin, webhookConfig);
     ec2?.destroy();
     await moto?.stop();
     if (dir) rmSync(dir, { recursive: true, force: true });
@@ -437,6 +437,28 @@ describe("aws provider on the local control plane: peer pods on moto's EC2", fun
     assert.ok(peerpods.logs().some((line) => JSON.stringify(line).includes(leaked)), "the GC logged the instance it removed");
     const byPod = await instancesByPod();
     assert.ok(["aws-small-1", "aws-small-2"].every((name) => byPod.get(name)?.[0]?.State?.Name === "running"), "live pods keep their VMs");
+  });
+
+  it("never lets the provider credentials out: not in its log, Events, PeerPod records, metrics or any instance's user data", async () => {
+    const secrets = Object.values(MOTO_CREDENTIALS);
+    const userData = await Promise.all(
+      // the instances peerpods launched (not the ones the GC test launched by hand)
+      [...(await instancesByPod())].filter(([pod]) => !pod.startsWith("leaked-")).flatMap(([, instances]) => instances).map(async (instance) => {
+        const attribute = await ec2.send(new DescribeInstanceAttributeCommand({ InstanceId: instance.InstanceId!, Attribute: "userData" }));
+        return Buffer.from(attribute.UserData?.Value ?? "", "base64").toString("utf8");
+      }),
+    );
+    assert.ok(userData.length >= 2 && userData.every((text) => text.startsWith("#cloud-config")), "the instances' user data was read");
+    const places = {
+      log: readFileSync(peerpods.logFile, "utf8"),
+      events: JSON.stringify([...(await core.listNamespacedEvent({ namespace: NAMESPACE })).items, ...(await core.listNamespacedEvent({ namespace: "peerpods-system" })).items]),
+      peerPods: JSON.stringify(await peerPodRecords()),
+      metrics: await (await fetch(`http://127.0.0.1:${peerpods.metricsPort}/metrics`)).text(),
+      userData: userData.join("\n"),
+    };
+    assert.ok(places.log.includes("VM created") && places.events.includes("VMReady"), "the log and the Events are the real ones");
+    const leaks = Object.entries(places).flatMap(([place, text]) => secrets.filter((secret) => text.includes(secret)).map((secret) => `${place}: ${secret.slice(0, 4)}…`));
+    assert.deepEqual(leaks, []);
   });
 });
 
