@@ -7,7 +7,7 @@ import { gcDeleted, vmOperations, workerView } from "../metrics/worker.js";
 import type { PolicyStore } from "../policy/store.js";
 import { TAG, type Instance, type Provider } from "../providers/types.js";
 import { podFacts } from "./decide.js";
-import { findLeaks, recordsToRevisit } from "./gc.js";
+import { findLeaks, recordsToRevisit, type LivePods } from "./gc.js";
 import { heldInstanceIds, warmPoolFor } from "./pool/manager.js";
 import { PEERPOD_GROUP, PEERPOD_PLURAL, PEERPOD_VERSION, type PeerPod } from "./peerpod.js";
 import { WorkQueue } from "./queue.js";
@@ -133,16 +133,17 @@ export function startController(options: ControllerOptions): Controller {
   workerView.queueDepth = () => queue.depth;
   workerView.vmCounts = () => countByPhase(recordCache.list());
 
-  const livePodUids = (): Set<string> => {
+  const livePods = (): LivePods => {
     const current = policy.current;
-    return new Set(podCache.list().filter((pod) => !podFacts(pod, current).done).map((pod) => pod.metadata!.uid!));
+    const pods = podCache.list().filter((pod) => !podFacts(pod, current).done);
+    return { uids: new Set(pods.map((pod) => pod.metadata!.uid!)), names: new Set(pods.map((pod) => `${pod.metadata!.namespace}/${pod.metadata!.name}`)) };
   };
   let gcRunning: Promise<void> | undefined;
   const collectGarbage = async (): Promise<void> => {
     try {
       const instances = await provider.list({ [TAG.cluster]: clusterId });
-      const live = livePodUids();
-      for (const record of recordsToRevisit(recordCache.list(), live, new Set(instances.map((i) => i.id)))) {
+      const live = livePods();
+      for (const record of recordsToRevisit(recordCache.list(), live.uids, new Set(instances.map((i) => i.id)))) {
         const key = `${record.metadata.namespace}/${record.metadata.name}`;
         verify.add(key);
         enqueue(key);

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { TAG, type Instance } from "../providers/types.js";
-import { findLeaks, recordsToRevisit } from "./gc.js";
+import { findLeaks, recordsToRevisit, type LivePods } from "./gc.js";
 import type { PeerPod } from "./peerpod.js";
 
 const now = Date.parse("2026-01-01T12:00:00Z");
@@ -21,6 +21,8 @@ const record = (podUID: string, instanceID?: string): PeerPod => ({
   status: { phase: "Ready", instanceID: instanceID ?? null },
 });
 
+const live = (uids: string[], names: string[] = []): LivePods => ({ uids: new Set(uids), names: new Set(names) });
+
 describe("garbage collection", () => {
   const grace = 120_000;
 
@@ -32,12 +34,17 @@ describe("garbage collection", () => {
       instance("no-uid-old", {}, 600_000),
       instance("pool", { [TAG.pool]: "small" }, 600_000),
     ];
-    assert.deepEqual(findLeaks(instances, new Set(["u-live"]), now, grace).map((i) => i.id), ["gone-old", "no-uid-old"]);
+    assert.deepEqual(findLeaks(instances, live(["u-live"]), now, grace).map((i) => i.id), ["gone-old", "no-uid-old"]);
+  });
+
+  it("spares an instance without a pod UID whose namespace/name tags name a live pod", () => {
+    const tagged = (name: string) => instance(name, { [TAG.namespace]: "ns", [TAG.podName]: name }, 600_000);
+    assert.deepEqual(findLeaks([tagged("alive"), tagged("gone")], live([], ["ns/alive"]), now, grace).map((i) => i.id), ["gone"]);
   });
 
   it("counts the grace period from the instance's creation, inclusive", () => {
-    assert.equal(findLeaks([instance("a", { [TAG.podUid]: "x" }, grace)], new Set(), now, grace).length, 1);
-    assert.equal(findLeaks([instance("a", { [TAG.podUid]: "x" }, grace - 1)], new Set(), now, grace).length, 0);
+    assert.equal(findLeaks([instance("a", { [TAG.podUid]: "x" }, grace)], live([]), now, grace).length, 1);
+    assert.equal(findLeaks([instance("a", { [TAG.podUid]: "x" }, grace - 1)], live([]), now, grace).length, 0);
   });
 
   it("revisits records whose pod is gone or whose VM vanished", () => {

@@ -1,15 +1,23 @@
 import { TAG, type Instance } from "../providers/types.js";
 import type { PeerPod } from "./peerpod.js";
 
+/** The pods that may own VMs: by UID, and by `namespace/name` for VMs made without a pod UID. */
+export interface LivePods {
+  uids: ReadonlySet<string>;
+  names: ReadonlySet<string>;
+}
+
 /**
  * This cluster's instances that no live pod owns and that are older than the grace period (which
- * covers a create whose pod the informer has not delivered yet). Warm-pool VMs are not leaks.
+ * covers a create whose pod the informer has not delivered yet). Warm-pool VMs are not leaks, nor
+ * are VMs without a pod UID whose namespace/name tags name a live pod (the hypervisor creates
+ * those when it could not look the pod up).
  */
-export function findLeaks(instances: readonly Instance[], livePodUids: ReadonlySet<string>, now: number, graceMs: number): Instance[] {
+export function findLeaks(instances: readonly Instance[], live: LivePods, now: number, graceMs: number): Instance[] {
   return instances.filter((instance) => {
     if (instance.tags[TAG.pool] !== undefined) return false;
     const uid = instance.tags[TAG.podUid];
-    if (uid !== undefined && livePodUids.has(uid)) return false;
+    if (uid !== undefined ? live.uids.has(uid) : live.names.has(`${instance.tags[TAG.namespace]}/${instance.tags[TAG.podName]}`)) return false;
     return now - instance.createdAt.getTime() >= graceMs;
   });
 }
