@@ -135,10 +135,10 @@ describe("qemu provider: real pod VMs", function () {
     assert.equal(seen.ready, false);
   });
 
-  it("deletes every VM and leaves no qemu process and no state", async () => {
+  it("deletes every VM, each by two calls at once, and leaves no qemu process and no state", async () => {
     const listed = await provider.list({});
     assert.equal(listed.length, 3);
-    await Promise.all(listed.map((i) => provider.delete(i.id)));
+    await Promise.all(listed.flatMap((i) => [provider.delete(i.id), provider.delete(i.id)]));
     assert.deepEqual(await provider.list({}), []);
     assert.equal(await provider.get(listed[0]!.id), undefined);
     await provider.delete(listed[0]!.id);

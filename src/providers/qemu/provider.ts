@@ -68,6 +68,7 @@ export class QemuProvider implements Provider {
   #createQueue: Promise<unknown> = Promise.resolve();
   #image: Promise<Image> | undefined;
   #probe: Promise<ProbeOutcome> | undefined;
+  readonly #deleting = new Map<string, Promise<void>>();
 
   constructor(
     private readonly settings: QemuSettings,
@@ -125,8 +126,18 @@ export class QemuProvider implements Provider {
     return Promise.all(matching.map((record) => this.#observe(record)));
   }
 
-  async delete(id: string): Promise<void> {
-    if (!ID_PATTERN.test(id)) return;
+  /** Concurrent deletes of one VM (pod teardown and a StopVM) share one shutdown. */
+  delete(id: string): Promise<void> {
+    if (!ID_PATTERN.test(id)) return Promise.resolve();
+    let deleting = this.#deleting.get(id);
+    if (!deleting) {
+      deleting = this.#delete(id).finally(() => this.#deleting.delete(id));
+      this.#deleting.set(id, deleting);
+    }
+    return deleting;
+  }
+
+  async #delete(id: string): Promise<void> {
     const dir = join(this.#vmsDir, id);
     const record = await this.#readRecord(dir);
     if (record) {
