@@ -6,23 +6,23 @@
  */
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
-import { readFile, writeFile } from "node:fs/promises";
+import { readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig, type KubernetesObject, type V1Pod } from "@kubernetes/client-node";
+import { CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesObject, type V1Pod } from "@kubernetes/client-node";
 import { VM_READY_CONDITION } from "../src/kube/annotations.js";
 import { TAG } from "../src/providers/types.js";
 import { PEERPOD_GROUP, PEERPOD_PLURAL, PEERPOD_VERSION, type PeerPod } from "../src/worker/peerpod.js";
 import { atExit } from "./cluster/process.js";
 import { cluster } from "./setup.js";
-import { applyObjects, loadManifests, LOCAL_OVERLAY_DIR, withWebhookUrl } from "./support/manifests.js";
+import { applyObjects, loadManifests, LOCAL_OVERLAY_DIR, removeWebhookConfigs, withWebhookUrl } from "./support/manifests.js";
 import { startPeerpods, type Peerpods } from "./support/peerpods.js";
 import { serviceAccountKubeconfig } from "./support/tokens.js";
 import { waitFor } from "./support/wait.js";
 
 const PROFILES = {
-  short: { pods: 100, kills: 5, killGapMs: [6_000, 12_000], convergeMs: 150_000 },
-  soak: { pods: 300, kills: 12, killGapMs: [5_000, 15_000], convergeMs: 300_000 },
+  short: { pods: 100, kills: 5, killGapMs: [6_000, 12_000], convergeMs: 150_000, outageMs: 15_000 },
+  soak: { pods: 300, kills: 12, killGapMs: [5_000, 15_000], convergeMs: 300_000, outageMs: 30_000 },
 } as const;
 const PROFILE_NAME = process.env.PEERPODS_CHAOS === "soak" ? "soak" : "short";
 const PROFILE = PROFILES[PROFILE_NAME];
@@ -31,6 +31,7 @@ const NAMESPACE = "chaos-e2e";
 const CLUSTER_ID = "chaos-e2e";
 const NODES = ["chaos-node-1", "chaos-node-2", "chaos-node-3"];
 const VM_RESOURCE = "kata.peerpods.io/vm";
+const NODE_LABEL = { "chaos-e2e.peerpods.io/pool": "peer" };
 /** Creates per wave; every wave also deletes a share of the live pods. */
 const WAVE = 5;
 const DELETE_SHARE = 0.4;
@@ -52,6 +53,7 @@ describe(`chaos (${PROFILE_NAME} profile): ${PROFILE.pods} peer pods churned thr
   let kubeconfig: string;
   let inventoryFile: string;
   let policyFile: string;
+  let unhealthyFile: string;
   let webhookConfig: KubernetesObject[];
   let webhook: Peerpods;
   const replicas: Peerpods[] = [];
@@ -60,7 +62,7 @@ describe(`chaos (${PROFILE_NAME} profile): ${PROFILE.pods} peer pods churned thr
   const startWorker = async (): Promise<Peerpods> => {
     const worker = await startPeerpods({
       kubeconfig,
-      args: ["--parts=worker", `--policy-file=${policyFile}`, `--cluster-id=${CLUSTER_ID}`, "--gc-interval=2", "--gc-grace=5", "--log-level=info"],
+      args: ["--parts=worker,advertiser", `--policy-file=${policyFile}`, `--cluster-id=${CLUSTER_ID}`, "--gc-interval=2", "--gc-grace=5", "--log-level=info"],
     });
     replicas.push(worker);
     everyWorker.push(worker);
@@ -118,14 +120,13 @@ describe(`chaos (${PROFILE_NAME} profile): ${PROFILE.pods} peer pods churned thr
     );
     await core.createNamespace({ body: { metadata: { name: NAMESPACE } } });
     await waitFor(() => core.readNamespacedServiceAccount({ name: "default", namespace: NAMESPACE }), { message: "the default ServiceAccount" });
-    await cluster().addNodes(NODES.map((name) => ({ name })));
-    const capacity = { status: { capacity: { [VM_RESOURCE]: "500" }, allocatable: { [VM_RESOURCE]: "500" } } };
-    for (const name of NODES) await core.patchNodeStatus({ name, body: capacity }, setHeaderOptions("Content-Type", PatchStrategy.MergePatch));
+    await cluster().addNodes(NODES.map((name) => ({ name, labels: NODE_LABEL })));
 
     dir = mkdtempSync(join(tmpdir(), "chaos-e2e-"));
     atExit(() => rmSync(dir, { recursive: true, force: true }));
     inventoryFile = join(dir, "sim-inventory.json");
     policyFile = join(dir, "policy.json");
+    unhealthyFile = join(dir, "cloud-down");
     const sim = {
       createMs: { median: 200, p99: 900 },
       readyMs: { median: 400, p99: 2000 },
@@ -134,8 +135,10 @@ describe(`chaos (${PROFILE_NAME} profile): ${PROFILE.pods} peer pods churned thr
       crashRate: 0.1,
       throttle: { ratePerSecond: 25, burst: 10 },
       inventoryFile,
+      unhealthyFile,
     };
-    await writeFile(policyFile, JSON.stringify({ provider: { name: "sim", sim } }));
+    // the workers also advertise the VM slots, so a cloud outage shows on the nodes
+    await writeFile(policyFile, JSON.stringify({ nodes: { selector: { matchLabels: NODE_LABEL }, vmsPerNode: 200 }, provider: { name: "sim", sim } }));
     kubeconfig = await serviceAccountKubeconfig(admin, { namespace: "peerpods-system", name: "peerpods" }, join(dir, "peerpods.kubeconfig"), cluster().caFile);
     // The webhook runs apart from the workers under fire: this suite is about the VM lifecycle.
     webhook = await startPeerpods({ kubeconfig, args: ["--parts=webhook", `--policy-file=${policyFile}`, `--cluster-id=${CLUSTER_ID}`, "--log-level=info"] });
@@ -153,7 +156,7 @@ describe(`chaos (${PROFILE_NAME} profile): ${PROFILE.pods} peer pods churned thr
     await Promise.all([...replicas, webhook].map((r) => r?.kill()));
     await core.deleteNamespace({ name: NAMESPACE }).catch(() => undefined);
     for (const name of NODES) await core.deleteNode({ name }).catch(() => undefined);
-    await applyObjects(admin, webhookConfig).catch(() => undefined);
+    await removeWebhookConfigs(admin, webhookConfig);
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -276,6 +279,41 @@ describe(`chaos (${PROFILE_NAME} profile): ${PROFILE.pods} peer pods churned thr
       totalMs: Date.now() - started,
     };
     console.log(`      chaos report: ${JSON.stringify(report)}`);
+  });
+
+  it(`a cloud outage of ${PROFILE.outageMs / 1000} s deletes no VM that should live, drops the nodes' allocatable slots to 0, keeps Ready pods Ready, and everything resumes`, async () => {
+    const before = new Map((await inventory()).map((vm) => [vm.id, vm.tags[TAG.podUid]]));
+    assert.ok(before.size > 0);
+    const outageStarted = Date.now();
+    await writeFile(unhealthyFile, "chaos-e2e: zone outage\n");
+    const allocatable = async (): Promise<string[]> =>
+      Promise.all(NODES.map(async (name) => (await core.readNodeStatus({ name })).status?.allocatable?.[VM_RESOURCE] ?? "none"));
+    await waitFor(async () => (await allocatable()).every((n) => n === "0"), { timeoutMs: 20_000, intervalMs: 250, message: "allocatable to drop to 0" });
+    const newcomers = ["outage-0", "outage-1", "outage-2"];
+    for (const name of newcomers) await core.createNamespacedPod({ namespace: NAMESPACE, body: peerPod(name) });
+    await sleep(Math.max(0, PROFILE.outageMs - (Date.now() - outageStarted)));
+    const notReady = (await pods()).filter((p) => !newcomers.includes(p.metadata!.name!) && !podReady(p)).length;
+    assert.equal(notReady, 0, "pods that were Ready stay Ready during the outage");
+    const scheduledDuringOutage = (await Promise.all(newcomers.map(async (name) => (await core.readNamespacedPod({ name, namespace: NAMESPACE })).spec?.nodeName))).filter(Boolean).length;
+    const during = new Set((await inventory()).map((vm) => vm.id));
+    const lost = [...before.keys()].filter((id) => !during.has(id));
+    assert.deepEqual(lost, [], "VMs of live pods deleted during the outage");
+
+    await rm(unhealthyFile);
+    const resumeStarted = Date.now();
+    let last: string[] = [];
+    await waitFor(
+      async () => {
+        last = await problems();
+        return last.length === 0 && (await pods()).length === before.size + newcomers.length;
+      },
+      { timeoutMs: 120_000, intervalMs: 1000, message: "the waiting pods to get their VMs" },
+    ).catch((error: Error) => {
+      throw new Error(`${error.message}; still wrong: ${last.join(", ")}`);
+    });
+    const after = new Map((await inventory()).map((vm) => [vm.id, vm.tags[TAG.podUid]]));
+    assert.ok([...before].every(([id, uid]) => after.get(id) === uid), "every VM from before the outage is still its pod's");
+    console.log(`      outage report: ${JSON.stringify({ outageMs: resumeStarted - outageStarted, vmsKept: before.size, vmsLost: lost.length, scheduledDuringOutage, resumedMs: Date.now() - resumeStarted })}`);
   });
 });
 
