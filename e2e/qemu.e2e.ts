@@ -205,7 +205,7 @@ describe("qemu provider on the local control plane: peer pods get real VMs and b
     await removeWebhookConfigs(admin, webhookConfig);
   });
 
-  it("two peer pods: one real VM each, the agent answers, the worker marks the pods and they turn Ready", async () => {
+  it("two peer pods: one real VM each runs the pod's command, the agent answers, the worker marks the pods and they turn Ready", async () => {
     const pods = await Promise.all(["qemu-a", "qemu-b"].map((name) => core.createNamespacedPod({ namespace: NAMESPACE, body: peerPod(name) })));
     const ready = await waitFor(
       async () => {
@@ -220,6 +220,8 @@ describe("qemu provider on the local control plane: peer pods get real VMs and b
       assert.equal(vm.ready, true);
       assert.equal(vm.instanceType, "small");
       assert.deepEqual(await talkToAgent(vm.agentEndpoint!, ["ping"]), ["pong"]);
+      const log = join(peerpods.stateDir, "qemu", vm.id, "workload.log");
+      await waitFor(async () => (await readFile(log, "utf8").catch(() => "")).includes("hi"), { timeoutMs: 30_000, message: `the pod's command to run in ${vm.id}` });
     }
   });
 

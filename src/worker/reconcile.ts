@@ -11,6 +11,7 @@ import { instanceName, nextInstanceName, type PeerPod } from "./peerpod.js";
 import type { HandlerResult } from "./queue.js";
 import type { PoolClaims } from "./pool/manager.js";
 import type { ClusterWrites } from "./records.js";
+import { podUserData } from "./user-data.js";
 
 export interface ReconcilerDeps {
   clusterId: string;
@@ -226,7 +227,7 @@ export class Reconciler {
     return {
       name: record.spec.instanceName,
       instanceType: type,
-      userData: JSON.stringify({ cluster: this.deps.clusterId, namespace: meta.namespace, pod: meta.name, podUID: record.spec.podUID }),
+      userData: podUserData(pod, this.deps.clusterId, record.spec.podUID),
       tags: {
         [TAG.cluster]: this.deps.clusterId,
         [TAG.podUid]: record.spec.podUID,
