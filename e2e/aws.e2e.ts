@@ -4,7 +4,7 @@ import { writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
-import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig, type KubernetesObject, type V1Pod } from "@kubernetes/client-node";
+import { CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesObject, type V1Pod } from "@kubernetes/client-node";
 import {
   DescribeImagesCommand,
   DescribeInstanceAttributeCommand,
@@ -25,8 +25,9 @@ import { awsApiCalls, awsApiRetries } from "../src/metrics/aws.js";
 import { PEERPOD_GROUP, PEERPOD_PLURAL, PEERPOD_VERSION, type PeerPod } from "../src/worker/peerpod.js";
 import { FaultProxy } from "./aws/fault-proxy.js";
 import { atExit } from "./cluster/process.js";
+import { createNamespace, giveVmSlots, installLocalOverlay } from "./support/suite.js";
 import { cluster } from "./setup.js";
-import { applyObjects, loadManifests, LOCAL_OVERLAY_DIR, withWebhookUrl, removeWebhookConfigs } from "./support/manifests.js";
+import { applyObjects, withWebhookUrl, removeWebhookConfigs } from "./support/manifests.js";
 import { MOTO_CREDENTIALS, startMoto, type Moto } from "./support/moto.js";
 import { startPeerpods, type Peerpods } from "./support/peerpods.js";
 import { serviceAccountKubeconfig } from "./support/tokens.js";
@@ -316,17 +317,10 @@ describe("aws provider on the local control plane: peer pods on moto's EC2", fun
     admin = cluster().kc;
     core = admin.makeApiClient(CoreV1Api);
     custom = admin.makeApiClient(CustomObjectsApi);
-    const manifests = await loadManifests(LOCAL_OVERLAY_DIR);
-    webhookConfig = manifests.filter((o) => o.kind === "MutatingWebhookConfiguration");
-    await applyObjects(
-      admin,
-      manifests.filter((o) => o.kind !== "MutatingWebhookConfiguration"),
-    );
-    await core.createNamespace({ body: { metadata: { name: NAMESPACE } } });
-    await waitFor(() => core.readNamespacedServiceAccount({ name: "default", namespace: NAMESPACE }), { message: "the default ServiceAccount" });
+    webhookConfig = await installLocalOverlay(admin);
+    await createNamespace(core, NAMESPACE);
     await cluster().addNodes(NODES.map((name) => ({ name })));
-    const capacity = { status: { capacity: { [VM_RESOURCE]: "20" }, allocatable: { [VM_RESOURCE]: "20" } } };
-    for (const name of NODES) await core.patchNodeStatus({ name, body: capacity }, setHeaderOptions("Content-Type", PatchStrategy.MergePatch));
+    await giveVmSlots(core, NODES, VM_RESOURCE, 20);
 
     dir = mkdtempSync(join(tmpdir(), "aws-e2e-"));
     atExit(() => rmSync(dir, { recursive: true, force: true }));

@@ -14,8 +14,9 @@ import { VM_READY_CONDITION } from "../src/kube/annotations.js";
 import { TAG } from "../src/providers/types.js";
 import { PEERPOD_GROUP, PEERPOD_PLURAL, PEERPOD_VERSION, type PeerPod } from "../src/worker/peerpod.js";
 import { atExit } from "./cluster/process.js";
+import { createNamespace, installLocalOverlay } from "./support/suite.js";
 import { cluster } from "./setup.js";
-import { applyObjects, loadManifests, LOCAL_OVERLAY_DIR, removeWebhookConfigs, withWebhookUrl } from "./support/manifests.js";
+import { applyObjects, removeWebhookConfigs, withWebhookUrl } from "./support/manifests.js";
 import { startPeerpods, type Peerpods } from "./support/peerpods.js";
 import { serviceAccountKubeconfig } from "./support/tokens.js";
 import { waitFor } from "./support/wait.js";
@@ -112,14 +113,8 @@ describe(`chaos (${PROFILE_NAME} profile): ${PROFILE.pods} peer pods churned thr
     admin = cluster().kc;
     core = admin.makeApiClient(CoreV1Api);
     custom = admin.makeApiClient(CustomObjectsApi);
-    const manifests = await loadManifests(LOCAL_OVERLAY_DIR);
-    webhookConfig = manifests.filter((o) => o.kind === "MutatingWebhookConfiguration");
-    await applyObjects(
-      admin,
-      manifests.filter((o) => o.kind !== "MutatingWebhookConfiguration"),
-    );
-    await core.createNamespace({ body: { metadata: { name: NAMESPACE } } });
-    await waitFor(() => core.readNamespacedServiceAccount({ name: "default", namespace: NAMESPACE }), { message: "the default ServiceAccount" });
+    webhookConfig = await installLocalOverlay(admin);
+    await createNamespace(core, NAMESPACE);
     await cluster().addNodes(NODES.map((name) => ({ name, labels: NODE_LABEL })));
 
     dir = mkdtempSync(join(tmpdir(), "chaos-e2e-"));

@@ -3,21 +3,14 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import {
-  CoreV1Api,
-  CustomObjectsApi,
-  PatchStrategy,
-  setHeaderOptions,
-  type KubeConfig,
-  type KubernetesObject,
-  type V1Pod,
-} from "@kubernetes/client-node";
+import { CoreV1Api, CustomObjectsApi, setHeaderOptions, type KubeConfig, type KubernetesObject, type V1Pod } from "@kubernetes/client-node";
 import { VM_READY_CONDITION } from "../src/kube/annotations.js";
 import { TAG } from "../src/providers/types.js";
 import { PEERPOD_GROUP, PEERPOD_PLURAL, PEERPOD_VERSION, type PeerPod } from "../src/worker/peerpod.js";
 import { atExit } from "./cluster/process.js";
+import { createNamespace, giveVmSlots, installLocalOverlay } from "./support/suite.js";
 import { cluster } from "./setup.js";
-import { applyObjects, loadManifests, LOCAL_OVERLAY_DIR, withWebhookUrl, removeWebhookConfigs } from "./support/manifests.js";
+import { applyObjects, withWebhookUrl, removeWebhookConfigs } from "./support/manifests.js";
 import { startPeerpods, type Peerpods } from "./support/peerpods.js";
 import { serviceAccountKubeconfig } from "./support/tokens.js";
 import { waitFor } from "./support/wait.js";
@@ -102,17 +95,10 @@ describe("worker: one VM per peer pod on the local control plane (sim provider)"
     admin = cluster().kc;
     core = admin.makeApiClient(CoreV1Api);
     custom = admin.makeApiClient(CustomObjectsApi);
-    const manifests = await loadManifests(LOCAL_OVERLAY_DIR);
-    webhookConfig = manifests.filter((o) => o.kind === "MutatingWebhookConfiguration");
-    await applyObjects(
-      admin,
-      manifests.filter((o) => o.kind !== "MutatingWebhookConfiguration"),
-    );
-    await core.createNamespace({ body: { metadata: { name: NAMESPACE } } });
-    await waitFor(() => core.readNamespacedServiceAccount({ name: "default", namespace: NAMESPACE }), { message: "the default ServiceAccount" });
+    webhookConfig = await installLocalOverlay(admin);
+    await createNamespace(core, NAMESPACE);
     await cluster().addNodes(NODES.map((name) => ({ name })));
-    const capacity = { status: { capacity: { [VM_RESOURCE]: "100" }, allocatable: { [VM_RESOURCE]: "100" } } };
-    for (const name of NODES) await core.patchNodeStatus({ name, body: capacity }, setHeaderOptions("Content-Type", PatchStrategy.MergePatch));
+    await giveVmSlots(core, NODES, VM_RESOURCE, 100);
 
     dir = mkdtempSync(join(tmpdir(), "wk-e2e-"));
     atExit(() => rmSync(dir, { recursive: true, force: true }));
