@@ -126,7 +126,7 @@ describe("Kata remote hypervisor: containerd's ttrpc client against peerpods (hy
       });
       return review.status?.allowed === true;
     };
-    for (const [verb, resource, group] of [["get", "pods"], ["get", "peerpods", "peerpods.io"], ["watch", "peerpodpolicies", "peerpods.io"], ["create", "events"]] as const) {
+    for (const [verb, resource, group] of [["list", "pods"], ["get", "peerpods", "peerpods.io"], ["watch", "peerpodpolicies", "peerpods.io"], ["create", "events"]] as const) {
       assert.equal(await may(verb, resource, group), true, `${verb} ${resource}`);
     }
     for (const [verb, resource, group] of [["delete", "pods"], ["patch", "peerpods", "peerpods.io"], ["get", "secrets"]] as const) {

@@ -13,14 +13,18 @@ function apiserver(): Server {
       res.writeHead(status, { "content-type": "application/json" });
       res.end(JSON.stringify(body));
     };
-    switch (req.url) {
-      case "/api/v1/namespaces/shop/pods/web":
-        return send(200, { metadata: { name: "web", namespace: "shop", uid: "uid-1", annotations: { "peerpods.io/instance-type": "medium" } } });
+    const url = new URL(req.url ?? "/", "http://apiserver");
+    const podName = url.pathname === "/api/v1/namespaces/shop/pods" ? url.searchParams.get("fieldSelector")?.replace("metadata.name=", "") : undefined;
+    switch (podName ?? url.pathname) {
+      case "web":
+        return send(200, { kind: "PodList", items: [{ metadata: { name: "web", namespace: "shop", uid: "uid-1", annotations: { "peerpods.io/instance-type": "medium" } } }] });
+      case "gone":
+        return send(200, { kind: "PodList", items: [] });
       case "/apis/peerpods.io/v1alpha1/namespaces/shop/peerpods/web":
         return send(200, { spec: { podUID: "uid-1", instanceName: "pp-uid-1", instanceType: "medium" }, status: { instanceID: "i-1" } });
-      case "/api/v1/namespaces/shop/pods/broken":
+      case "broken":
         return send(500, { kind: "Status", code: 500, message: "etcd unavailable" });
-      case "/api/v1/namespaces/shop/pods/slow":
+      case "slow":
         return; // never answers
       default:
         return send(404, { kind: "Status", code: 404, reason: "NotFound" });

@@ -20,8 +20,10 @@ export function kubeClusterView(kc: KubeConfig, log: Logger): ClusterView {
   return {
     pod: (namespace, name) =>
       lookup(log, `pod ${namespace}/${name}`, async () => {
-        const pod = await core.readNamespacedPod({ namespace, name });
-        const uid = pod.metadata?.uid;
+        // A list by name rather than a get: the main ClusterRole grants list on pods, so the
+        // hypervisor needs no extra verb whether it runs in the node DaemonSet or beside the worker.
+        const pod = (await core.listNamespacedPod({ namespace, fieldSelector: `metadata.name=${name}` })).items[0];
+        const uid = pod?.metadata?.uid;
         if (!uid) return undefined;
         const instanceType = pod.metadata?.annotations?.[ANNOTATION.instanceType];
         return instanceType ? { uid, instanceType } : { uid };
