@@ -66,6 +66,13 @@ describe("filterNodes", () => {
     assert.deepEqual(filterNodes({ kind: "plain" }, ["a", "b"], state), { passed: ["a", "b"], failed: {}, unresolvable: {} });
   });
 
+  it("turns every node away, unresolvably, while the cloud provider is unhealthy", () => {
+    const state = stateWith({}, [node("free"), node("half")], []);
+    const outcome = filterNodes(peer(state), ["free", "half"], state, "the cloud provider is unhealthy (zone down)");
+    assert.deepEqual(outcome, { passed: [], failed: {}, unresolvable: { free: "the cloud provider is unhealthy (zone down)", half: "the cloud provider is unhealthy (zone down)" } });
+    assert.deepEqual(filterNodes({ kind: "plain" }, ["free"], state, "down").passed, ["free"], "plain pods are not the provider's business");
+  });
+
   it("fails every node as unresolvable for a peer pod it cannot place", () => {
     const state = stateWith({}, [node("a")], []);
     const outcome = filterNodes({ kind: "invalid", reason: "why" }, ["a", "b"], state);

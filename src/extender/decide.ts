@@ -57,17 +57,23 @@ function zoneReason(instanceType: InstanceType, zone: string | undefined): strin
     : `instance type ${instanceType.name} is not offered in zone ${zone} (offered in ${zones.join(", ")})`;
 }
 
-/** Filter verb, pure over the state: which of `nodeNames` may take the pod, with a reason for each one that may not. */
-export function filterNodes(pod: PodClass, nodeNames: readonly string[], state: SchedulingState): FilterOutcome {
+function unresolvableEverywhere(nodeNames: readonly string[], reason: string): FilterOutcome {
+  return { passed: [], failed: {}, unresolvable: Object.fromEntries(nodeNames.map((name) => [name, reason])) };
+}
+
+/**
+ * Filter verb, pure over the state: which of `nodeNames` may take the pod, with a reason for each one
+ * that may not. `providerProblem` (the cloud is unhealthy) turns every node away for peer pods: no
+ * node can get the pod a VM then, whatever its advertised slots say.
+ */
+export function filterNodes(pod: PodClass, nodeNames: readonly string[], state: SchedulingState, providerProblem?: string): FilterOutcome {
   const outcome: FilterOutcome = { passed: [], failed: {}, unresolvable: {} };
   if (pod.kind === "plain") {
     outcome.passed = [...nodeNames];
     return outcome;
   }
-  if (pod.kind === "invalid") {
-    for (const name of nodeNames) outcome.unresolvable[name] = pod.reason;
-    return outcome;
-  }
+  if (pod.kind === "invalid") return unresolvableEverywhere(nodeNames, pod.reason);
+  if (providerProblem !== undefined) return unresolvableEverywhere(nodeNames, providerProblem);
   const limit = limitExceeded(state.policy, state, pod.uid, pod.instanceType);
   if (limit) {
     for (const name of nodeNames) outcome.failed[name] = limit;

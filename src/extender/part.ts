@@ -56,12 +56,19 @@ export async function startExtender(context: PartContext): Promise<RunningPart> 
   });
   context.addReadyCheck("extender", () => synced);
 
+  const health = context.providerHealth();
   const server = await startServer({
     name: "extender",
     host: config.bindAddress,
     port: config.extenderPort,
     tls: { certFile: config.tlsCert, keyFile: config.tlsKey, clientCaFile: config.extenderClientCa },
-    fastRoutes: extenderRoutes({ state, log: partLog, maxBodyBytes: config.maxBodyBytes, onTurnedAway: () => nudge.turnedAway() }),
+    fastRoutes: extenderRoutes({
+      state,
+      log: partLog,
+      maxBodyBytes: config.maxBodyBytes,
+      onTurnedAway: () => nudge.turnedAway(),
+      providerProblem: () => (health.healthy ? undefined : `the cloud provider is unhealthy (${health.message ?? "health checks failing"}); peer pods wait until it recovers`),
+    }),
     app: healthApp(() => synced),
     log: partLog,
   });

@@ -15,6 +15,8 @@ export interface ExtenderRouteOptions {
   maxBodyBytes: number;
   /** Called when a peer pod fits nowhere and some node failed for counts (slots, limits). */
   onTurnedAway?: () => void;
+  /** Why the cloud cannot take VMs right now, or undefined while it is healthy. */
+  providerProblem?: () => string | undefined;
 }
 
 type Handler = (args: ParsedArgs, pod: PodClass) => { body: string; result: ExtenderResult };
@@ -41,10 +43,10 @@ function route(verb: ExtenderVerb, maxBodyBytes: number, handle: Handler, state:
 }
 
 /** `POST /filter` and `POST /prioritize` over the informer-fed state: no apiserver call on the request path. */
-export function extenderRoutes({ state, log, maxBodyBytes, onTurnedAway }: ExtenderRouteOptions): Record<string, FastRoute> {
+export function extenderRoutes({ state, log, maxBodyBytes, onTurnedAway, providerProblem }: ExtenderRouteOptions): Record<string, FastRoute> {
   const filter: Handler = (args, pod) => {
     if (pod.kind === "plain") return { body: filterResult(args, { passed: args.nodeNames, failed: {}, unresolvable: {} }), result: "skipped" };
-    const outcome = filterNodes(pod, args.nodeNames, state);
+    const outcome = filterNodes(pod, args.nodeNames, state, providerProblem?.());
     const fits = outcome.passed.length > 0;
     if (fits && pod.kind === "peer") state.reserve(pod.uid, pod.instanceType.vcpus);
     const key = podKey(args.pod.metadata?.namespace, args.pod.metadata);
