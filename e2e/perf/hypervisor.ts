@@ -21,7 +21,7 @@ import { startPeerpods } from "../support/peerpods.js";
 import { serviceAccountKubeconfig } from "../support/tokens.js";
 import { waitFor } from "../support/wait.js";
 import { buildPeer, shimAnnotations, talkThroughSocket, TtrpcPeer } from "../ttrpc-peer/peer.js";
-import { median, percentile, printTable, writeResults, type Row } from "./lib/report.js";
+import { median, percentile, printTable, writeResults, type Row, runBenchmark } from "./lib/report.js";
 
 const RUNS = Number(process.env.RUNS ?? 10);
 const NAMESPACE = "hv-perf";
@@ -121,7 +121,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((error: unknown) => {
-  console.error(error);
-  process.exit(1);
-});
+runBenchmark(main);

@@ -20,7 +20,7 @@ import { tail } from "../cluster/process.js";
 import { applyObjects, loadManifests, LOCAL_OVERLAY_DIR } from "../support/manifests.js";
 import { startPeerpods } from "../support/peerpods.js";
 import { waitFor } from "../support/wait.js";
-import { median, percentile, printTable, writeResults, type Row } from "./lib/report.js";
+import { median, percentile, printTable, writeResults, type Row, runBenchmark } from "./lib/report.js";
 
 const PODS = Number(process.env.PODS ?? 100);
 const CREATE_MS = 200;
@@ -173,7 +173,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((error: unknown) => {
-  console.error(error);
-  process.exit(1);
-});
+runBenchmark(main);

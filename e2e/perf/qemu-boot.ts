@@ -11,7 +11,7 @@ import { QemuProvider } from "../../src/providers/qemu/provider.js";
 import { parseQemuSettings } from "../../src/providers/qemu/settings.js";
 import { parseAgentStatus } from "../../src/providers/qemu/state.js";
 import { TAG } from "../../src/providers/types.js";
-import { median, percentile, printTable, writeResults, type Row } from "./lib/report.js";
+import { median, percentile, printTable, writeResults, type Row, runBenchmark } from "./lib/report.js";
 
 const BOOTS = Number(process.env.BOOTS ?? 10);
 const READY_TIMEOUT_MS = 180_000;
@@ -87,7 +87,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((error: unknown) => {
-  console.error(error);
-  process.exit(1);
-});
+runBenchmark(main);

@@ -18,7 +18,7 @@ import { applyObjects, loadManifests, LOCAL_OVERLAY_DIR } from "../support/manif
 import { freePorts } from "../support/ports.js";
 import { waitFor } from "../support/wait.js";
 import { startServe } from "./lib/peerpods.js";
-import { printTable, writeResults } from "./lib/report.js";
+import { printTable, writeResults, runBenchmark } from "./lib/report.js";
 
 const NODES = Number(process.env.NODES ?? 1000);
 const PODS = Number(process.env.PODS ?? 10_000);
@@ -138,7 +138,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((error: unknown) => {
-  console.error(error);
-  process.exit(1);
-});
+runBenchmark(main);

@@ -26,7 +26,7 @@ import { applyObjects, loadManifests, LOCAL_OVERLAY_DIR, MANIFESTS_DIR } from ".
 import { startPeerpods, type Peerpods } from "../support/peerpods.js";
 import { freePorts } from "../support/ports.js";
 import { waitFor } from "../support/wait.js";
-import { median, printTable, writeResults, type Row } from "./lib/report.js";
+import { median, printTable, writeResults, type Row, runBenchmark } from "./lib/report.js";
 import { REPO } from "./lib/peerpods.js";
 
 const NODES = Number(process.env.NODES ?? 100);
@@ -224,7 +224,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((error: unknown) => {
-  console.error(error);
-  process.exit(1);
-});
+runBenchmark(main);

@@ -23,7 +23,7 @@ import { applyObjects, loadManifests, LOCAL_OVERLAY_DIR } from "../support/manif
 import { startPeerpods, type Peerpods } from "../support/peerpods.js";
 import { processesMentioning } from "../support/processes.js";
 import { waitFor } from "../support/wait.js";
-import { percentile, printTable, writeResults, type Row } from "./lib/report.js";
+import { percentile, printTable, writeResults, type Row, runBenchmark } from "./lib/report.js";
 
 const PODS = { qemu: Number(process.env.QEMU_PODS ?? 5), sim: Number(process.env.SIM_PODS ?? 10) };
 const POOL_MIN = 2;
@@ -147,7 +147,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((error: unknown) => {
-  console.error(error);
-  process.exit(1);
-});
+runBenchmark(main);
