@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { createServer, type Server } from "node:net";
+import { createServer, type AddressInfo, type Server } from "node:net";
 import { agentSession, podDataCommands } from "./agent.js";
 
 /** A stand-in for the guest's line protocol: answers `ok` to user-data, an error to anything else, closes on quit. */
@@ -43,5 +43,27 @@ describe("qemu guest agent session", () => {
     const { server, port } = await fakeAgent([]);
     await new Promise((resolve) => server.close(resolve));
     await assert.rejects(agentSession(port, ["ping"]));
+  });
+});
+
+describe("agentSession over a flaky guest network", () => {
+  it("tries again when the connection is reset before the agent answered", async () => {
+    let connections = 0;
+    const server = createServer((socket) => {
+      connections += 1;
+      if (connections === 1) {
+        socket.resetAndDestroy();
+        return;
+      }
+      socket.on("data", () => socket.end("pong\n"));
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      assert.deepEqual(await agentSession(port, ["ping"]), ["pong"]);
+      assert.equal(connections, 2);
+    } finally {
+      server.close();
+    }
   });
 });

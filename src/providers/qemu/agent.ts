@@ -1,18 +1,39 @@
 import { connect } from "node:net";
 
+/** A reset before the guest answered anything: qemu's user-mode network resets a connection the guest has not accepted yet. */
+class UnansweredReset extends Error {}
+
+const RESET_RETRIES = 3;
+const RESET_RETRY_DELAY_MS = 250;
+
 /**
  * One session with the guest agent's line protocol (src/providers/qemu/guest/agent-session.sh) on
  * its forwarded loopback port: sends `commands`, then `quit`, and resolves with one answer line per
- * command.
+ * command. The agent serves one connection at a time, so a connection reset before any answer is
+ * tried again a few times (the commands are safe to repeat: nothing was answered, so nothing ran to
+ * completion that a repeat would change).
  */
-export function agentSession(port: number, commands: readonly string[], timeoutMs = 10_000): Promise<string[]> {
+export async function agentSession(port: number, commands: readonly string[], timeoutMs = 10_000): Promise<string[]> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await oneSession(port, commands, timeoutMs);
+    } catch (error) {
+      if (!(error instanceof UnansweredReset) || attempt >= RESET_RETRIES) throw error instanceof UnansweredReset ? (error.cause as Error) : error;
+      await new Promise((resolve) => setTimeout(resolve, RESET_RETRY_DELAY_MS));
+    }
+  }
+}
+
+function oneSession(port: number, commands: readonly string[], timeoutMs: number): Promise<string[]> {
   return new Promise((resolve, reject) => {
     const socket = connect({ host: "127.0.0.1", port });
     let answer = "";
     socket.setEncoding("utf8");
     socket.setTimeout(timeoutMs, () => socket.destroy(new Error(`the VM's agent on port ${port} did not answer within ${timeoutMs} ms`)));
     socket.on("data", (chunk: string) => (answer += chunk));
-    socket.on("error", reject);
+    socket.on("error", (error: NodeJS.ErrnoException) => {
+      reject(error.code === "ECONNRESET" && answer === "" ? new UnansweredReset(error.message, { cause: error }) : error);
+    });
     socket.on("close", () => {
       const lines = answer.split("\n").filter(Boolean);
       if (lines.length < commands.length) reject(new Error(`the VM's agent on port ${port} answered ${lines.length} of ${commands.length} commands`));
