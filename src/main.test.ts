@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtemp, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { testCerts } from "./test-support/tls.js";
@@ -10,6 +10,9 @@ const cli = (args: string[], env: NodeJS.ProcessEnv = {}) =>
 
 describe("peerpods CLI", function () {
   this.timeout(60_000);
+  let dir: string;
+  before(async () => (dir = await mkdtemp(join(tmpdir(), "peerpods-cli-"))));
+  after(() => rm(dir, { recursive: true, force: true }));
 
   it("stops with a one-line error naming a bad flag", () => {
     const result = cli(["serve", "--webhook-port", "70000"]);
@@ -24,7 +27,6 @@ describe("peerpods CLI", function () {
   });
 
   it("validates a policy file and prints every error with its path", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "peerpods-cli-"));
     const file = join(dir, "policy.yaml");
     await writeFile(file, "apiVersion: peerpods.io/v1alpha1\nkind: PeerPodPolicy\nspec:\n  nodes: {vmsPerNode: -1}\n  scheduling: {strategy: Random}\n");
     const bad = cli(["policy", "validate", file]);

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
-import { mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureCerts, injectCaBundle, validateSans } from "./generate.js";
@@ -8,6 +8,7 @@ import { ensureCerts, injectCaBundle, validateSans } from "./generate.js";
 describe("certs", () => {
   let dir: string;
   beforeEach(async () => (dir = await mkdtemp(join(tmpdir(), "peerpods-certs-test-"))));
+  afterEach(() => rm(dir, { recursive: true, force: true }));
 
   it("writes a CA and a serving certificate with the SANs, signed by the CA", async () => {
     const result = await ensureCerts({ outDir: dir, dnsNames: ["peerpods.peerpods-system.svc"], ipAddresses: ["127.0.0.1"], validDays: 30, force: false });

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtemp, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { stringify } from "yaml";
@@ -26,6 +26,7 @@ describe("invalid policies", () => {
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), "peerpods-policy-"));
   });
+  after(() => rm(dir, { recursive: true, force: true }));
 
   for (const [name, spec, path] of INVALID) {
     it(`${name}: refused by \`policy validate\` with its path, and the last good policy stays in force`, async () => {
