@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { atExit, startProcess, type ManagedProcess } from "./cluster/process.js";
 import { MILESTONES } from "./dev/timeline.js";
+import { trackedTempDir } from "./support/leftovers.js";
 import { processesMentioning } from "./support/processes.js";
 import { waitFor } from "./support/wait.js";
 
@@ -22,7 +23,7 @@ interface DevRun {
  * lands there (short, for qemu's socket paths), so "nothing left behind" is checkable.
  */
 function runDev(command: string[], cleanups: (() => void)[]): DevRun {
-  const runTmp = mkdtempSync(join(tmpdir(), "pp-dev-"));
+  const runTmp = trackedTempDir("pp-dev-");
   const logDir = mkdtempSync(join(tmpdir(), "pp-dev-log-"));
   const cleanup = (): void => {
     rmSync(runTmp, { recursive: true, force: true });

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
-import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig, type KubernetesObject, type V1Pod } from "@kubernetes/client-node";
@@ -12,6 +12,7 @@ import { TAG, type Instance, type InstanceSpec, type Provider, type ProviderErro
 import { VM_READY_CONDITION } from "../src/kube/annotations.js";
 import { atExit } from "./cluster/process.js";
 import { cluster } from "./setup.js";
+import { trackedTempDir } from "./support/leftovers.js";
 import { applyObjects, loadManifests, LOCAL_OVERLAY_DIR, withWebhookUrl, removeWebhookConfigs } from "./support/manifests.js";
 import { startPeerpods, type Peerpods } from "./support/peerpods.js";
 import { processesMentioning } from "./support/processes.js";
@@ -48,7 +49,7 @@ describe("qemu provider: real pod VMs", function () {
 
   before(async () => {
     // Short: unix socket paths in the VM folders must stay under 108 bytes.
-    stateDir = await mkdtemp(join(tmpdir(), "pp-qemu-"));
+    stateDir = trackedTempDir("pp-qemu-");
     provider = await newProvider();
   });
 

@@ -1,10 +1,12 @@
 /**
  * Mocha root hooks for the e2e suite: ONE local cluster for the whole run, stopped at the end;
  * when a test fails, the tails of the control plane's and peerpods' logs are printed under it.
+ * At the end, qemu VMs that failed suites left running under this run's folders are stopped.
  */
 import type { Context } from "mocha";
 import { startCluster, type Cluster } from "./cluster/cluster.js";
 import { tail } from "./cluster/process.js";
+import { stopLeftoverVms } from "./support/leftovers.js";
 import { peerpodsStartedSince, runningPeerpods } from "./support/peerpods.js";
 
 let current: Cluster | undefined;
@@ -41,7 +43,12 @@ export const mochaHooks = {
   async afterAll(this: Context): Promise<void> {
     this.timeout(60_000);
     await Promise.all(runningPeerpods().map((peerpods) => peerpods.kill()));
-    await current?.stop();
-    current = undefined;
+    try {
+      const leftovers = await stopLeftoverVms();
+      if (leftovers.length > 0) console.error(`  e2e: stopped ${leftovers.length} qemu VMs left behind by failed suites: ${leftovers.map((vm) => vm.dir).join(", ")}`);
+    } finally {
+      await current?.stop();
+      current = undefined;
+    }
   },
 };

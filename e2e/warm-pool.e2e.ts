@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { rmSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Pod } from "@kubernetes/client-node";
 import { pino } from "pino";
@@ -11,6 +10,7 @@ import { TAG, type Instance, type Provider } from "../src/providers/types.js";
 import { PEERPOD_GROUP, PEERPOD_PLURAL, PEERPOD_VERSION, type PeerPod } from "../src/worker/peerpod.js";
 import { atExit } from "./cluster/process.js";
 import { cluster } from "./setup.js";
+import { trackedTempDir } from "./support/leftovers.js";
 import { applyObjects, loadManifests, LOCAL_OVERLAY_DIR } from "./support/manifests.js";
 import { startPeerpods, type Peerpods } from "./support/peerpods.js";
 import { processesMentioning } from "./support/processes.js";
@@ -111,7 +111,7 @@ describe("warm pool: pre-booted qemu VMs claimed by peer pods (worker on the loc
     await waitFor(() => core.readNamespacedServiceAccount({ name: "default", namespace: NAMESPACE }), { message: "the default ServiceAccount" });
     await cluster().addNodes([{ name: NODE }]);
     // Short: unix socket paths in the VM folders must stay under 108 bytes.
-    dir = mkdtempSync(join(tmpdir(), "wp-e2e-"));
+    dir = trackedTempDir("wp-e2e-");
     atExit(() => rmSync(dir, { recursive: true, force: true }));
     stateDir = join(dir, "state");
     policyFile = join(dir, "policy.json");

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { atExit, startProcess, type ManagedProcess } from "../cluster/process.js";
 import { localCerts } from "./certs.js";
+import { trackedTempDir } from "./leftovers.js";
 import { freePorts } from "./ports.js";
 import { waitFor } from "./wait.js";
 
@@ -63,7 +64,7 @@ export const peerpodsStartedSince = (time: number): Peerpods[] => [...startTimes
 export async function startPeerpods(options: PeerpodsOptions = {}): Promise<Peerpods> {
   const [webhookPort, extenderPort, metricsPort] = (await freePorts(3)) as [number, number, number];
   const certs = await localCerts();
-  const stateDir = mkdtempSync(join(tmpdir(), "peerpods-e2e-"));
+  const stateDir = trackedTempDir("peerpods-e2e-");
   const forgetStateDir = atExit(() => rmSync(stateDir, { recursive: true, force: true }));
   const logFile = nextLogFile();
   const args = [
