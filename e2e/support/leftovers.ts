@@ -4,7 +4,7 @@
  * `trackedTempDir`; the root hooks stop whatever VM is still running under one of them, and only
  * those: other e2e runs on the machine keep theirs.
  */
-import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { VM_FILES } from "../../src/providers/qemu/args.js";
@@ -62,13 +62,21 @@ export function processGroupOf(stat: string): number | undefined {
 
 const roots = new Set<string>();
 
-/** A fresh folder in the temp dir whose qemu VMs (under it, at any depth) the end of the run stops if a suite leaves any. */
+/**
+ * A fresh folder in the temp dir whose qemu VMs (under it, at any depth) the end of the run stops if
+ * a suite leaves any; the folder itself is removed when the process exits, if its suite did not.
+ */
 export function trackedTempDir(prefix: string): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   // An interrupted run skips the root hooks; its exit hook still kills what is left (without waiting).
-  if (roots.size === 0) atExit(() => killVms(leftoversNow()));
+  if (roots.size === 0) atExit(stopVmsAndRemoveFolders);
   roots.add(dir);
   return dir;
+}
+
+function stopVmsAndRemoveFolders(): void {
+  killVms(leftoversNow());
+  for (const root of roots) rmSync(root, { recursive: true, force: true, maxRetries: 3 });
 }
 
 /** Kills every VM still running under a tracked folder and waits until they are gone; returns them. */
