@@ -1,4 +1,5 @@
 import { CoreV1Api, type ObjectCache, type V1Node } from "@kubernetes/client-node";
+import { runWhileLeading } from "../kube/leader-part.js";
 import { startInformer, type WatchedInformer } from "../kube/informer.js";
 import type { Logger } from "../log/logger.js";
 import type { PartContext, RunningPart } from "../parts.js";
@@ -7,6 +8,8 @@ import { WorkQueue } from "../worker/queue.js";
 import { DevicePlugin, deviceList, type Device } from "./device-plugin.js";
 import { nodeStatusSync } from "./node-status.js";
 import { matchesSelector, slotsOf } from "./slots.js";
+
+export const LEASE_NAME = "peerpods-advertiser";
 
 /** Node status patches per second (and burst) across all nodes, so a policy change cannot flood the apiserver. */
 const PATCH_RATE = { perSecond: 50, burst: 100 };
@@ -22,7 +25,6 @@ export async function startAdvertiser(context: PartContext): Promise<RunningPart
   if (config.advertise === "device-plugin" && !config.nodeName) throw new Error("--advertise=device-plugin needs --node-name (or PEERPODS_NODE_NAME)");
   const kc = context.kube();
   const core = kc.makeApiClient(CoreV1Api);
-  const health = context.providerHealth();
   let onChange: (name?: string) => void = () => undefined;
   const nodes = startInformer<V1Node>(kc, "/api/v1/nodes", () => core.listNode(), log, (informer) => {
     const changed = (node: V1Node): void => onChange(node.metadata?.name);
@@ -33,22 +35,58 @@ export async function startAdvertiser(context: PartContext): Promise<RunningPart
   let synced = false;
   void nodes.synced.then(() => (synced = true));
   context.addReadyCheck("advertiser", () => synced);
+  const drive = (mode: Mode): RunningPart => {
+    const stopDriving = driveMode(mode, context, (handler) => (onChange = handler));
+    return {
+      stop: async (graceMs) => {
+        stopDriving();
+        await mode.stop(graceMs);
+      },
+    };
+  };
 
-  const mode = config.advertise === "device-plugin" ? await devicePluginMode(context, nodes, log) : nodeStatusMode(context, core, nodes, log);
-  onChange = mode.changed;
-  const everything = (): void => mode.changed();
-  policy.on("change", everything);
-  health.on("change", everything);
-  everything();
+  // Node status is cluster-wide: one replica writes it, or replicas whose health readings differ for
+  // a moment would flip each other's allocatable back and forth. A device plugin serves its own node.
+  const advertising =
+    config.advertise === "device-plugin"
+      ? drive(await devicePluginMode(context, nodes, log))
+      : await runWhileLeading(context, LEASE_NAME, log, async () => drive(nodeStatusMode(context, core, nodes, log)));
   log.info({ mode: config.advertise, resource: policy.current.spec.extendedResourceName }, "advertiser started");
 
   return {
     stop: async (graceMs) => {
-      policy.off("change", everything);
-      health.off("change", everything);
+      await advertising.stop(graceMs);
       await nodes.stop();
-      await mode.stop(graceMs);
     },
+  };
+}
+
+/**
+ * Feeds node, policy and provider-health changes to `mode`, starting with the provider's first health
+ * reading so that nothing is advertised from an assumed health. Returns the function that stops it.
+ */
+function driveMode(mode: Mode, context: PartContext, setNodeHandler: (handler: (name?: string) => void) => void): () => void {
+  const { policy } = context;
+  const health = context.providerHealth();
+  let live = false;
+  const everything = (): void => {
+    if (live) mode.changed();
+  };
+  policy.on("change", everything);
+  health.on("change", everything);
+  let stopped = false;
+  void health.firstReading.then(() => {
+    if (stopped) return;
+    live = true;
+    setNodeHandler(mode.changed);
+    everything();
+  });
+  return () => {
+    stopped = true;
+    live = false;
+    setNodeHandler(() => undefined);
+    policy.off("change", everything);
+    health.off("change", everything);
   };
 }
 

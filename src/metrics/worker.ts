@@ -53,9 +53,3 @@ export const workqueueDepth = new Gauge({
     this.set(workerView.queueDepth?.() ?? 0);
   },
 });
-
-export const leader = new Gauge({
-  name: "peerpods_leader",
-  help: "1 while this replica holds the worker's leader lease.",
-  registers: [registry],
-});

@@ -3,14 +3,19 @@ import type { Logger } from "../log/logger.js";
 import type { Provider } from "./types.js";
 
 /**
- * Polls the provider's health. `healthy` flips only after `threshold` results in a row agree,
- * so one slow call does not empty every node's allocatable. Emits `change` on each flip.
+ * Polls the provider's health. The first reading counts at once (a replica that starts during an
+ * outage must not advertise slots first); after that `healthy` flips only after `threshold` results
+ * in a row agree, so one slow call does not empty every node's allocatable. Emits `change` on each flip.
  */
 export class ProviderHealthMonitor extends EventEmitter<{ change: [boolean, string | undefined] }> {
   #healthy = true;
   #message: string | undefined;
   #streak = 0;
   #timer: NodeJS.Timeout | undefined;
+  #read = false;
+  #markRead: () => void = () => undefined;
+  /** Settles once the first check has answered (or failed). */
+  readonly firstReading = new Promise<void>((resolve) => (this.#markRead = resolve));
 
   constructor(
     private readonly provider: () => Promise<Provider>,
@@ -56,12 +61,16 @@ export class ProviderHealthMonitor extends EventEmitter<{ change: [boolean, stri
       healthy = false;
       message = (error as Error).message;
     }
+    const first = !this.#read;
+    this.#read = true;
+    this.#markRead();
     if (healthy === this.#healthy) {
       this.#streak = 0;
+      this.#message = message;
       return;
     }
     this.#streak += 1;
-    if (this.#streak < this.threshold) return;
+    if (!first && this.#streak < this.threshold) return;
     this.#streak = 0;
     this.#healthy = healthy;
     this.#message = message;

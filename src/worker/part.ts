@@ -1,8 +1,8 @@
-import { startLeaderElection } from "../kube/leader.js";
-import { leader } from "../metrics/worker.js";
+import { runWhileLeading } from "../kube/leader-part.js";
 import type { PartContext, RunningPart } from "../parts.js";
 import { rateLimited, TokenBucket } from "../providers/ratelimit.js";
-import { startController, type Controller } from "./controller.js";
+import { startController } from "./controller.js";
+import { errorsCounted } from "./counted-provider.js";
 
 export const LEASE_NAME = "peerpods-worker";
 
@@ -14,11 +14,11 @@ export async function startWorker(context: PartContext): Promise<RunningPart> {
   const { config } = context;
   const log = context.log.child({ part: "worker" });
   const kc = context.kube();
-  const graceMs = config.shutdownGraceSeconds * 1000;
-  const run = async (): Promise<Controller> =>
+  return runWhileLeading(context, LEASE_NAME, log, async () =>
     startController({
       kc,
-      provider: rateLimited(await context.provider(), new TokenBucket(config.providerQps, config.providerBurst)),
+      provider: errorsCounted(rateLimited(await context.provider(), new TokenBucket(config.providerQps, config.providerBurst))),
+      health: context.providerHealth(),
       policy: context.policy,
       events: context.events(),
       clusterId: config.clusterId,
@@ -27,32 +27,6 @@ export async function startWorker(context: PartContext): Promise<RunningPart> {
       gcGraceMs: config.gcGrace * 1000,
       readyPollMs: READY_POLL_MS,
       log,
-    });
-
-  if (!config.leaderElect) {
-    const controller = await run();
-    leader.set(1);
-    return { stop: (ms) => controller.stop(ms) };
-  }
-
-  let controller: Promise<Controller | undefined> | undefined;
-  const election = startLeaderElection(kc, {
-    namespace: config.leaderElectionNamespace,
-    name: LEASE_NAME,
-    log,
-    onStartedLeading: () => {
-      leader.set(1);
-      controller = run().catch((error: unknown) => {
-        log.error({ err: error }, "worker could not start");
-        return undefined;
-      });
-    },
-    onStoppedLeading: async () => {
-      leader.set(0);
-      const running = controller;
-      controller = undefined;
-      await (await running)?.stop(graceMs);
-    },
-  });
-  return { stop: () => election.stop() };
+    }),
+  );
 }
