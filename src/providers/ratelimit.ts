@@ -1,4 +1,5 @@
 import type { Provider } from "./types.js";
+import { aroundCalls } from "./wrap.js";
 
 /** A token bucket: `rate` tokens per second, at most `burst` saved up. */
 export class TokenBucket {
@@ -49,20 +50,8 @@ export class TokenBucket {
 
 /** The same provider with every cloud API call waiting for a token, so a burst of pods cannot get the account throttled. */
 export function rateLimited(provider: Provider, bucket: TokenBucket): Provider {
-  const limit =
-    <A extends unknown[], R>(call: (...args: A) => Promise<R>) =>
-    async (...args: A): Promise<R> => {
-      await bucket.take();
-      return call.apply(provider, args);
-    };
-  return {
-    name: provider.name,
-    create: limit(provider.create),
-    get: limit(provider.get),
-    list: limit(provider.list),
-    delete: limit(provider.delete),
-    ...(provider.claim ? { claim: limit(provider.claim) } : {}),
-    health: () => provider.health(),
-    close: () => provider.close(),
-  };
+  return aroundCalls(provider, async (_name, call) => {
+    await bucket.take();
+    return call();
+  });
 }

@@ -5,6 +5,7 @@ import { startInformer } from "../kube/informer.js";
 import type { Logger } from "../log/logger.js";
 import { gcDeleted, vmOperations, workerView } from "../metrics/worker.js";
 import type { PolicyStore } from "../policy/store.js";
+import type { ProviderHealthMonitor } from "../providers/health.js";
 import { TAG, type Instance, type Provider } from "../providers/types.js";
 import { podFacts } from "./decide.js";
 import { findLeaks, recordsToRevisit, type LivePods } from "./gc.js";
@@ -18,6 +19,8 @@ import { clusterWrites } from "./records.js";
 export interface ControllerOptions {
   kc: KubeConfig;
   provider: Provider;
+  /** When the cloud comes back, pods backing off after failed calls are retried at once. */
+  health: ProviderHealthMonitor;
   policy: PolicyStore;
   events: EventRecorder;
   clusterId: string;
@@ -104,6 +107,12 @@ export function startController(options: ControllerOptions): Controller {
   const recordCache = records.informer as unknown as ObjectCache<PeerPod>;
   const pool = warmPoolFor(provider, { clusterId, policy: () => policy.current, claimedIds: () => heldInstanceIds(recordCache.list()), log: log.child({ component: "warm-pool" }) });
   const wakePool = (): void => pool?.wake();
+  const onHealth = (healthy: boolean): void => {
+    if (!healthy) return;
+    log.info({ backingOff: queue.delayed }, "provider healthy again: retrying every pod now");
+    queue.retryDelayedNow();
+    runGc();
+  };
   const listed = new Map<string, Instance | undefined>();
   /** Keys whose VM the last GC listing did not show. */
   const verify = new Set<string>();
@@ -171,6 +180,7 @@ export function startController(options: ControllerOptions): Controller {
     gcTimer = setInterval(runGc, options.gcIntervalMs);
     pool?.start();
     policy.on("change", wakePool);
+    options.health.on("change", onHealth);
     queue.start();
     log.info({ pods: podSignatures.size, records: recordSignatures.size, concurrency: options.concurrency }, "worker started");
   });
@@ -182,6 +192,7 @@ export function startController(options: ControllerOptions): Controller {
       clearInterval(gcTimer);
       ready.stop();
       policy.off("change", wakePool);
+      options.health.off("change", onHealth);
       await pool?.stop();
       await queue.stop(graceMs);
       await gcRunning;

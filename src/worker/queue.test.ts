@@ -8,6 +8,24 @@ describe("WorkQueue", () => {
   let queue: WorkQueue | undefined;
   afterEach(async () => queue?.stop(0));
 
+  it("retries every backing-off key at once on retryDelayedNow, and only those", async () => {
+    const calls = new Map<string, number>();
+    let cloudUp = false;
+    queue = new WorkQueue(async (key) => {
+      calls.set(key, (calls.get(key) ?? 0) + 1);
+      if (key !== "fine" && !cloudUp) throw new Error("cloud down");
+    }, { ...options, baseBackoffMs: 60_000 });
+    queue.start();
+    for (const key of ["a", "b", "fine"]) queue.add(key);
+    await sleep(10);
+    assert.equal(queue.delayed, 2);
+    cloudUp = true;
+    queue.retryDelayedNow();
+    await sleep(10);
+    assert.deepEqual(Object.fromEntries(calls), { a: 2, b: 2, fine: 1 });
+    assert.equal(queue.delayed, 0);
+  });
+
   it("holds keys until started", async () => {
     const seen: string[] = [];
     queue = new WorkQueue(async (key) => void seen.push(key), options);

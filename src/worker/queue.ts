@@ -41,6 +41,11 @@ export class WorkQueue {
     return this.#queue.length;
   }
 
+  /** Keys waiting out a backoff or a requeue delay. */
+  get delayed(): number {
+    return this.#delayed.size;
+  }
+
   get active(): number {
     return this.#processing.size;
   }
@@ -81,6 +86,14 @@ export class WorkQueue {
       this.add(key);
     }, ms);
     this.#delayed.set(key, { timer, at });
+  }
+
+  /** Queues now every key that waits out a delay (after the cause of a run of failures went away). */
+  retryDelayedNow(): void {
+    const keys = [...this.#delayed.keys()];
+    for (const { timer } of this.#delayed.values()) clearTimeout(timer);
+    this.#delayed.clear();
+    for (const key of keys) this.add(key);
   }
 
   /** The delay before retry number `failures` (1 = first failure). */

@@ -3,7 +3,7 @@ import { ANNOTATION } from "../kube/annotations.js";
 import { apiStatus } from "../kube/errors.js";
 import type { EventRecorder, EventType } from "../kube/events.js";
 import type { Logger } from "../log/logger.js";
-import { providerErrors, vmOperations, vmReadySeconds } from "../metrics/worker.js";
+import { vmOperations, vmReadySeconds } from "../metrics/worker.js";
 import type { CompiledPolicy } from "../policy/compiled.js";
 import { ProviderError, TAG, type Instance, type InstanceSpec, type Provider } from "../providers/types.js";
 import { decide, podFacts, recordFacts, type Action, type InstanceFacts } from "./decide.js";
@@ -12,6 +12,7 @@ import type { HandlerResult } from "./queue.js";
 import type { PoolClaims } from "./pool/manager.js";
 import type { ClusterWrites } from "./records.js";
 import { podUserData } from "./user-data.js";
+import { errorKind } from "./counted-provider.js";
 
 export interface ReconcilerDeps {
   clusterId: string;
@@ -212,7 +213,6 @@ export class Reconciler {
     try {
       state.found = await provider.claim(state.found!.id, { name: spec.name, tags: spec.tags, userData: spec.userData });
     } catch (error) {
-      this.#countProviderError(error);
       if (!(error instanceof ProviderError && error.kind === "notFound")) throw error;
       state.found = undefined;
     }
@@ -239,13 +239,7 @@ export class Reconciler {
   }
 
   async #lookUpInstance(state: State): Promise<void> {
-    const id = state.record!.status!.instanceID!;
-    try {
-      state.found = await this.deps.provider.get(id);
-    } catch (error) {
-      this.#countProviderError(error);
-      throw error;
-    }
+    state.found = await this.deps.provider.get(state.record!.status!.instanceID!);
     state.instance = state.found ? present(state.found) : { kind: "absent" };
   }
 
@@ -335,7 +329,7 @@ export class Reconciler {
 
   /** A failed provider call: counted, an Event with the reason, the record Failed with the message. */
   async #failed(state: State, op: "create" | "delete", error: unknown): Promise<void> {
-    const kind = this.#countProviderError(error);
+    const kind = errorKind(error);
     vmOperations.inc({ op, result: kind === "quota" ? "quota" : "error" });
     const message = `${op} VM failed${kind === "quota" ? " (cloud quota reached)" : ""}: ${(error as Error).message}`;
     const reason = kind === "quota" ? "VMQuotaExceeded" : op === "create" ? "VMCreateFailed" : "VMDeleteFailed";
@@ -346,12 +340,6 @@ export class Reconciler {
       .patchRecordStatus(state.record, { phase: op === "create" ? "Failed" : "Deleting", message })
       .then((record) => (state.record = record))
       .catch((patchError: unknown) => state.log.warn({ err: patchError }, "could not record the failure on the PeerPod"));
-  }
-
-  #countProviderError(error: unknown): string {
-    const kind = error instanceof ProviderError ? error.kind : "unknown";
-    providerErrors.inc({ provider: this.deps.provider.name, kind });
-    return kind;
   }
 
   #event(state: State, type: EventType, reason: string, message: string): void {

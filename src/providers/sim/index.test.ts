@@ -127,6 +127,18 @@ describe("sim provider", () => {
     assert.deepEqual(await provider.health(), { healthy: false, message: "zone outage" });
   });
 
+  it("with unhealthyFailsCalls fails every call as retryable during the outage, losing nothing", async () => {
+    const file = join(dir, "down");
+    const provider = await sim({ unhealthyFile: file, unhealthyFailsCalls: true });
+    const made = await provider.create(spec("u1"));
+    await writeFile(file, "region outage\n");
+    for (const call of [() => provider.list({}), () => provider.get(made.id), () => provider.delete(made.id), () => provider.create(spec("u2"))]) {
+      await assert.rejects(call(), (error: unknown) => error instanceof ProviderError && error.kind === "retryable" && /service unavailable \(region outage\)/.test(error.message));
+    }
+    await rm(file);
+    assert.deepEqual((await provider.list({})).map((i) => i.id), [made.id]);
+  });
+
   it("rejects invalid settings with the path of each error", async () => {
     await assert.rejects(sim({ errorRate: 2 }), /provider\.sim\.errorRate/);
     await assert.rejects(sim({ createMs: { median: 10, p99: 5 } }), /p99 must be at least the median/);

@@ -113,6 +113,10 @@ export class SimProvider implements Provider {
   /** The throttle and the random failures every API call may meet, after catching up with outside edits. */
   async #admit(call: "create" | "get" | "list" | "delete" | "claim"): Promise<void> {
     await this.inventory.sync();
+    if (this.settings.unhealthyFailsCalls) {
+      const health = await this.health();
+      if (!health.healthy) throw new ProviderError("retryable", `sim: ${call} failed: service unavailable (${health.message})`);
+    }
     if (this.#throttle && !this.#throttle.tryTake()) throw new ProviderError("retryable", `sim: ${call} throttled (rate limit exceeded)`);
     if (call !== "get" && call !== "list" && this.#random() < this.settings.errorRate) {
       throw new ProviderError("retryable", `sim: ${call} failed with a simulated internal error`);

@@ -33,6 +33,8 @@ export const simSettingsSchema = z.strictObject({
   healthy: z.boolean().default(true),
   /** While this file exists the cloud reports itself unhealthy, with the file's content as the reason. */
   unhealthyFile: z.string().min(1).optional(),
+  /** While unhealthy, every API call fails as unavailable too (a real outage), not only the health check. */
+  unhealthyFailsCalls: z.boolean().default(false),
   /** Where the inventory is kept so it outlives a restart; default `<stateDir>/sim-<clusterId>.json`; null keeps it in memory. */
   inventoryFile: z.string().min(1).nullable().optional(),
   /** Seed for the random draws (latency, errors, crashes), for repeatable runs. */
