@@ -22,8 +22,8 @@ import { serviceAccountKubeconfig } from "./support/tokens.js";
 import { waitFor } from "./support/wait.js";
 
 const PROFILES = {
-  short: { pods: 100, kills: 5, killGapMs: [6_000, 12_000], convergeMs: 150_000, outageMs: 15_000 },
-  soak: { pods: 300, kills: 12, killGapMs: [5_000, 15_000], convergeMs: 300_000, outageMs: 30_000 },
+  short: { pods: 300, kills: 5, killGapMs: [6_000, 12_000], convergeMs: 150_000, outageMs: 30_000 },
+  soak: { pods: 1000, kills: 12, killGapMs: [5_000, 15_000], convergeMs: 300_000, outageMs: 60_000 },
 } as const;
 const PROFILE_NAME = process.env.PEERPODS_CHAOS === "soak" ? "soak" : "short";
 const PROFILE = PROFILES[PROFILE_NAME];
@@ -32,6 +32,7 @@ const NAMESPACE = "chaos-e2e";
 const CLUSTER_ID = "chaos-e2e";
 const NODES = ["chaos-node-1", "chaos-node-2", "chaos-node-3"];
 const VM_RESOURCE = "kata.peerpods.io/vm";
+const WORKER_LEASE = "peerpods-system/peerpods-worker";
 const NODE_LABEL = { "chaos-e2e.peerpods.io/pool": "peer" };
 /** Creates per wave; every wave also deletes a share of the live pods. */
 const WAVE = 5;
@@ -131,9 +132,10 @@ describe(`chaos (${PROFILE_NAME} profile): ${PROFILE.pods} peer pods churned thr
       throttle: { ratePerSecond: 25, burst: 10 },
       inventoryFile,
       unhealthyFile,
+      unhealthyFailsCalls: true,
     };
     // the workers also advertise the VM slots, so a cloud outage shows on the nodes
-    await writeFile(policyFile, JSON.stringify({ nodes: { selector: { matchLabels: NODE_LABEL }, vmsPerNode: 200 }, provider: { name: "sim", sim } }));
+    await writeFile(policyFile, JSON.stringify({ nodes: { selector: { matchLabels: NODE_LABEL }, vmsPerNode: PROFILE.pods }, provider: { name: "sim", sim } }));
     kubeconfig = await serviceAccountKubeconfig(admin, { namespace: "peerpods-system", name: "peerpods" }, join(dir, "peerpods.kubeconfig"), cluster().caFile);
     // The webhook runs apart from the workers under fire: this suite is about the VM lifecycle.
     webhook = await startPeerpods({ kubeconfig, args: ["--parts=webhook", `--policy-file=${policyFile}`, `--cluster-id=${CLUSTER_ID}`, "--log-level=info"] });
@@ -148,7 +150,8 @@ describe(`chaos (${PROFILE_NAME} profile): ${PROFILE.pods} peer pods churned thr
 
   after(async function () {
     this.timeout(60_000);
-    await Promise.all([...replicas, webhook].map((r) => r?.kill()));
+    // a graceful stop releases the Leases, so the next suite's replicas need not wait for them to expire
+    await Promise.all([...replicas, webhook].map((r) => r?.stop()));
     await core.deleteNamespace({ name: NAMESPACE }).catch(() => undefined);
     for (const name of NODES) await core.deleteNode({ name }).catch(() => undefined);
     await removeWebhookConfigs(admin, webhookConfig);
@@ -198,9 +201,15 @@ describe(`chaos (${PROFILE_NAME} profile): ${PROFILE.pods} peer pods churned thr
         stats.kills += 1;
         if (current) {
           stats.leaderKills += 1;
-          const survivor = replicas[0]!;
-          void waitFor(() => survivor.logs().find((l) => l.msg === "became leader"), { timeoutMs: 60_000, intervalMs: 200, message: "the standby to lead" })
-            .then((line) => stats.failoversMs.push(Date.parse(String(line.time)) - killedAt))
+          // the standby or the replacement, whichever takes the Lease first
+          const tookOver = (): number | undefined =>
+            everyWorker
+              .flatMap((w) => w.logs())
+              .filter((l) => l.msg === "became leader" && l.lease === WORKER_LEASE)
+              .map((l) => Date.parse(String(l.time)))
+              .find((at) => at > killedAt);
+          void waitFor(tookOver, { timeoutMs: 60_000, intervalMs: 200, message: "another replica to lead" })
+            .then((at) => stats.failoversMs.push(at - killedAt))
             .catch(() => undefined);
         }
         await startWorker();
@@ -276,23 +285,36 @@ describe(`chaos (${PROFILE_NAME} profile): ${PROFILE.pods} peer pods churned thr
     console.log(`      chaos report: ${JSON.stringify(report)}`);
   });
 
-  it(`a cloud outage of ${PROFILE.outageMs / 1000} s deletes no VM that should live, drops the nodes' allocatable slots to 0, keeps Ready pods Ready, and everything resumes`, async () => {
+  it(`a cloud outage of ${PROFILE.outageMs / 1000} s (every call failing) deletes no VM that should live, drops the nodes' allocatable slots to 0 so new peer pods wait Unschedulable, keeps Ready pods Ready, and everything resumes`, async () => {
     const before = new Map((await inventory()).map((vm) => [vm.id, vm.tags[TAG.podUid]]));
     assert.ok(before.size > 0);
+    const errorsBefore = await retryableErrors(replicas);
     const outageStarted = Date.now();
-    await writeFile(unhealthyFile, "chaos-e2e: zone outage\n");
+    await writeFile(unhealthyFile, "chaos-e2e: region outage\n");
     const allocatable = async (): Promise<string[]> =>
       Promise.all(NODES.map(async (name) => (await core.readNodeStatus({ name })).status?.allocatable?.[VM_RESOURCE] ?? "none"));
     await waitFor(async () => (await allocatable()).every((n) => n === "0"), { timeoutMs: 20_000, intervalMs: 250, message: "allocatable to drop to 0" });
+    const allocatableZeroMs = Date.now() - outageStarted;
+    // kube-scheduler follows node status through its own watch: wait until it has seen the drop
+    const schedulerSawZeroMs = (await schedulerSeesNoSlots(core, NODE_LABEL, NODES.length)) - outageStarted;
     const newcomers = ["outage-0", "outage-1", "outage-2"];
     for (const name of newcomers) await core.createNamespacedPod({ namespace: NAMESPACE, body: peerPod(name) });
     await sleep(Math.max(0, PROFILE.outageMs - (Date.now() - outageStarted)));
+
     const notReady = (await pods()).filter((p) => !newcomers.includes(p.metadata!.name!) && !podReady(p)).length;
     assert.equal(notReady, 0, "pods that were Ready stay Ready during the outage");
-    const scheduledDuringOutage = (await Promise.all(newcomers.map(async (name) => (await core.readNamespacedPod({ name, namespace: NAMESPACE })).spec?.nodeName))).filter(Boolean).length;
+    for (const name of newcomers) {
+      const pod = await core.readNamespacedPod({ name, namespace: NAMESPACE });
+      const scheduled = pod.status?.conditions?.find((c) => c.type === "PodScheduled");
+      assert.equal(pod.spec?.nodeName, undefined, `${name} was bound during the outage`);
+      assert.equal(scheduled?.reason, "Unschedulable", `${name}: PodScheduled ${JSON.stringify(scheduled)}`);
+      assert.match(scheduled?.message ?? "", /Insufficient kata\.peerpods\.io\/vm/);
+    }
     const during = new Set((await inventory()).map((vm) => vm.id));
     const lost = [...before.keys()].filter((id) => !during.has(id));
     assert.deepEqual(lost, [], "VMs of live pods deleted during the outage");
+    const failedCalls = (await retryableErrors(replicas)) - errorsBefore;
+    assert.ok(failedCalls > 0, "the outage made provider calls fail (counted in peerpods_provider_errors_total)");
 
     await rm(unhealthyFile);
     const resumeStarted = Date.now();
@@ -302,15 +324,44 @@ describe(`chaos (${PROFILE_NAME} profile): ${PROFILE.pods} peer pods churned thr
         last = await problems();
         return last.length === 0 && (await pods()).length === before.size + newcomers.length;
       },
-      { timeoutMs: 120_000, intervalMs: 1000, message: "the waiting pods to get their VMs" },
+      { timeoutMs: 120_000, intervalMs: 500, message: "the waiting pods to get their VMs" },
     ).catch((error: Error) => {
       throw new Error(`${error.message}; still wrong: ${last.join(", ")}`);
     });
     const after = new Map((await inventory()).map((vm) => [vm.id, vm.tags[TAG.podUid]]));
     assert.ok([...before].every(([id, uid]) => after.get(id) === uid), "every VM from before the outage is still its pod's");
-    console.log(`      outage report: ${JSON.stringify({ outageMs: resumeStarted - outageStarted, vmsKept: before.size, vmsLost: lost.length, scheduledDuringOutage, resumedMs: Date.now() - resumeStarted })}`);
+    const report = { outageMs: resumeStarted - outageStarted, allocatableZeroMs, schedulerSawZeroMs, failedCalls, vmsKept: before.size, vmsLost: lost.length, waitingPods: newcomers.length, resumedMs: Date.now() - resumeStarted };
+    console.log(`      outage report: ${JSON.stringify(report)}`);
   });
 });
+
+/**
+ * Resolves (with the time) once kube-scheduler turns away a pod that asks for a VM slot on the selected
+ * nodes for lack of slots. A probe it still binds (its cache lagging the apiserver) is deleted and tried again.
+ */
+async function schedulerSeesNoSlots(core: CoreV1Api, selector: Record<string, string>, nodes: number): Promise<number> {
+  const noSlots = new RegExp(`\\b${nodes} Insufficient ${VM_RESOURCE.replaceAll(".", "\\.")}`);
+  for (let attempt = 0; attempt < 10; attempt += 1) {
+    const name = `chaos-slot-probe-${attempt}`;
+    const probe: V1Pod = {
+      metadata: { name },
+      spec: { nodeSelector: selector, containers: [{ name: "probe", image: "busybox", resources: { limits: { [VM_RESOURCE]: "1" } } }] },
+    };
+    await core.createNamespacedPod({ namespace: "default", body: probe });
+    const outcome = await waitFor(
+      async () => {
+        const pod = await core.readNamespacedPod({ name, namespace: "default" });
+        if (pod.spec?.nodeName) return "bound";
+        const scheduled = pod.status?.conditions?.find((c) => c.type === "PodScheduled" && c.status === "False");
+        return scheduled && noSlots.test(scheduled.message ?? "") ? "refused" : undefined;
+      },
+      { timeoutMs: 20_000, intervalMs: 100, message: `the scheduler to place or refuse ${name}` },
+    );
+    await core.deleteNamespacedPod({ name, namespace: "default", gracePeriodSeconds: 0 });
+    if (outcome === "refused") return Date.now();
+  }
+  throw new Error("kube-scheduler kept binding slot probes to nodes whose allocatable reads 0");
+}
 
 /** Calls `call` until it succeeds (the apiserver restarts mid-run); a 404 on delete or 409 on create means an earlier try went through. */
 async function retried(call: () => Promise<unknown>, onRetry: () => void): Promise<void> {
@@ -359,8 +410,15 @@ async function scrape(peerpods: Peerpods): Promise<string> {
 }
 
 async function leaderGauge(peerpods: Peerpods): Promise<number> {
-  const match = /^peerpods_leader (\d+)/m.exec(await scrape(peerpods));
+  const match = /^peerpods_leader\{lease="peerpods-worker"\} (\d+)/m.exec(await scrape(peerpods));
   return match ? Number(match[1]) : NaN;
+}
+
+/** Provider calls that failed with a retryable error, summed over the replicas. */
+async function retryableErrors(replicas: readonly Peerpods[]): Promise<number> {
+  let total = 0;
+  for (const replica of replicas) total += (await providerErrors(replica).catch(() => ({ retryable: 0, other: 0 }))).retryable;
+  return total;
 }
 
 async function providerErrors(peerpods: Peerpods): Promise<{ retryable: number; other: number }> {
