@@ -17,6 +17,7 @@ import { atExit } from "./cluster/process.js";
 import { createNamespace, installLocalOverlay } from "./support/suite.js";
 import { cluster } from "./setup.js";
 import { applyObjects, removeWebhookConfigs, withWebhookUrl } from "./support/manifests.js";
+import { leaderGauge } from "./support/leader.js";
 import { startPeerpods, type Peerpods } from "./support/peerpods.js";
 import { serviceAccountKubeconfig } from "./support/tokens.js";
 import { waitFor } from "./support/wait.js";
@@ -175,7 +176,7 @@ describe(`chaos (${PROFILE_NAME} profile): ${PROFILE.pods} peer pods churned thr
     })();
 
     const leader = async (): Promise<Peerpods | undefined> => {
-      for (const replica of replicas) if ((await leaderGauge(replica).catch(() => 0)) === 1) return replica;
+      for (const replica of replicas) if ((await leaderGauge(replica, "peerpods-worker").catch(() => 0)) === 1) return replica;
       return undefined;
     };
     const collectFaults = async (replica: Peerpods): Promise<void> => {
@@ -407,11 +408,6 @@ function podReady(pod: V1Pod): boolean {
 
 async function scrape(peerpods: Peerpods): Promise<string> {
   return (await fetch(`http://127.0.0.1:${peerpods.metricsPort}/metrics`, { signal: AbortSignal.timeout(2000) })).text();
-}
-
-async function leaderGauge(peerpods: Peerpods): Promise<number> {
-  const match = /^peerpods_leader\{lease="peerpods-worker"\} (\d+)/m.exec(await scrape(peerpods));
-  return match ? Number(match[1]) : NaN;
 }
 
 /** Provider calls that failed with a retryable error, summed over the replicas. */

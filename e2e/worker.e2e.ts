@@ -12,6 +12,7 @@ import { createNamespace, giveVmSlots, installLocalOverlay } from "./support/sui
 import { cluster } from "./setup.js";
 import { applyObjects, withWebhookUrl, removeWebhookConfigs } from "./support/manifests.js";
 import { startPeerpods, type Peerpods } from "./support/peerpods.js";
+import { leaderGauge } from "./support/leader.js";
 import { serviceAccountKubeconfig } from "./support/tokens.js";
 import { waitFor } from "./support/wait.js";
 
@@ -207,15 +208,15 @@ describe("worker: one VM per peer pod on the local control plane (sim provider)"
     const creators = (p: Peerpods): number => p.logs().filter((l) => l.msg === "VM created" && String(l.pod).startsWith(`${NAMESPACE}/wk-e-`)).length;
     assert.ok(creators(first) >= 5, "the leader created the VMs");
     assert.equal(creators(second), 0, "the standby created none");
-    assert.equal(await leaderGauge(second), 0);
-    assert.equal(await leaderGauge(first), 1);
+    assert.equal(await leaderGauge(second, "peerpods-worker"), 0);
+    assert.equal(await leaderGauge(first, "peerpods-worker"), 1);
 
     const killedAt = Date.now();
     await first.kill();
     replicas.splice(replicas.indexOf(first), 1);
     await serveWebhookFrom(second);
-    await waitFor(() => second.logs().some((l) => l.msg === "became leader"), { timeoutMs: 30_000, message: "the standby to take the lease" });
-    const tookOverMs = Date.parse(String(second.logs().find((l) => l.msg === "became leader")!.time)) - killedAt;
+    const tookOver = await waitFor(() => second.logs().find((l) => l.msg === "became leader"), { timeoutMs: 30_000, message: "the standby to take the lease" });
+    const tookOverMs = Date.parse(String(tookOver.time)) - killedAt;
     assert.ok(tookOverMs < 15_000 + 2_400 + 1_000, `took over ${tookOverMs} ms after the leader died`);
     await createPods("wk-f", 5);
     await waitConverged("pods created after the failover served by the new leader");
@@ -238,10 +239,4 @@ function peerPod(name: string): V1Pod {
 /** The vm-ready condition as the worker writes it (KWOK's fast pod-ready stage also sets readiness gates, without a reason). */
 function vmReadyByWorker(pod: V1Pod): boolean {
   return pod.status?.conditions?.some((c) => c.type === VM_READY_CONDITION && c.status === "True" && c.reason === "VMReady") ?? false;
-}
-
-async function leaderGauge(peerpods: Peerpods): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${peerpods.metricsPort}/metrics`)).text();
-  const match = /^peerpods_leader (\d+)/m.exec(text);
-  return match ? Number(match[1]) : NaN;
 }
