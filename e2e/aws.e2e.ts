@@ -474,7 +474,7 @@ function awsPeerPod(name: string, cpu: string): V1Pod {
   };
 }
 
-/** Ready, with the vm-ready condition as the worker writes it (KWOK's pod-ready stage sets gates without a reason). */
+/** Ready (the e2e KWOK stages make Ready wait for the readiness gate), with the vm-ready condition as the worker writes it. */
 function podReadyWithVm(pod: V1Pod): boolean {
   const conditions = pod.status?.conditions ?? [];
   return (

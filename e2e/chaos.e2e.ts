@@ -399,7 +399,7 @@ function peerPod(name: string): V1Pod {
   };
 }
 
-/** Ready, and the VM's readiness gate set by the worker (not by KWOK's generic stage). */
+/** Ready (the e2e KWOK stages make Ready wait for the readiness gate), with the vm-ready condition as the worker writes it. */
 function podReady(pod: V1Pod): boolean {
   const conditions = pod.status?.conditions ?? [];
   const ready = conditions.some((c) => c.type === "Ready" && c.status === "True");

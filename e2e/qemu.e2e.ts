@@ -168,7 +168,7 @@ describe("qemu provider on the local control plane: peer pods get real VMs and b
     spec: { runtimeClassName: "kata-remote", containers: [{ name: "app", image: "busybox", command: ["sh", "-c", "echo hi"], resources: { requests: { cpu: "250m", memory: "128Mi" } } }] },
   });
   const condition = (pod: V1Pod, type: string): string | undefined => pod.status?.conditions?.find((c) => c.type === type)?.status;
-  /** The vm-ready condition as the worker writes it (KWOK's fast pod-ready stage also sets readiness gates, without a reason). */
+  /** The vm-ready condition as the worker writes it. */
   const vmReadyByWorker = (pod: V1Pod): boolean => pod.status?.conditions?.some((c) => c.type === VM_READY_CONDITION && c.status === "True" && c.reason === "VMReady") ?? false;
 
   before(async function () {

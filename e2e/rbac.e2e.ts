@@ -117,7 +117,6 @@ describe("RBAC: peerpods' roles grant nothing it does not use (audit log of the 
     );
     await core.createNamespacedPod({ namespace: NAMESPACE, body: peerPod() });
     await waitFor(
-      // the reason tells the worker's condition from the one KWOK's pod-ready stage sets
       async () =>
         (await core.readNamespacedPod({ name: "rbac-pod", namespace: NAMESPACE })).status?.conditions?.some(
           (c) => c.type === VM_READY_CONDITION && c.status === "True" && c.reason === "VMReady",

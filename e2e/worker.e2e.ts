@@ -236,7 +236,7 @@ function peerPod(name: string): V1Pod {
   };
 }
 
-/** The vm-ready condition as the worker writes it (KWOK's fast pod-ready stage also sets readiness gates, without a reason). */
+/** The vm-ready condition as the worker writes it. */
 function vmReadyByWorker(pod: V1Pod): boolean {
   return pod.status?.conditions?.some((c) => c.type === VM_READY_CONDITION && c.status === "True" && c.reason === "VMReady") ?? false;
 }

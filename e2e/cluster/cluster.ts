@@ -1,10 +1,11 @@
 import { CoreV1Api, KubeConfig, type V1Node } from "@kubernetes/client-node";
 import { existsSync, readFileSync, rmSync, statSync } from "node:fs";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { request } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { writeKubeconfig } from "./kubeconfig.js";
+import { kubeletReadinessStages } from "./kwok-readiness.js";
 import { CONTROL_PLANE_BINARIES, binaryPath, kwokBinary, kwokStagesFile } from "./paths.js";
 import { createPki, type ClusterPki } from "./pki.js";
 import { atExit, startProcess, tail, type ManagedProcess } from "./process.js";
@@ -46,8 +47,6 @@ export interface ClusterOptions {
   schedulerConfig?: string;
   /** kube-scheduler client QPS (burst 2×); omitted = its default of 50. */
   qps?: number;
-  /** KWOK stages file; omitted = the one cluster:build copied from KWOK (its "fast" stages). */
-  kwokStages?: string;
 }
 
 export const KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node";
@@ -132,7 +131,10 @@ async function launch(options: ClusterOptions): Promise<Cluster> {
     };
     start("kube-controller-manager", binaryPath("kube-controller-manager"), controllerManagerArgs(kubeconfigPath, pki));
     await startScheduler(options.schedulerConfig);
-    start("kwok", kwokBinary(), kwokArgs(kubeconfigPath, options.kwokStages ?? kwokStagesFile()));
+    // KWOK's fast stages, with pod readiness as the kubelet computes it: Ready only once every readiness gate is True
+    const stagesPath = join(dataDir, "kwok-stages.yaml");
+    await writeFile(stagesPath, kubeletReadinessStages(await readFile(kwokStagesFile(), "utf8")));
+    start("kwok", kwokBinary(), kwokArgs(kubeconfigPath, stagesPath));
 
     const kc = new KubeConfig();
     kc.loadFromFile(kubeconfigPath);

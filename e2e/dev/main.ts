@@ -14,7 +14,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse as parseYaml, stringify } from "yaml";
 import { startCluster, type Cluster } from "../cluster/cluster.js";
-import { kwokStagesFile } from "../cluster/paths.js";
 import { atExit, onFirstSignal, tail } from "../cluster/process.js";
 import { localCerts } from "../support/certs.js";
 import { applyObjects, loadManifests, LOCAL_OVERLAY_DIR, MANIFESTS_DIR, withWebhookUrl } from "../support/manifests.js";
@@ -22,7 +21,6 @@ import { startPeerpods, type Peerpods } from "../support/peerpods.js";
 import { serviceAccountKubeconfig } from "../support/tokens.js";
 import { waitFor } from "../support/wait.js";
 import { PEERPOD_GROUP, PEERPOD_PLURAL, PEERPOD_VERSION, type PeerPod } from "../../src/worker/peerpod.js";
-import { kubeletReadinessStages } from "./kwok-readiness.js";
 import { buildControlPlane, buildPodVmImage, ensureHostPackages } from "./prepare.js";
 import { formatElapsed, printLine, Steps } from "./progress.js";
 import { admission, progressLines, statusLine, type Milestone, type Snapshot } from "./timeline.js";
@@ -91,10 +89,8 @@ function killMentioning(text: string): number {
   return pids.length;
 }
 
-async function startLocalCluster(workDir: string): Promise<Cluster> {
-  const stages = join(workDir, "kwok-stages.yaml");
-  await writeFile(stages, kubeletReadinessStages(await readFile(kwokStagesFile(), "utf8")));
-  const cluster = await startCluster({ kwokStages: stages });
+async function startLocalCluster(): Promise<Cluster> {
+  const cluster = await startCluster();
   await cluster.addNodes(NODES);
   return cluster;
 }
@@ -266,7 +262,7 @@ async function main(): Promise<void> {
     await steps.run("host packages (qemu)", ensureHostPackages, (result) => result);
     await steps.run("control plane binaries", buildControlPlane, (result) => result);
     await steps.run("pod VM image", buildPodVmImage, (result) => result);
-    const cluster = await steps.run("starting etcd, kube-apiserver, controller-manager, scheduler, KWOK; 3 nodes", () => startLocalCluster(workDir), (c) => `${c.server}, nodes ${NODES.map((n) => n.name).join(", ")} (the first two labelled for peer pods)`);
+    const cluster = await steps.run("starting etcd, kube-apiserver, controller-manager, scheduler, KWOK; 3 nodes", () => startLocalCluster(), (c) => `${c.server}, nodes ${NODES.map((n) => n.name).join(", ")} (the first two labelled for peer pods)`);
     running.cluster = cluster;
     const summary = await steps.run("applying the local overlay, starting peerpods, pointing kube-scheduler at its extender", () => startPeerpodsOnHost(running, cluster.kc), (text) => text);
     const peerpods = running.peerpods!;
