@@ -102,7 +102,8 @@ describe("Reconciler", () => {
   /** As after a GC listing that missed the VM. */
   let verify = false;
 
-  const reconciler = (): Reconciler => {
+  /** `record` stands in for the PeerPod informer; by default it is up to date. */
+  const reconciler = (record?: (key: string) => PeerPod | undefined): Reconciler => {
     const events: EventRecorder = { record: (_target, _type, reason) => cluster.reasons.push(reason) };
     return new Reconciler({
       clusterId: CLUSTER,
@@ -112,7 +113,7 @@ describe("Reconciler", () => {
       policy: () => policy,
       // copies, as an informer cache holds its own objects
       pod: (key) => structuredClone(cluster.pods.get(key)),
-      record: (key) => structuredClone(cluster.records.get(key)),
+      record: record ?? ((key) => structuredClone(cluster.records.get(key))),
       boundAt: () => Date.now(),
       waitForReady: () => undefined,
       takeListedInstance: () => undefined,
@@ -156,6 +157,20 @@ describe("Reconciler", () => {
     assert.deepEqual(await vmsByPod(), new Map([["uid-a", [record.status!.instanceID!]]]));
     assert.equal(cluster.pods.get("ns/a")!.status!.conditions![0]!.reason, "VMReady");
     assert.ok(cluster.reasons.includes("VMReady"));
+  });
+
+  it("records VMReady once when its PeerPod cache has not caught up with its own Ready patch", async () => {
+    provider = await createProvider({ createMs: 0, readyMs: 0, deleteMs: 0, inventoryFile: null }, { clusterId: CLUSTER, stateDir: "", log: silentLogger });
+    cluster.addPod("a");
+    const lagging = new Map<string, PeerPod>();
+    const worker = reconciler((key) => lagging.get(key) ?? structuredClone(cluster.records.get(key)));
+    await worker.reconcile("ns/a");
+    const stored = cluster.records.get("ns/a")!;
+    assert.equal(stored.status?.phase, "Ready");
+    // the informer still holds the record from before the Ready patch
+    lagging.set("ns/a", { ...structuredClone(stored), status: { ...stored.status, phase: "Creating" } });
+    await worker.reconcile("ns/a");
+    assert.deepEqual(cluster.reasons.filter((r) => r === "VMReady"), ["VMReady"]);
   });
 
   it("converges on exactly one VM per pod when the cloud loses answers and the apiserver fails between steps", async () => {

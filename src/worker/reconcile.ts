@@ -59,6 +59,9 @@ const MAX_STEPS = 10;
  * idempotent, so a crash between any two of them is repaired by the next reconcile.
  */
 export class Reconciler {
+  /** The VM this replica last marked ready per pod key, to tell a PeerPod cache that is behind that patch. */
+  readonly #markedReady = new Map<string, string>();
+
   constructor(private readonly deps: ReconcilerDeps) {}
 
   async reconcile(key: string): Promise<HandlerResult> {
@@ -246,7 +249,11 @@ export class Reconciler {
   async #markReady(state: State): Promise<void> {
     const pod = state.pod!;
     const instance = state.found!;
-    const record = state.record!;
+    let record = state.record!;
+    if (record.status?.phase !== "Ready" && this.#markedReady.get(state.key) === instance.id) {
+      // the cache may be behind this replica's own Ready patch: ask the apiserver before patching and telling again
+      record = (await this.deps.writes.getRecord(record.metadata.namespace, record.metadata.name)) ?? record;
+    }
     const becomesReady = record.status?.phase !== "Ready";
     const [updated] = await Promise.all([
       becomesReady
@@ -264,6 +271,7 @@ export class Reconciler {
     state.record = updated;
     state.vmReady = true;
     if (!becomesReady) return;
+    this.#markedReady.set(state.key, instance.id);
     const seconds = Math.max(0, (Date.now() - this.deps.boundAt(state.key, pod)) / 1000);
     vmReadySeconds.observe(seconds);
     this.#event(state, "Normal", "VMReady", `VM ${instance.id} (${record.spec.instanceType}) ready ${seconds.toFixed(1)}s after the pod was bound`);
@@ -298,6 +306,7 @@ export class Reconciler {
 
   /** Deletes every VM tagged with the record's pod UID (so one made by a create whose answer was lost goes too), then releases the record. */
   async #teardown(state: State): Promise<void> {
+    this.#markedReady.delete(state.key);
     let record = state.record!;
     try {
       if (record.status?.phase !== "Deleting") record = await this.deps.writes.patchRecordStatus(record, { phase: "Deleting" });
