@@ -80,6 +80,8 @@ export class ProviderError extends Error {
  */
 export interface Provider {
   readonly name: string;
+  /** How often the worker may list booting VMs to see them ready; a cloud whose listing is costly asks for less often. */
+  readonly readyPollMs?: number;
   create(spec: InstanceSpec): Promise<Instance>;
   get(id: string): Promise<Instance | undefined>;
   /** Instances whose tags include every key/value of `tagFilter`. */

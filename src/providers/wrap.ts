@@ -11,6 +11,7 @@ export function aroundCalls(provider: Provider, around: AroundCall): Provider {
       around(name, () => call.apply(provider, args));
   return {
     name: provider.name,
+    ...(provider.readyPollMs !== undefined ? { readyPollMs: provider.readyPollMs } : {}),
     create: wrap("create", provider.create),
     get: wrap("get", provider.get),
     list: wrap("list", provider.list),

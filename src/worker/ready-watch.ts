@@ -3,20 +3,24 @@ import { TAG, type Instance, type Provider } from "../providers/types.js";
 
 /**
  * Watches booting VMs with one provider listing per interval for all of them (not one call per VM),
- * and hands a pod back to the queue as soon as its VM is ready, gone, or no longer booting.
+ * and hands a pod back to the queue as soon as its VM is ready, gone, or no longer booting. The
+ * interval is the provider's `readyPollMs` when it names one, else `intervalMs`.
  */
 export class ReadyWatcher {
   readonly #waiting = new Map<string, string>();
+  readonly #intervalMs: number;
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
 
   constructor(
     private readonly provider: Provider,
     private readonly clusterId: string,
-    private readonly intervalMs: number,
+    intervalMs: number,
     private readonly changed: (key: string, instance: Instance | undefined) => void,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.#intervalMs = provider.readyPollMs ?? intervalMs;
+  }
 
   wait(key: string, instanceId: string): void {
     this.#waiting.set(key, instanceId);
@@ -30,7 +34,7 @@ export class ReadyWatcher {
 
   #schedule(): void {
     if (this.#timer || this.#stopped || this.#waiting.size === 0) return;
-    this.#timer = setTimeout(() => void this.#poll(), this.intervalMs);
+    this.#timer = setTimeout(() => void this.#poll(), this.#intervalMs);
   }
 
   async #poll(): Promise<void> {

@@ -49,6 +49,10 @@ export class AwsProvider implements Provider {
     private readonly options: ProviderOptions,
   ) {}
 
+  get readyPollMs(): number {
+    return this.settings.readyPollMs;
+  }
+
   async create(spec: InstanceSpec): Promise<Instance> {
     const existing = await this.#findExisting(spec);
     if (existing) return this.#withStatus([existing]).then(([instance]) => instance as Instance);

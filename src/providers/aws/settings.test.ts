@@ -7,6 +7,7 @@ describe("aws settings", () => {
     assert.deepEqual(settings.subnetIds, []);
     assert.equal(settings.agentPort, 15150);
     assert.equal(settings.statusChecks, true);
+    assert.equal(settings.readyPollMs, 2000);
     assert.equal(settings.maxAttempts, 5);
   });
 

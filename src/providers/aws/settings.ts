@@ -37,6 +37,8 @@ export const awsSettingsSchema = z.strictObject({
   agentConfigPath: z.string().regex(/^\/[^\0]*$/, "must be an absolute path").default("/run/peerpods/agent-config"),
   /** Ready means running and passing EC2 status checks; false: running is enough. */
   statusChecks: z.boolean().default(true),
+  /** How often the worker lists booting VMs (DescribeInstances + DescribeInstanceStatus) to see them ready. */
+  readyPollMs: z.number().int().min(200).max(60_000).default(2_000),
   pageSize: z.number().int().min(5).max(1000).default(500),
   /** SDK attempts per call; throttling and 5xx are retried with jittered exponential backoff. */
   maxAttempts: z.number().int().min(1).max(20).default(5),
