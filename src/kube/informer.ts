@@ -20,24 +20,37 @@ export function startInformer<T extends KubernetesObject>(
   attach: (informer: Informer<T>) => void,
   labelSelector?: string,
 ): WatchedInformer<T> {
-  const informer = makeInformer<T>(kc, path, list, labelSelector);
+  // client-node's start() resolves even when its list failed (it reports that as an error event),
+  // so `synced` waits for a list that returned, or a cold cache would look like deleted objects.
+  let listed = false;
+  const informer = makeInformer<T>(kc, path, async () => {
+    const result = await list();
+    listed = true;
+    return result;
+  }, labelSelector);
   attach(informer);
+  let markSynced: () => void = () => undefined;
+  const synced = new Promise<void>((resolve) => (markSynced = resolve));
   let stopped = false;
   let delay = 250;
+  let failures = 0;
   let timer: NodeJS.Timeout | undefined;
+  const start = (): void => {
+    const failuresBefore = failures;
+    informer.start().then(() => {
+      if (listed) markSynced();
+      if (failures === failuresBefore) delay = 250;
+    }, restart);
+  };
   const restart = (error: unknown): void => {
     if (stopped) return;
+    failures++;
     log.warn({ err: error, path, retryInMs: delay }, "watch failed; restarting");
-    timer = setTimeout(() => {
-      informer.start().then(() => (delay = 250), restart);
-    }, delay);
+    timer = setTimeout(start, delay);
     delay = Math.min(delay * 2, 30_000);
   };
   informer.on("error", restart);
-  const synced = informer.start().catch((error: unknown) => {
-    restart(error);
-    return new Promise<void>((resolve) => informer.on("connect", () => resolve()));
-  });
+  start();
   return {
     informer,
     synced,
