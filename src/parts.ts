@@ -1,6 +1,7 @@
-import type { KubeConfig } from "@kubernetes/client-node";
+import type { KubeConfig, V1Node, V1Pod } from "@kubernetes/client-node";
 import type { ServeConfig } from "./config/serve.js";
 import type { EventRecorder } from "./kube/events.js";
+import type { SharedInformer } from "./kube/shared-informer.js";
 import type { Logger } from "./log/logger.js";
 import type { PolicyStore } from "./policy/store.js";
 import type { ProviderHealthMonitor } from "./providers/health.js";
@@ -14,6 +15,10 @@ export interface PartContext {
   /** The cluster connection; throws a clear error when none is configured. */
   kube(): KubeConfig;
   events(): EventRecorder;
+  /** The process's one cache of every pod, started on first use; parts subscribe and unsubscribe when they stop. */
+  pods(): SharedInformer<V1Pod>;
+  /** The same for nodes. */
+  nodes(): SharedInformer<V1Node>;
   /** The cloud named by the policy, created on first use and shared by every part. */
   provider(): Promise<Provider>;
   /** Shared health of that provider, polled while any part uses it. */

@@ -3,6 +3,7 @@ import { unwatchFile, watchFile } from "node:fs";
 import type { ServeConfig, PartName } from "./config/serve.js";
 import { metricsApp } from "./http/apps.js";
 import { startServer } from "./http/server.js";
+import { clusterCaches } from "./kube/caches.js";
 import { loadKubeConfig } from "./kube/client.js";
 import { eventRecorder, type EventRecorder } from "./kube/events.js";
 import type { Logger } from "./log/logger.js";
@@ -46,12 +47,15 @@ export async function serve(config: ServeConfig, log: Logger): Promise<Serving> 
   const readyChecks = new Map<string, () => boolean>();
   let provider: Promise<Provider> | undefined;
   let health: ProviderHealthMonitor | undefined;
+  const caches = clusterCaches(() => context.kube(), log.child({ part: "caches" }));
   const context: PartContext = {
     config,
     policy,
     log,
     kube: () => (kube ??= loadKubeConfig(config.kubeconfig)),
     events: () => (events ??= eventRecorder(context.kube(), log)),
+    pods: () => caches.pods(),
+    nodes: () => caches.nodes(),
     addReadyCheck: (name, check) => readyChecks.set(name, check),
     provider: () =>
       (provider ??= createProvider(policy.current.spec.provider, { clusterId: config.clusterId, stateDir: config.stateDir, log })),
@@ -87,6 +91,7 @@ export async function serve(config: ServeConfig, log: Logger): Promise<Serving> 
     for (const part of config.parts) running.push(await STARTERS[part]!(context));
   } catch (error) {
     await Promise.allSettled(running.map((p) => p.stop(0)));
+    await caches.stop();
     await metrics.close(0);
     throw error;
   }
@@ -96,6 +101,7 @@ export async function serve(config: ServeConfig, log: Logger): Promise<Serving> 
     stop: async () => {
       const graceMs = config.shutdownGraceSeconds * 1000;
       for (const part of running.reverse()) await part.stop(graceMs);
+      await caches.stop();
       await Promise.allSettled(cleanups.map((cleanup) => cleanup()));
       health?.stop();
       if (provider) await (await provider).close();

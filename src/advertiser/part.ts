@@ -1,6 +1,6 @@
-import { CoreV1Api, type ObjectCache, type V1Node } from "@kubernetes/client-node";
+import { CoreV1Api, type V1Node } from "@kubernetes/client-node";
 import { runWhileLeading } from "../kube/leader-part.js";
-import { startInformer, type WatchedInformer } from "../kube/informer.js";
+import type { SharedInformer } from "../kube/shared-informer.js";
 import type { Logger } from "../log/logger.js";
 import type { PartContext, RunningPart } from "../parts.js";
 import { TokenBucket } from "../providers/ratelimit.js";
@@ -26,12 +26,9 @@ export async function startAdvertiser(context: PartContext): Promise<RunningPart
   const kc = context.kube();
   const core = kc.makeApiClient(CoreV1Api);
   let onChange: (name?: string) => void = () => undefined;
-  const nodes = startInformer<V1Node>(kc, "/api/v1/nodes", () => core.listNode(), log, (informer) => {
-    const changed = (node: V1Node): void => onChange(node.metadata?.name);
-    informer.on("add", changed);
-    informer.on("update", changed);
-    informer.on("delete", changed);
-  });
+  const nodes = context.nodes();
+  const changed = (node: V1Node): void => onChange(node.metadata?.name);
+  const unsubscribe = nodes.subscribe({ add: changed, update: changed, delete: changed });
   let synced = false;
   void nodes.synced.then(() => (synced = true));
   context.addReadyCheck("advertiser", () => synced);
@@ -56,7 +53,7 @@ export async function startAdvertiser(context: PartContext): Promise<RunningPart
   return {
     stop: async (graceMs) => {
       await advertising.stop(graceMs);
-      await nodes.stop();
+      unsubscribe();
     },
   };
 }
@@ -90,20 +87,17 @@ function driveMode(mode: Mode, context: PartContext, setNodeHandler: (handler: (
   };
 }
 
-/** makeInformer hands back a ListWatch, which is also the informer's object cache. */
-const cacheOf = (nodes: WatchedInformer<V1Node>): ObjectCache<V1Node> => nodes.informer as unknown as ObjectCache<V1Node>;
-
 interface Mode {
   /** A node changed, or with no name: the policy or the provider's health did. */
   changed(name?: string): void;
   stop(graceMs: number): Promise<void>;
 }
 
-function nodeStatusMode(context: PartContext, core: CoreV1Api, nodes: WatchedInformer<V1Node>, log: Logger): Mode {
+function nodeStatusMode(context: PartContext, core: CoreV1Api, nodes: SharedInformer<V1Node>, log: Logger): Mode {
   const health = context.providerHealth();
   const { sync, close } = nodeStatusSync({
     api: core,
-    node: (name) => cacheOf(nodes).get(name),
+    node: (name) => nodes.get(name),
     policy: context.policy,
     providerHealthy: () => health.healthy,
     bucket: new TokenBucket(PATCH_RATE.perSecond, PATCH_RATE.burst),
@@ -120,7 +114,7 @@ function nodeStatusMode(context: PartContext, core: CoreV1Api, nodes: WatchedInf
   return {
     changed: (name) => {
       if (name) queue.add(name);
-      else for (const node of cacheOf(nodes).list()) if (node.metadata?.name) queue.add(node.metadata.name);
+      else for (const node of nodes.list()) if (node.metadata?.name) queue.add(node.metadata.name);
     },
     stop: async (graceMs) => {
       await queue.stop(graceMs);
@@ -129,12 +123,12 @@ function nodeStatusMode(context: PartContext, core: CoreV1Api, nodes: WatchedInf
   };
 }
 
-async function devicePluginMode(context: PartContext, nodes: WatchedInformer<V1Node>, log: Logger): Promise<Mode> {
+async function devicePluginMode(context: PartContext, nodes: SharedInformer<V1Node>, log: Logger): Promise<Mode> {
   const { config, policy } = context;
   const nodeName = config.nodeName!;
   const health = context.providerHealth();
   const devices = (): Device[] => {
-    const node = cacheOf(nodes).get(nodeName);
+    const node = nodes.get(nodeName);
     const slots = node && matchesSelector(node.metadata?.labels, policy.current) ? slotsOf(node.metadata?.annotations, policy.current).slots : 0;
     return deviceList(slots, health.healthy);
   };

@@ -1,15 +1,14 @@
-import { CoreV1Api, PatchStrategy, setHeaderOptions, type V1Node, type V1Pod } from "@kubernetes/client-node";
+import { CoreV1Api, PatchStrategy, setHeaderOptions, type V1Pod } from "@kubernetes/client-node";
 import { ANNOTATION } from "../kube/annotations.js";
 import { healthApp } from "../http/apps.js";
 import { startServer } from "../http/server.js";
-import { startInformer } from "../kube/informer.js";
 import { quotaUsed } from "../metrics/scheduling.js";
 import type { PartContext, RunningPart } from "../parts.js";
 import { ReleaseNudge } from "./nudge.js";
 import { extenderRoutes } from "./route.js";
 import { SchedulingState } from "./state.js";
 
-/** The HTTPS scheduler extender: `POST /filter`, `POST /prioritize`, fed by node and pod informers. */
+/** The HTTPS scheduler extender: `POST /filter`, `POST /prioritize`, fed by the shared node and pod caches. */
 export async function startExtender(context: PartContext): Promise<RunningPart> {
   const { config, policy, log } = context;
   const partLog = log.child({ part: "extender" });
@@ -27,10 +26,11 @@ export async function startExtender(context: PartContext): Promise<RunningPart> 
   };
   policy.on("change", onPolicy);
 
-  const nodes = startInformer<V1Node>(kc, "/api/v1/nodes", () => core.listNode(), partLog, (informer) => {
-    informer.on("add", (node) => state.upsertNode(node));
-    informer.on("update", (node) => state.upsertNode(node));
-    informer.on("delete", (node) => state.deleteNode(node));
+  const nodes = context.nodes();
+  const unsubscribeNodes = nodes.subscribe({
+    add: (node) => state.upsertNode(node),
+    update: (node) => state.upsertNode(node),
+    delete: (node) => state.deleteNode(node),
   });
   const mergePatch = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
   const nudge = new ReleaseNudge(async (name, at) => {
@@ -44,10 +44,11 @@ export async function startExtender(context: PartContext): Promise<RunningPart> 
     const node = pod.spec?.nodeName;
     if (node && state.usage().vms < before) nudge.released(node);
   };
-  const pods = startInformer<V1Pod>(kc, "/api/v1/pods", () => core.listPodForAllNamespaces(), partLog, (informer) => {
-    informer.on("add", (pod) => onPod(pod, (p) => state.upsertPod(p)));
-    informer.on("update", (pod) => onPod(pod, (p) => state.upsertPod(p)));
-    informer.on("delete", (pod) => onPod(pod, (p) => state.deletePod(p)));
+  const pods = context.pods();
+  const unsubscribePods = pods.subscribe({
+    add: (pod) => onPod(pod, (p) => state.upsertPod(p)),
+    update: (pod) => onPod(pod, (p) => state.upsertPod(p)),
+    delete: (pod) => onPod(pod, (p) => state.deletePod(p)),
   });
   let synced = false;
   void Promise.all([nodes.synced, pods.synced]).then(() => {
@@ -77,7 +78,8 @@ export async function startExtender(context: PartContext): Promise<RunningPart> 
       await server.close(graceMs);
       nudge.stop();
       policy.off("change", onPolicy);
-      await Promise.all([nodes.stop(), pods.stop()]);
+      unsubscribeNodes();
+      unsubscribePods();
     },
   };
 }

@@ -1,7 +1,8 @@
-import { CoreV1Api, CustomObjectsApi, type KubeConfig, type ObjectCache, type V1Pod } from "@kubernetes/client-node";
+import { CustomObjectsApi, type KubeConfig, type ObjectCache, type V1Pod } from "@kubernetes/client-node";
 import { VM_READY_CONDITION } from "../kube/annotations.js";
 import type { EventRecorder } from "../kube/events.js";
 import { startInformer } from "../kube/informer.js";
+import type { SharedInformer } from "../kube/shared-informer.js";
 import type { Logger } from "../log/logger.js";
 import { gcDeleted, vmOperations, workerView } from "../metrics/worker.js";
 import type { PolicyStore } from "../policy/store.js";
@@ -18,6 +19,8 @@ import { clusterWrites } from "./records.js";
 
 export interface ControllerOptions {
   kc: KubeConfig;
+  /** The process's pod cache; the controller subscribes while it runs. */
+  pods: SharedInformer<V1Pod>;
   provider: Provider;
   /** When the cloud comes back, pods backing off after failed calls are retried at once. */
   health: ProviderHealthMonitor;
@@ -32,19 +35,18 @@ export interface ControllerOptions {
 }
 
 export interface Controller {
-  /** Resolves once both informers have their first list and the queue runs. */
+  /** Resolves once both caches have their first list and the queue runs. */
   synced: Promise<void>;
   stop(graceMs: number): Promise<void>;
 }
 
 /**
- * The worker's control loop: informers on pods and PeerPods feed a keyed queue; each key is reconciled
- * by `Reconciler`; a periodic garbage collection removes VMs no live pod owns. Nothing is acted upon
- * before both informers have delivered their first list, so a cold cache never looks like deleted pods.
+ * The worker's control loop: the shared pod cache and an informer on PeerPods feed a keyed queue; each
+ * key is reconciled by `Reconciler`; a periodic garbage collection removes VMs no live pod owns. Nothing
+ * is acted upon before both have delivered their first list, so a cold cache never looks like deleted pods.
  */
 export function startController(options: ControllerOptions): Controller {
   const { kc, provider, policy, clusterId, log } = options;
-  const core = kc.makeApiClient(CoreV1Api);
   const custom = kc.makeApiClient(CustomObjectsApi);
   const queue = new WorkQueue((key) => reconciler.reconcile(key), {
     concurrency: options.concurrency,
@@ -75,11 +77,9 @@ export function startController(options: ControllerOptions): Controller {
     podSignatures.set(key, signature);
     enqueue(key);
   };
-  const pods = startInformer<V1Pod>(kc, "/api/v1/pods", () => core.listPodForAllNamespaces(), log, (informer) => {
-    informer.on("add", (pod) => onPod(pod));
-    informer.on("update", (pod) => onPod(pod));
-    informer.on("delete", (pod) => onPod(pod, true));
-  });
+  const { pods } = options;
+  // Subscribing replays every cached pod as an add, so a new leader term starts from all of them.
+  const unsubscribePods = pods.subscribe({ add: (pod) => onPod(pod), update: (pod) => onPod(pod), delete: (pod) => onPod(pod, true) });
 
   const recordSignatures = new Map<string, string>();
   const onRecord = (record: PeerPod, deleted = false): void => {
@@ -102,8 +102,7 @@ export function startController(options: ControllerOptions): Controller {
       informer.on("delete", (r) => onRecord(r, true));
     },
   );
-  // The informers are client-node ListWatch objects, which are also their caches.
-  const podCache = pods.informer as unknown as ObjectCache<V1Pod>;
+  // The informer is a client-node ListWatch, which is also its cache.
   const recordCache = records.informer as unknown as ObjectCache<PeerPod>;
   const pool = warmPoolFor(provider, { clusterId, policy: () => policy.current, claimedIds: () => heldInstanceIds(recordCache.list()), log: log.child({ component: "warm-pool" }) });
   const wakePool = (): void => pool?.wake();
@@ -126,7 +125,7 @@ export function startController(options: ControllerOptions): Controller {
     writes: clusterWrites(kc),
     events: options.events,
     policy: () => policy.current,
-    pod: (key) => getByKey(podCache, key),
+    pod: (key) => getByKey(pods, key),
     record: (key) => getByKey(recordCache, key),
     boundAt: (key, pod) => boundSeen.get(key) ?? scheduledAt(pod) ?? Date.now(),
     waitForReady: (key, id) => ready.wait(key, id),
@@ -144,8 +143,8 @@ export function startController(options: ControllerOptions): Controller {
 
   const livePods = (): LivePods => {
     const current = policy.current;
-    const pods = podCache.list().filter((pod) => !podFacts(pod, current).done);
-    return { uids: new Set(pods.map((pod) => pod.metadata!.uid!)), names: new Set(pods.map((pod) => `${pod.metadata!.namespace}/${pod.metadata!.name}`)) };
+    const live = pods.list().filter((pod) => !podFacts(pod, current).done);
+    return { uids: new Set(live.map((pod) => pod.metadata!.uid!)), names: new Set(live.map((pod) => `${pod.metadata!.namespace}/${pod.metadata!.name}`)) };
   };
   let gcRunning: Promise<void> | undefined;
   const collectGarbage = async (): Promise<void> => {
@@ -198,7 +197,8 @@ export function startController(options: ControllerOptions): Controller {
       await gcRunning;
       workerView.queueDepth = undefined;
       workerView.vmCounts = undefined;
-      await Promise.all([pods.stop(), records.stop()]);
+      unsubscribePods();
+      await records.stop();
     },
   };
 }
@@ -209,7 +209,7 @@ function podSignature(pod: V1Pod): string {
   return [pod.metadata?.uid, pod.spec?.nodeName ?? "", pod.metadata?.deletionTimestamp ? "deleting" : "", pod.status?.phase ?? "", vmReady, pod.spec?.runtimeClassName].join("|");
 }
 
-function getByKey<T>(cache: ObjectCache<T>, key: string): T | undefined {
+function getByKey<T>(cache: Pick<ObjectCache<T>, "get">, key: string): T | undefined {
   const slash = key.indexOf("/");
   return cache.get(key.slice(slash + 1), key.slice(0, slash));
 }

@@ -17,6 +17,7 @@ export async function startWorker(context: PartContext): Promise<RunningPart> {
   return runWhileLeading(context, LEASE_NAME, log, async () =>
     startController({
       kc,
+      pods: context.pods(),
       provider: errorsCounted(rateLimited(await context.provider(), new TokenBucket(config.providerQps, config.providerBurst))),
       health: context.providerHealth(),
       policy: context.policy,
