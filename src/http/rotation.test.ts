@@ -9,6 +9,12 @@ import { healthApp } from "./apps.js";
 import { startServer } from "./server.js";
 
 const ROTATIONS = 3;
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function waitUntil(condition: () => boolean, timeoutMs = 6_000): Promise<void> {
+  for (const end = Date.now() + timeoutMs; !condition() && Date.now() < end; ) await sleep(5);
+}
+
 const CLIENTS = 8;
 
 describe("certificate rotation under load", function () {
@@ -21,10 +27,18 @@ describe("certificate rotation under load", function () {
     const trusted = [certs.ca];
     const seen = new Set<string>();
     const outcome = { ok: 0, failed: [] as string[] };
+    // how many requests are in flight per length of the trust list they were sent with
+    const inFlight = new Map<number, number>();
     let loading = true;
 
     const once = (): Promise<void> =>
       new Promise((resolve) => {
+        const generation = trusted.length;
+        inFlight.set(generation, (inFlight.get(generation) ?? 0) + 1);
+        const done = (): void => {
+          inFlight.set(generation, (inFlight.get(generation) ?? 1) - 1);
+          resolve();
+        };
         // a new connection each time: every request makes a fresh TLS handshake
         const req = httpsRequest({ host: "127.0.0.1", port: server.port, path: "/healthz", ca: [...trusted], servername: "localhost", agent: false }, (res) => {
           seen.add((res.socket as TLSSocket).getPeerCertificate().fingerprint256);
@@ -32,12 +46,12 @@ describe("certificate rotation under load", function () {
           res.on("end", () => {
             if (res.statusCode === 200) outcome.ok += 1;
             else outcome.failed.push(`status ${res.statusCode}`);
-            resolve();
+            done();
           });
         });
         req.on("error", (error) => {
           outcome.failed.push(error.message);
-          resolve();
+          done();
         });
         req.end();
       });
@@ -49,14 +63,16 @@ describe("certificate rotation under load", function () {
 
     try {
       for (let rotation = 1; rotation <= ROTATIONS; rotation += 1) {
-        await new Promise((resolve) => setTimeout(resolve, 300));
+        await sleep(300);
         const next = await ensureCerts({ outDir: `${certs.dir}/r${rotation}`, dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"], validDays: 2, force: true });
         trusted.push(Buffer.from(next.caBundle, "base64").toString());
+        // a request sent before the new CA was trusted would rightly refuse the new certificate
+        await waitUntil(() => [...inFlight].every(([generation, count]) => generation === trusted.length || count === 0));
         // two separate writes, as a careless operator would: a mismatched pair must be ignored meanwhile
         await copyFile(next.files.key, certs.keyFile);
         await copyFile(next.files.cert, certs.certFile);
         const servedBefore = seen.size;
-        for (let i = 0; i < 60 && seen.size === servedBefore; i++) await new Promise((resolve) => setTimeout(resolve, 100));
+        await waitUntil(() => seen.size > servedBefore);
       }
     } finally {
       loading = false;
