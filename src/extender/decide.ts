@@ -1,6 +1,7 @@
 import { ZONE_LABEL } from "../advertiser/slots.js";
 import { ANNOTATION } from "../kube/annotations.js";
 import type { CompiledPolicy } from "../policy/compiled.js";
+import { hasLimits, limitExceeded } from "../policy/limits.js";
 import type { InstanceType } from "../policy/schema.js";
 import { isPeer, type PodObject, type SchedulingState } from "./state.js";
 
@@ -37,18 +38,6 @@ export const REASON = {
   slotsFull: "all peer-pod VM slots on the node are in use",
 } as const;
 
-/** The cluster-wide limit the pod would break, or undefined when it fits. */
-export function limitExceeded(policy: CompiledPolicy, state: SchedulingState, uid: string, instanceType: InstanceType): string | undefined {
-  const { maxVMs, maxVCPUs } = policy.spec.limits;
-  if (maxVMs === undefined && maxVCPUs === undefined) return undefined;
-  const used = state.usage(uid);
-  if (maxVMs !== undefined && used.vms + 1 > maxVMs) return `peer-pod limit maxVMs=${maxVMs} reached: ${used.vms} VMs in use`;
-  if (maxVCPUs !== undefined && used.vcpus + instanceType.vcpus > maxVCPUs) {
-    return `peer-pod limit maxVCPUs=${maxVCPUs} would be exceeded: ${used.vcpus} vCPUs in use, instance type ${instanceType.name} needs ${instanceType.vcpus}`;
-  }
-  return undefined;
-}
-
 function zoneReason(instanceType: InstanceType, zone: string | undefined): string | undefined {
   const zones = instanceType.zones;
   if (!zones || (zone !== undefined && zones.includes(zone))) return undefined;
@@ -74,7 +63,8 @@ export function filterNodes(pod: PodClass, nodeNames: readonly string[], state: 
   }
   if (pod.kind === "invalid") return unresolvableEverywhere(nodeNames, pod.reason);
   if (providerProblem !== undefined) return unresolvableEverywhere(nodeNames, providerProblem);
-  const limit = limitExceeded(state.policy, state, pod.uid, pod.instanceType);
+  const { limits } = state.policy.spec;
+  const limit = hasLimits(limits) ? limitExceeded(limits, state.usage(pod.uid), pod.instanceType) : undefined;
   if (limit) {
     for (const name of nodeNames) outcome.failed[name] = limit;
     return outcome;

@@ -1,5 +1,6 @@
 import { matchesSelector, slotsOf, ZONE_LABEL, type StringMap } from "../advertiser/slots.js";
 import type { CompiledPolicy } from "../policy/compiled.js";
+import type { Usage } from "../policy/limits.js";
 import { ANNOTATION } from "../kube/annotations.js";
 
 /** The parts of a Node the extender reads (informer objects and wire JSON alike). */
@@ -31,11 +32,6 @@ interface PodEntry {
   /** vCPUs counted against the limits; 0 when not counted. */
   vcpus: number;
   counted: boolean;
-}
-
-export interface Usage {
-  vms: number;
-  vcpus: number;
 }
 
 /** How long a pod that passed the filter holds its share of the limits before its binding is seen. */

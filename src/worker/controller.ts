@@ -16,6 +16,7 @@ import { WorkQueue } from "./queue.js";
 import { ReadyWatcher } from "./ready-watch.js";
 import { Reconciler } from "./reconcile.js";
 import { clusterWrites } from "./records.js";
+import { VmBudget } from "./vm-budget.js";
 
 export interface ControllerOptions {
   kc: KubeConfig;
@@ -81,6 +82,14 @@ export function startController(options: ControllerOptions): Controller {
   // Subscribing replays every cached pod as an add, so a new leader term starts from all of them.
   const unsubscribePods = pods.subscribe({ add: (pod) => onPod(pod), update: (pod) => onPod(pod), delete: (pod) => onPod(pod, true) });
 
+  const budget = new VmBudget(
+    () => recordCache.list(),
+    (instanceType) => policy.current.instanceTypes.get(instanceType)?.vcpus ?? 0,
+  );
+  /** A VM went or the limits changed: pods waiting for room try again (the queue drops duplicates). */
+  function wakeWaitingForRoom(): void {
+    for (const key of budget.waiting()) enqueue(key);
+  }
   const recordSignatures = new Map<string, string>();
   const onRecord = (record: PeerPod, deleted = false): void => {
     const key = `${record.metadata.namespace}/${record.metadata.name}`;
@@ -89,6 +98,10 @@ export function startController(options: ControllerOptions): Controller {
     if (signature === undefined) recordSignatures.delete(key);
     else recordSignatures.set(key, signature);
     enqueue(key);
+    if (deleted) {
+      budget.release(key);
+      wakeWaitingForRoom();
+    }
   };
   const listRecords = () => custom.listClusterCustomObject({ group: PEERPOD_GROUP, version: PEERPOD_VERSION, plural: PEERPOD_PLURAL });
   const records = startInformer<PeerPod>(
@@ -105,7 +118,10 @@ export function startController(options: ControllerOptions): Controller {
   // The informer is a client-node ListWatch, which is also its cache.
   const recordCache = records.informer as unknown as ObjectCache<PeerPod>;
   const pool = warmPoolFor(provider, { clusterId, policy: () => policy.current, claimedIds: () => heldInstanceIds(recordCache.list()), log: log.child({ component: "warm-pool" }) });
-  const wakePool = (): void => pool?.wake();
+  const onPolicyChange = (): void => {
+    pool?.wake();
+    wakeWaitingForRoom();
+  };
   const onHealth = (healthy: boolean): void => {
     if (!healthy) return;
     log.info({ backingOff: queue.delayed }, "provider healthy again: retrying every pod now");
@@ -130,6 +146,7 @@ export function startController(options: ControllerOptions): Controller {
     boundAt: (key, pod) => boundSeen.get(key) ?? scheduledAt(pod) ?? Date.now(),
     waitForReady: (key, id) => ready.wait(key, id),
     ...(pool ? { pool } : {}),
+    budget,
     mustVerify: (key) => verify.delete(key),
     takeListedInstance: (key) => {
       const instance = listed.get(key);
@@ -178,7 +195,7 @@ export function startController(options: ControllerOptions): Controller {
     runGc();
     gcTimer = setInterval(runGc, options.gcIntervalMs);
     pool?.start();
-    policy.on("change", wakePool);
+    policy.on("change", onPolicyChange);
     options.health.on("change", onHealth);
     queue.start();
     log.info({ pods: podSignatures.size, records: recordSignatures.size, concurrency: options.concurrency }, "worker started");
@@ -190,7 +207,7 @@ export function startController(options: ControllerOptions): Controller {
       stopped = true;
       clearInterval(gcTimer);
       ready.stop();
-      policy.off("change", wakePool);
+      policy.off("change", onPolicyChange);
       options.health.off("change", onHealth);
       await pool?.stop();
       await queue.stop(graceMs);

@@ -4,15 +4,17 @@ import { ANNOTATION, VM_READY_CONDITION } from "../kube/annotations.js";
 import type { EventRecorder } from "../kube/events.js";
 import { silentLogger } from "../log/logger.js";
 import { compilePolicy } from "../policy/compiled.js";
-import { defaultPolicy } from "../policy/schema.js";
+import { defaultPolicy, type PolicySpec } from "../policy/schema.js";
 import { createProvider } from "../providers/sim/index.js";
 import { TAG, type Provider } from "../providers/types.js";
 import { PEERPOD_API_VERSION, PEERPOD_KIND, VM_FINALIZER, type PeerPod } from "./peerpod.js";
 import { Reconciler } from "./reconcile.js";
 import type { ClusterWrites } from "./records.js";
+import { VmBudget } from "./vm-budget.js";
 
 const CLUSTER = "c1";
 const policy = compilePolicy(defaultPolicy(), 1);
+const limited = (limits: PolicySpec["limits"]) => compilePolicy({ ...defaultPolicy(), limits }, 2);
 
 /** The cluster as the worker sees it: pods and PeerPods, with writes that may fail like a flaky apiserver. */
 class FakeCluster implements ClusterWrites {
@@ -101,6 +103,9 @@ describe("Reconciler", () => {
   let provider: Provider;
   /** As after a GC listing that missed the VM. */
   let verify = false;
+  let current = policy;
+  /** Shared by every reconciler of a test, as by the controller's. */
+  let budget: VmBudget;
 
   /** `record` stands in for the PeerPod informer; by default it is up to date. */
   const reconciler = (record?: (key: string) => PeerPod | undefined): Reconciler => {
@@ -110,7 +115,8 @@ describe("Reconciler", () => {
       provider,
       writes: cluster,
       events,
-      policy: () => policy,
+      policy: () => current,
+      budget,
       // copies, as an informer cache holds its own objects
       pod: (key) => structuredClone(cluster.pods.get(key)),
       record: record ?? ((key) => structuredClone(cluster.records.get(key))),
@@ -145,6 +151,8 @@ describe("Reconciler", () => {
   beforeEach(() => {
     cluster = new FakeCluster();
     verify = false;
+    current = policy;
+    budget = new VmBudget(() => [...cluster.records.values()], (name) => current.instanceTypes.get(name)?.vcpus ?? 0);
   });
   afterEach(() => provider.close());
 
@@ -237,5 +245,56 @@ describe("Reconciler", () => {
     assert.equal(record.status?.phase, "Failed");
     assert.match(record.status!.message!, /quota/);
     assert.ok(cluster.reasons.includes("VMQuotaExceeded"));
+  });
+
+  describe("cluster-wide limits", () => {
+    beforeEach(async () => {
+      provider = await createProvider({ createMs: 20, readyMs: 0, deleteMs: 0, inventoryFile: null }, { clusterId: CLUSTER, stateDir: "", log: silentLogger });
+    });
+
+    it("keeps a pod over maxVMs waiting with the reason on its record and one Event, until a VM goes", async () => {
+      current = limited({ maxVMs: 2 });
+      for (const name of ["a", "b", "c"]) cluster.addPod(name);
+      await settle("ns/a");
+      await settle("ns/b");
+      for (let pass = 0; pass < 2; pass++) assert.deepEqual(await reconciler().reconcile("ns/c"), { requeueAfterMs: 30_000 });
+      const waiting = cluster.records.get("ns/c")!;
+      assert.equal(waiting.status?.phase, "Pending");
+      assert.match(waiting.status!.message!, /waiting for room under the policy's limits: peer-pod limit maxVMs=2 reached: 2 VMs in use/);
+      assert.deepEqual(cluster.reasons.filter((r) => r === "VMLimitReached"), ["VMLimitReached"]);
+      assert.deepEqual(budget.waiting(), ["ns/c"]);
+      assert.equal((await vmsByPod()).size, 2);
+
+      cluster.pods.delete("ns/a");
+      await settle("ns/a");
+      await settle("ns/c");
+      assert.equal(cluster.records.get("ns/c")!.status?.phase, "Ready");
+      assert.deepEqual([...(await vmsByPod()).keys()].sort(), ["uid-b", "uid-c"]);
+    });
+
+    it("never passes maxVCPUs while creates run at once, and lets the waiting pods through when the limit is raised", async () => {
+      current = limited({ maxVCPUs: 3 });
+      const names = ["a", "b", "c", "d", "e", "f"];
+      names.forEach((name) => cluster.addPod(name));
+      const vcpus = current.instanceTypes.get("small")!.vcpus;
+      const fits = Math.floor(3 / vcpus);
+      const results = await Promise.all(names.map((name) => reconciler().reconcile(`ns/${name}`)));
+      assert.equal((await vmsByPod()).size, fits);
+      assert.equal(results.filter((r) => r?.requeueAfterMs === 30_000).length, names.length - fits);
+
+      current = limited({ maxVCPUs: 100 });
+      await Promise.all(names.map((name) => settle(`ns/${name}`)));
+      assert.equal((await vmsByPod()).size, names.length);
+      assert.deepEqual(budget.waiting(), []);
+    });
+
+    it("does not count a VM whose create failed", async () => {
+      provider = await createProvider({ createMs: 0, readyMs: 0, deleteMs: 0, errorRate: 1, inventoryFile: null }, { clusterId: CLUSTER, stateDir: "", log: silentLogger });
+      current = limited({ maxVMs: 1 });
+      cluster.addPod("a");
+      cluster.addPod("b");
+      await assert.rejects(reconciler().reconcile("ns/a"));
+      assert.deepEqual(budget.usage("ns/b"), { vms: 0, vcpus: 0 });
+    });
   });
 });

@@ -12,6 +12,7 @@ import type { HandlerResult } from "./queue.js";
 import type { PoolClaims } from "./pool/manager.js";
 import type { ClusterWrites } from "./records.js";
 import { podUserData } from "./user-data.js";
+import type { VmBudget } from "./vm-budget.js";
 import { errorKind } from "./counted-provider.js";
 
 export interface ReconcilerDeps {
@@ -33,6 +34,8 @@ export interface ReconcilerDeps {
   takeListedInstance: (key: string) => Instance | undefined;
   /** Whether a cloud listing missed this pod's VM since the last reconcile (consumed by the call). */
   mustVerify?: (key: string) => boolean;
+  /** Counts VMs against the policy's cluster-wide limits before a cold create. */
+  budget?: VmBudget;
   log: Logger;
 }
 
@@ -45,11 +48,16 @@ interface State {
   found: Instance | undefined;
   /** The vm-ready condition as last written by this reconcile, ahead of the informer. */
   vmReady: boolean | undefined;
+  /** Set by a step that has to wait (for room under the limits): the reconcile ends there. */
+  requeueAfterMs?: number;
   log: Logger;
 }
 
 /** A booting VM is looked at again after this long even if the ready watcher never calls. */
 const READY_FALLBACK_MS = 30_000;
+
+/** A pod waiting for room under the limits is looked at again after this long, if no VM going wakes it first. */
+const ROOM_RECHECK_MS = 30_000;
 
 /** More steps than a full create takes; beyond this the key is requeued rather than looping. */
 const MAX_STEPS = 10;
@@ -87,6 +95,7 @@ export class Reconciler {
         return { requeueAfterMs: READY_FALLBACK_MS };
       }
       await this.#act(action, state);
+      if (state.requeueAfterMs !== undefined) return { requeueAfterMs: state.requeueAfterMs };
     }
     return { requeueAfterMs: 100 };
   }
@@ -143,11 +152,14 @@ export class Reconciler {
     if (pooled && (await this.#recordIsBehind(state))) return;
     const claim = pooled ? this.deps.pool!.take(record.spec.instanceType) : undefined;
     if (claim?.result === "hit") return this.#recordPoolClaim(state, claim.instance);
+    const spec = this.#instanceSpec(pod, record);
+    if (!(await this.#roomUnderLimits(state, spec))) return;
     const started = Date.now();
     let instance: Instance;
     try {
-      instance = await this.#create(this.#instanceSpec(pod, record), state);
+      instance = await this.#create(spec, state);
     } catch (error) {
+      this.deps.budget?.release(state.key);
       await this.#failed(state, "create", error);
       throw error;
     }
@@ -163,6 +175,26 @@ export class Reconciler {
     state.found = instance;
     state.instance = present(instance);
     state.log.info({ instanceId: instance.id, instanceType: record.spec.instanceType, ms: Date.now() - started }, "VM created");
+  }
+
+  /** Takes room for the VM under the policy's limits; without room the record says why and the pod is told once per wait. */
+  async #roomUnderLimits(state: State, spec: InstanceSpec): Promise<boolean> {
+    const room = this.deps.budget?.take(state.key, spec.instanceType, this.deps.policy().spec.limits);
+    if (!room || room.ok) return true;
+    state.requeueAfterMs = ROOM_RECHECK_MS;
+    if (!room.first) return false;
+    const message = `waiting for room under the policy's limits: ${room.reason}`;
+    vmOperations.inc({ op: "create", result: "limit" });
+    state.log.warn({ instanceType: state.record!.spec.instanceType }, message);
+    this.#event(state, "Warning", "VMLimitReached", message);
+    try {
+      state.record = await this.deps.writes.patchRecordStatus(state.record!, { phase: "Pending", message });
+    } catch (error) {
+      // the next attempt is a first wait again, so the record gets its message
+      this.deps.budget?.release(state.key);
+      throw error;
+    }
+    return false;
   }
 
   /**
@@ -307,6 +339,7 @@ export class Reconciler {
   /** Deletes every VM tagged with the record's pod UID (so one made by a create whose answer was lost goes too), then releases the record. */
   async #teardown(state: State): Promise<void> {
     this.#markedReady.delete(state.key);
+    this.deps.budget?.release(state.key);
     let record = state.record!;
     try {
       if (record.status?.phase !== "Deleting") record = await this.deps.writes.patchRecordStatus(record, { phase: "Deleting" });
