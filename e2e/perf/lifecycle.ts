@@ -13,6 +13,7 @@ import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig, type V1Pod } from "@kubernetes/client-node";
 import { ANNOTATION, VM_READY_CONDITION } from "../../src/kube/annotations.js";
+import { apiStatus } from "../../src/kube/errors.js";
 import { startInformer } from "../../src/kube/informer.js";
 import { silentLogger } from "../../src/log/logger.js";
 import { startCluster } from "../cluster/cluster.js";
@@ -122,9 +123,18 @@ async function runOnce(kc: KubeConfig, kubeconfig: string, dir: string, run: Run
     return { row, overheadsMs: overheadsMs.map(Math.round) };
   } finally {
     await watch.stop();
-    await peerpods.stop();
-    await core.deleteNamespace({ name: namespace }).catch(() => undefined);
+    // this run's worker tears its pods down, so the next run's worker starts on a quiet apiserver
+    await removeNamespace(core, namespace).finally(() => peerpods.stop());
   }
+}
+
+async function removeNamespace(core: CoreV1Api, name: string): Promise<void> {
+  await core.deleteNamespace({ name });
+  await waitFor(() => core.readNamespace({ name }).then(() => false, (error: unknown) => apiStatus(error) === 404), {
+    timeoutMs: 180_000,
+    intervalMs: 500,
+    message: `namespace ${name} gone`,
+  });
 }
 
 /** The apiserver's write rate on this machine right now (ConfigMap creates, 8 at a time): the worker makes about 5 writes per pod. */
