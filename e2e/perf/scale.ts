@@ -6,7 +6,7 @@
  * machine, so the converge time mostly measures the apiserver, etcd and KWOK.
  * CPU_PROF_DIR=dir writes a V8 CPU profile of peerpods there when it stops; LOG_FILE=file keeps its log.
  */
-import { createWriteStream, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -102,9 +102,8 @@ async function main(): Promise<void> {
       `--metrics-port=${metricsPort}`,
       `--state-dir=${dir}`,
       "--log-level=info",
-    ], { nodeArgs: process.env.CPU_PROF_DIR ? ["--cpu-prof", `--cpu-prof-dir=${process.env.CPU_PROF_DIR}`] : [] });
+    ], { nodeArgs: process.env.CPU_PROF_DIR ? ["--cpu-prof", `--cpu-prof-dir=${process.env.CPU_PROF_DIR}`] : [], logFile: process.env.LOG_FILE ?? join(dir, "peerpods.log") });
     stopServe = serving.stop;
-    if (process.env.LOG_FILE) serving.child.stdout!.pipe(createWriteStream(process.env.LOG_FILE));
     const idle = await processMetrics(metricsPort);
 
     const createStart = Date.now();

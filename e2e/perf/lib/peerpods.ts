@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { closeSync, openSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -19,37 +20,38 @@ export async function freePort(): Promise<number> {
 
 export interface ServeProcess {
   child: ChildProcess;
+  /** Where peerpods' log goes. */
+  logFile: string;
   stop(): Promise<void>;
 }
 
 /**
- * Runs `peerpods serve` from the compiled build, optionally pinned to one CPU with taskset,
- * and resolves once it logs that it serves.
+ * Runs `peerpods serve` from the compiled build, optionally pinned to one CPU with taskset, and
+ * resolves once it logs that it serves. The log goes straight to `logFile`: piped to this process, a log line per request would cost the load generator CPU, and a full
+ * pipe would stall peerpods' synchronous log writes in the middle of the measurement.
  */
-export async function startServe(args: string[], options: { cpu?: number; env?: NodeJS.ProcessEnv; nodeArgs?: string[] } = {}): Promise<ServeProcess> {
+export async function startServe(args: string[], options: { logFile: string; cpu?: number; env?: NodeJS.ProcessEnv; nodeArgs?: string[] }): Promise<ServeProcess> {
   const command = [process.execPath, ...(options.nodeArgs ?? []), join(REPO, "dist", "main.js"), "serve", ...args];
   const argv = options.cpu === undefined ? command : ["taskset", "-c", String(options.cpu), ...command];
-  const child = spawn(argv[0]!, argv.slice(1), { cwd: REPO, stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, ...options.env } });
-  await new Promise<void>((resolve, reject) => {
-    let buffered = "";
-    const onData = (chunk: Buffer): void => {
-      buffered += chunk.toString();
-      if (buffered.includes('"peerpods serving"')) {
-        child.stdout!.off("data", onData);
-        child.stdout!.resume();
-        resolve();
-      }
-    };
-    child.stdout!.on("data", onData);
-    child.once("exit", (code) => reject(new Error(`peerpods exited with ${code} before serving:\n${buffered.slice(-2000)}`)));
-  });
+  const { logFile } = options;
+  const log = openSync(logFile, "w");
+  const child = spawn(argv[0]!, argv.slice(1), { cwd: REPO, stdio: ["ignore", log, "inherit"], env: { ...process.env, ...options.env } });
+  closeSync(log);
+  const exited = new Promise<never>((_, reject) => child.once("exit", (code) => reject(new Error(`peerpods exited with ${code} before serving:\n${readFileSync(logFile, "utf8").slice(-2000)}`))));
+  exited.catch(() => undefined);
+  await Promise.race([exited, waitForLine(logFile, '"peerpods serving"')]);
   return {
     child,
+    logFile,
     stop: async () => {
       if (child.exitCode !== null) return;
-      const exited = new Promise((resolve) => child.once("exit", resolve));
+      const gone = new Promise((resolve) => child.once("exit", resolve));
       child.kill("SIGTERM");
-      await exited;
+      await gone;
     },
   };
+}
+
+async function waitForLine(file: string, text: string): Promise<void> {
+  while (!readFileSync(file, "utf8").includes(text)) await new Promise((resolve) => setTimeout(resolve, 50));
 }
