@@ -1,8 +1,6 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
 import { readFile, stat, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AuthorizationV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesObject, type V1Pod } from "@kubernetes/client-node";
 import { ANNOTATION } from "../src/kube/annotations.js";
@@ -10,10 +8,10 @@ import { pino } from "pino";
 import { createProvider } from "../src/providers/factory.js";
 import { TAG, type Instance, type Provider, type Tags } from "../src/providers/types.js";
 import { PEERPOD_GROUP, PEERPOD_PLURAL, PEERPOD_VERSION, type PeerPod } from "../src/worker/peerpod.js";
-import { atExit } from "./cluster/process.js";
 import { cluster } from "./setup.js";
 import { applyObjects, loadManifests, LOCAL_OVERLAY_DIR, MANIFESTS_DIR, withWebhookUrl, removeWebhookConfigs } from "./support/manifests.js";
 import { startPeerpods, type Peerpods } from "./support/peerpods.js";
+import { trackedTempDir } from "./support/leftovers.js";
 import { processesMentioning } from "./support/processes.js";
 import { serviceAccountKubeconfig } from "./support/tokens.js";
 import { waitFor } from "./support/wait.js";
@@ -87,8 +85,7 @@ describe("Kata remote hypervisor: containerd's ttrpc client against peerpods (hy
     await cluster().addNodes([{ name: NODE }]);
 
     // Short: the sandbox sockets (64-character ids) must stay under the 108-byte unix socket path limit.
-    dir = mkdtempSync(join(tmpdir(), "hv-e2e-"));
-    atExit(() => rmSync(dir, { recursive: true, force: true }));
+    dir = trackedTempDir("hv-e2e-");
     podsDir = join(dir, "pods");
     const policyFile = join(dir, "policy.json");
     await writeFile(policyFile, JSON.stringify(POLICY));

@@ -1,7 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
 import { readdir, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig, type KubernetesObject, type V1Pod } from "@kubernetes/client-node";
 import { pino } from "pino";
@@ -10,7 +8,6 @@ import { createProvider } from "../src/providers/factory.js";
 import { agentSession } from "../src/providers/qemu/agent.js";
 import { TAG, type Instance, type InstanceSpec, type Provider, type ProviderError } from "../src/providers/types.js";
 import { VM_READY_CONDITION } from "../src/kube/annotations.js";
-import { atExit } from "./cluster/process.js";
 import { cluster } from "./setup.js";
 import { trackedTempDir } from "./support/leftovers.js";
 import { applyObjects, loadManifests, LOCAL_OVERLAY_DIR, withWebhookUrl, removeWebhookConfigs } from "./support/manifests.js";
@@ -183,8 +180,7 @@ describe("qemu provider on the local control plane: peer pods get real VMs and b
     await cluster().addNodes([{ name: NODE }]);
     await core.patchNodeStatus({ name: NODE, body: { status: { capacity: { "kata.peerpods.io/vm": "4" }, allocatable: { "kata.peerpods.io/vm": "4" } } } }, setHeaderOptions("Content-Type", PatchStrategy.MergePatch));
 
-    dir = mkdtempSync(join(tmpdir(), "qemu-e2e-"));
-    atExit(() => rmSync(dir, { recursive: true, force: true }));
+    dir = trackedTempDir("qemu-e2e-");
     const policyFile = join(dir, "policy.json");
     await writeFile(policyFile, JSON.stringify({ instanceTypes: [{ name: "small", vcpus: 1, memoryMiB: 256 }], provider: { name: "qemu", qemu: { maxVMs: 4 } } }));
     const kubeconfig = await serviceAccountKubeconfig(admin, { namespace: "peerpods-system", name: "peerpods" }, join(dir, "peerpods.kubeconfig"), cluster().caFile);

@@ -9,9 +9,8 @@
  * RUNS (default 10) of each, one at a time; results go to e2e/perf/results/hypervisor.json.
  */
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { rmSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CoreV1Api, CustomObjectsApi } from "@kubernetes/client-node";
 import { PEERPOD_GROUP, PEERPOD_PLURAL, PEERPOD_VERSION, type PeerPod } from "../../src/worker/peerpod.js";
@@ -22,6 +21,7 @@ import { serviceAccountKubeconfig } from "../support/tokens.js";
 import { waitFor } from "../support/wait.js";
 import { buildPeer, shimAnnotations, talkThroughSocket, TtrpcPeer } from "../ttrpc-peer/peer.js";
 import { median, percentile, printTable, writeResults, type Row, runBenchmark } from "./lib/report.js";
+import { trackedTempDir } from "../support/leftovers.js";
 
 const RUNS = Number(process.env.RUNS ?? 10);
 const NAMESPACE = "hv-perf";
@@ -39,7 +39,7 @@ const say = (message: string): void => console.log(`[perf:hypervisor] ${message}
 
 async function main(): Promise<void> {
   const binary = await buildPeer();
-  const dir = mkdtempSync(join(tmpdir(), "hv-perf-"));
+  const dir = trackedTempDir("hv-perf-");
   const cluster = await startCluster();
   try {
     const core = cluster.kc.makeApiClient(CoreV1Api);

@@ -3,8 +3,8 @@
  * until the agent in the VM has reported ready — over 10 boots one after another and 10 boots
  * four at a time, with the accelerator the probe chose. Results go to e2e/perf/results/qemu-boot.json.
  */
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { loadavg, tmpdir } from "node:os";
+import { readFile, rm } from "node:fs/promises";
+import { loadavg } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
 import { QemuProvider } from "../../src/providers/qemu/provider.js";
@@ -12,6 +12,7 @@ import { parseQemuSettings } from "../../src/providers/qemu/settings.js";
 import { parseAgentStatus } from "../../src/providers/qemu/state.js";
 import { TAG } from "../../src/providers/types.js";
 import { median, percentile, printTable, writeResults, type Row, runBenchmark } from "./lib/report.js";
+import { trackedTempDir } from "../support/leftovers.js";
 
 const BOOTS = Number(process.env.BOOTS ?? 10);
 const READY_TIMEOUT_MS = 180_000;
@@ -67,7 +68,7 @@ function summary(mode: string, concurrency: number, boots: Boot[]): Row {
 }
 
 async function main(): Promise<void> {
-  const stateDir = await mkdtemp(join(tmpdir(), "pp-qemu-perf-"));
+  const stateDir = trackedTempDir("pp-qemu-perf-");
   const provider = new QemuProvider(parseQemuSettings({ maxVMs: 8 }), { stateDir, log: pino({ level: "warn" }) });
   try {
     const probeStarted = Date.now();

@@ -7,9 +7,8 @@
  * Bound and ready are the arrival times of the binding and of the worker's vm-ready condition on a
  * watch. Results go to e2e/perf/results/warm-pool.json. Target on qemu: hit p50 ≤ 1 s.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { rmSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig, type V1Pod } from "@kubernetes/client-node";
 import { pino } from "pino";
@@ -24,6 +23,7 @@ import { startPeerpods, type Peerpods } from "../support/peerpods.js";
 import { processesMentioning } from "../support/processes.js";
 import { waitFor } from "../support/wait.js";
 import { percentile, printTable, writeResults, type Row, runBenchmark } from "./lib/report.js";
+import { trackedTempDir } from "../support/leftovers.js";
 
 const PODS = { qemu: Number(process.env.QEMU_PODS ?? 5), sim: Number(process.env.SIM_PODS ?? 10) };
 const POOL_MIN = 2;
@@ -119,7 +119,7 @@ async function measure(kc: KubeConfig, kubeconfig: string, dir: string, provider
 
 async function main(): Promise<void> {
   // Short: unix socket paths in the qemu VM folders must stay under 108 bytes.
-  const dir = mkdtempSync(join(tmpdir(), "perf-pool-"));
+  const dir = trackedTempDir("perf-pool-");
   const cluster = await startCluster();
   try {
     const kc = cluster.kc;
