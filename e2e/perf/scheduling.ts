@@ -2,7 +2,7 @@
  * `npm run perf:scheduling`: binding throughput of the real kube-scheduler on the local control plane
  * (KWOK nodes), for pods asking for one `kata.peerpods.io/vm` slot, in one run:
  *   plain     — no extender
- *   noop      — through a no-op extender (e2e/perf/noop-extender.ts: passes every node, scores 0)
+ *   noop      — through a no-op extender (e2e/perf/noop-server.ts: passes every node, scores 0)
  *   peerpods  — through peerpods' extender (manifests/scheduler config: filter + prioritize, nodeCacheCapable)
  * each at the scheduler's default client QPS (50) and at qps/burst 5000/10000. A last run schedules
  * pods that do not ask for the resource under peerpods' extender and counts its calls (must be 0:
@@ -20,14 +20,12 @@ import { ANNOTATION } from "../../src/kube/annotations.js";
 import { startInformer } from "../../src/kube/informer.js";
 import { silentLogger } from "../../src/log/logger.js";
 import { startCluster, type Cluster } from "../cluster/cluster.js";
-import { startProcess, type ManagedProcess } from "../cluster/process.js";
 import { localCerts } from "../support/certs.js";
 import { applyObjects, loadManifests, LOCAL_OVERLAY_DIR, MANIFESTS_DIR } from "../support/manifests.js";
 import { startPeerpods, type Peerpods } from "../support/peerpods.js";
-import { freePorts } from "../support/ports.js";
 import { waitFor } from "../support/wait.js";
 import { median, printTable, writeResults, type Row, runBenchmark } from "./lib/report.js";
-import { REPO } from "./lib/peerpods.js";
+import { startNoopServer, type NoopServer } from "./lib/noop.js";
 
 const NODES = Number(process.env.NODES ?? 100);
 const PODS = Number(process.env.PODS ?? 500);
@@ -163,19 +161,11 @@ async function prepare(cluster: Cluster, dir: string): Promise<Extenders> {
   await writeFile(policyFile, stringify({ nodes: { vmsPerNode: PODS }, provider: { name: "sim" } }));
   const peerpods = await startPeerpods({ kubeconfig: cluster.kubeconfigPath, args: ["--parts=extender", `--policy-file=${policyFile}`, "--log-level=info"] });
   const certs = await localCerts();
-  const [noopPort] = await freePorts(1);
-  noop = startProcess({
-    name: "noop-extender",
-    command: process.execPath,
-    args: ["--import", "tsx", join(REPO, "e2e/perf/noop-extender.ts"), String(noopPort), certs.files.cert, certs.files.key],
-    logFile: join(dir, "noop-extender.log"),
-    cwd: REPO,
-  });
-  await waitFor(async () => (await readFile(join(dir, "noop-extender.log"), "utf8")).includes("listening"), { message: "the no-op extender" });
-  return { noopUrl: `https://127.0.0.1:${noopPort}`, peerpods, caBundle: certs.caBundle };
+  noop = await startNoopServer({ dir, certFile: certs.files.cert, keyFile: certs.files.key });
+  return { noopUrl: noop.url, peerpods, caBundle: certs.caBundle };
 }
 
-let noop: ManagedProcess | undefined;
+let noop: NoopServer | undefined;
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "perf-scheduling-"));
@@ -217,7 +207,7 @@ async function main(): Promise<void> {
       targets: { peerpodsOverNoopHighQps: 0.9, peerpodsOverPlainDefaultQps: 0.95, extenderCallsForPlainPods: 0 },
     });
   } finally {
-    await noop?.stop();
+    await noop?.process.stop();
     await extenders?.peerpods.stop();
     await cluster.stop();
     rmSync(dir, { recursive: true, force: true });

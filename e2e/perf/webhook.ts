@@ -13,12 +13,14 @@ import { join } from "node:path";
 import { ensureCerts } from "../../src/certs/generate.js";
 import { admissionReview } from "./fixtures/pod.js";
 import { freePort, REPO, startServe } from "./lib/peerpods.js";
+import { startNoopServer } from "./lib/noop.js";
 import { pacedLoad } from "./lib/paced.js";
 import { cpuShare, sampleProcess } from "./lib/proc.js";
 import { printTable, writeResults, type Row } from "./lib/report.js";
 
 const DURATION_S = Number(process.env.BENCH_DURATION ?? 8);
 const CONNECTIONS = (process.env.BENCH_CONNECTIONS ?? "1,16,64").split(",").map(Number);
+const WARM_UP_S = 3;
 
 async function load(url: string, ca: string, body: string, connections: number) {
   return autocannon({
@@ -54,9 +56,12 @@ async function main(): Promise<void> {
     await load(url, ca, body, 8);
     const pid = serving.child.pid!;
     for (const connections of CONNECTIONS) rows.push(await measure(pid, `${connections} conn`, async () => fromAutocannon(await load(url, ca, body, connections))));
+    await paced(url, ca, body, WARM_UP_S);
     const before = await admissionBuckets(metricsUrl);
-    rows.push(await measure(pid, "1000 req/s paced", () => pacedLoad({ url: `${url}/mutate?timeout=10s`, ca, body, rate: 1000, durationS: DURATION_S, sockets: 16 })));
+    rows.push(await measure(pid, "1000 req/s paced", () => paced(url, ca, body, DURATION_S)));
     serverSide = shareWithin(before, await admissionBuckets(metricsUrl));
+    await serving.stop();
+    rows.push(await pacedAgainstNoop(dir, certs.files, ca, body));
   } finally {
     await serving.stop();
     await rm(dir, { recursive: true, force: true });
@@ -64,6 +69,20 @@ async function main(): Promise<void> {
   printTable(`webhook: ${body.length}-byte AdmissionReview (3 containers + 1 init), peerpods on 1 core, ${DURATION_S} s per row`, rows);
   console.log(`paced row, server side (peerpods_admission_duration_seconds): ${Object.entries(serverSide ?? {}).map(([le, share]) => `${(share * 100).toFixed(2)} % within ${le} s`).join(", ")}`);
   await writeResults("webhook", { bodyBytes: body.length, durationSeconds: DURATION_S, rows, pacedServerSideShareWithinSeconds: serverSide, targets: { reqPerSecOneCore: 3500, p99MsAt1000: 5 } });
+}
+
+/** The steady load at 1,000 req/s; each measured window follows an unmeasured one at the same rate, after the saturating rows. */
+const paced = (url: string, ca: string, body: string, durationS: number) => pacedLoad({ url: `${url}/mutate?timeout=10s`, ca, body, rate: 1000, durationS, sockets: 16 });
+
+/** The paced row against a server that admits without looking (same TLS, same core): what the round trip alone costs. */
+async function pacedAgainstNoop(dir: string, files: { cert: string; key: string }, ca: string, body: string): Promise<Row> {
+  const noop = await startNoopServer({ dir, certFile: files.cert, keyFile: files.key, cpu: 0 });
+  try {
+    await paced(noop.url, ca, body, WARM_UP_S);
+    return await measure(noop.process.child.pid!, "1000 req/s paced, no-op server", () => paced(noop.url, ca, body, DURATION_S));
+  } finally {
+    await noop.process.stop();
+  }
 }
 
 /** Cumulative bucket counts of the admission histogram, by upper bound. */

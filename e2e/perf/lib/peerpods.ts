@@ -27,8 +27,9 @@ export interface ServeProcess {
 
 /**
  * Runs `peerpods serve` from the compiled build, optionally pinned to one CPU with taskset, and
- * resolves once it logs that it serves. The log goes straight to `logFile`: piped to this process, a log line per request would cost the load generator CPU, and a full
- * pipe would stall peerpods' synchronous log writes in the middle of the measurement.
+ * resolves once it logs that it serves. The log goes straight to `logFile`: piped to this process,
+ * a log line per request would cost the load generator CPU, and a full pipe would stall peerpods'
+ * synchronous log writes in the middle of the measurement.
  */
 export async function startServe(args: string[], options: { logFile: string; cpu?: number; env?: NodeJS.ProcessEnv; nodeArgs?: string[] }): Promise<ServeProcess> {
   const command = [process.execPath, ...(options.nodeArgs ?? []), join(REPO, "dist", "main.js"), "serve", ...args];
@@ -39,7 +40,12 @@ export async function startServe(args: string[], options: { logFile: string; cpu
   closeSync(log);
   const exited = new Promise<never>((_, reject) => child.once("exit", (code) => reject(new Error(`peerpods exited with ${code} before serving:\n${readFileSync(logFile, "utf8").slice(-2000)}`))));
   exited.catch(() => undefined);
-  await Promise.race([exited, waitForLine(logFile, '"peerpods serving"')]);
+  try {
+    await Promise.race([exited, waitForLine(logFile, '"peerpods serving"')]);
+  } catch (error) {
+    child.kill("SIGKILL");
+    throw error;
+  }
   return {
     child,
     logFile,
@@ -52,6 +58,10 @@ export async function startServe(args: string[], options: { logFile: string; cpu
   };
 }
 
-async function waitForLine(file: string, text: string): Promise<void> {
-  while (!readFileSync(file, "utf8").includes(text)) await new Promise((resolve) => setTimeout(resolve, 50));
+/** Needs the info level: a quieter --log-level never writes the line and ends here after `timeoutMs`. */
+async function waitForLine(file: string, text: string, timeoutMs = 60_000): Promise<void> {
+  for (const end = Date.now() + timeoutMs; !readFileSync(file, "utf8").includes(text); ) {
+    if (Date.now() > end) throw new Error(`peerpods did not log ${text} within ${timeoutMs / 1000} s (see ${file})`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }
