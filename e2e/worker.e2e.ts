@@ -222,6 +222,40 @@ describe("worker: one VM per peer pod on the local control plane (sim provider)"
     await waitConverged("pods created after the failover served by the new leader");
     assert.ok(second.logs().some((l) => l.msg === "VM created" && String(l.pod).startsWith(`${NAMESPACE}/wk-f-`)));
   });
+
+  it("holds a bound pod past limits.maxVMs with the reason on its PeerPod and an Event, and serves it once a VM goes", async () => {
+    const leader = replicas.at(-1)!;
+    const policy = JSON.parse(await readFile(policyFile, "utf8")) as Record<string, unknown>;
+    const setPolicy = async (next: Record<string, unknown>): Promise<void> => {
+      const reloads = leader.logs().filter((l) => l.msg === "policy file reloaded").length;
+      await writeFile(policyFile, JSON.stringify(next));
+      await waitFor(() => leader.logs().filter((l) => l.msg === "policy file reloaded").length > reloads, { timeoutMs: 15_000, message: "the policy file reloaded" });
+    };
+    // every VM the worker holds counts, other suites' too
+    const all = (await custom.listClusterCustomObject({ group: PEERPOD_GROUP, version: PEERPOD_VERSION, plural: PEERPOD_PLURAL })) as { items: PeerPod[] };
+    const maxVMs = all.items.filter((r) => r.status?.instanceID).length + 1;
+    await setPolicy({ ...policy, limits: { maxVMs } });
+    try {
+      await createPods("wk-g", 2);
+      const waiting = await waitFor(
+        async () => {
+          const records = (await peerPods()).filter((r) => r.metadata.name.startsWith("wk-g-"));
+          return records.length === 2 && records.some((r) => r.status?.phase === "Ready") ? records.find((r) => r.status?.phase === "Pending" && r.status.message) : undefined;
+        },
+        { timeoutMs: 30_000, intervalMs: 250, message: "one wk-g pod served and the other waiting for room" },
+      );
+      assert.match(waiting.status!.message!, new RegExp(`waiting for room under the policy's limits: peer-pod limit maxVMs=${maxVMs} reached`));
+      assert.equal(waiting.status!.instanceID ?? undefined, undefined);
+      const events = await core.listNamespacedEvent({ namespace: NAMESPACE, fieldSelector: `involvedObject.name=${waiting.metadata.name}` });
+      assert.equal(events.items.filter((e) => e.reason === "VMLimitReached").length, 1);
+      assert.equal((await inventory()).filter((vm) => vm.tags[TAG.podName]?.startsWith("wk-g-")).length, 1);
+
+      await deletePods(["wk-a-10"]);
+      await waitConverged("the waiting pod served once a VM went");
+    } finally {
+      await setPolicy(policy);
+    }
+  });
 });
 
 function peerPod(name: string): V1Pod {
