@@ -12,7 +12,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureCerts } from "../../src/certs/generate.js";
 import { admissionReview } from "./fixtures/pod.js";
-import { freePort, REPO, startServe } from "./lib/peerpods.js";
+import { freePorts } from "../support/ports.js";
+import { REPO, startServe } from "./lib/peerpods.js";
 import { startNoopServer } from "./lib/noop.js";
 import { pacedLoad } from "./lib/paced.js";
 import { cpuShare, sampleProcess } from "./lib/proc.js";
@@ -39,8 +40,7 @@ async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), "peerpods-bench-"));
   const certs = await ensureCerts({ outDir: dir, dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"], validDays: 1, force: true });
   const ca = await readFile(certs.files.ca, "utf8");
-  const port = await freePort();
-  const metricsPort = await freePort();
+  const [port, metricsPort] = (await freePorts(2)) as [number, number];
   const serving = await startServe(
     ["--parts", "webhook", "--policy-file", "/dev/null", "--tls-cert", certs.files.cert, "--tls-key", certs.files.key, "--webhook-port", String(port), "--metrics-port", String(metricsPort), "--bind-address", "127.0.0.1"],
     { cpu: 0, logFile: join(dir, "peerpods.log") },
@@ -60,6 +60,7 @@ async function main(): Promise<void> {
     const before = await admissionBuckets(metricsUrl);
     rows.push(await measure(pid, "1000 req/s paced", () => paced(url, ca, body, DURATION_S)));
     serverSide = shareWithin(before, await admissionBuckets(metricsUrl));
+    // core 0 goes to the baseline server next
     await serving.stop();
     rows.push(await pacedAgainstNoop(dir, certs.files, ca, body));
   } finally {

@@ -9,13 +9,12 @@ import { healthApp } from "./apps.js";
 import { startServer } from "./server.js";
 
 const ROTATIONS = 3;
+const CLIENTS = 8;
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function waitUntil(condition: () => boolean, timeoutMs = 6_000): Promise<void> {
   for (const end = Date.now() + timeoutMs; !condition() && Date.now() < end; ) await sleep(5);
 }
-
-const CLIENTS = 8;
 
 describe("certificate rotation under load", function () {
   this.timeout(60_000);

@@ -55,6 +55,7 @@ export class VmBudget {
     for (const record of this.records()) {
       const key = `${record.metadata.namespace}/${record.metadata.name}`;
       if (counted.has(key)) continue;
+      // once the record names the VM it counts from there, and the create's own hold is done
       if (record.status?.instanceID) this.#starting.delete(key);
       else if (!this.#starting.has(key)) continue;
       counted.add(key);
