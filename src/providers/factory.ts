@@ -1,15 +1,7 @@
-import type { Logger } from "../log/logger.js";
 import type { PolicySpec } from "../policy/schema.js";
-import type { Provider } from "./types.js";
+import type { Provider, ProviderOptions } from "./types.js";
 
 export type ProviderName = PolicySpec["provider"]["name"];
-
-export interface ProviderOptions {
-  clusterId: string;
-  /** Folder for provider state that must outlive a restart (qemu VMs, sim inventory). */
-  stateDir: string;
-  log: Logger;
-}
 
 /** A provider module: validates its own settings block of the policy and builds the client. */
 export interface ProviderModule {

@@ -1,3 +1,4 @@
+import type { Logger } from "../log/logger.js";
 import type { InstanceType } from "../policy/schema.js";
 
 /** Tag keys every peerpods VM carries, so a crash at any point can be reconciled from the cloud's inventory. */
@@ -96,4 +97,12 @@ export interface Provider {
   health(): Promise<ProviderHealth>;
   /** Releases clients and timers; running VMs are left as they are. */
   close(): Promise<void>;
+}
+
+/** What every provider is built with besides its own settings. */
+export interface ProviderOptions {
+  clusterId: string;
+  /** Folder for provider state that must outlive a restart (qemu VMs, sim inventory). */
+  stateDir: string;
+  log: Logger;
 }

@@ -1,6 +1,5 @@
 import { EC2Client } from "@aws-sdk/client-ec2";
-import type { ProviderOptions } from "../factory.js";
-import type { Provider } from "../types.js";
+import type { Provider, ProviderOptions } from "../types.js";
 import { instrument } from "./instrument.js";
 import { AwsProvider } from "./provider.js";
 import { parseAwsSettings } from "./settings.js";

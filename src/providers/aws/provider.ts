@@ -17,9 +17,8 @@ import {
   type Tag,
   type _InstanceType,
 } from "@aws-sdk/client-ec2";
-import type { ProviderOptions } from "../factory.js";
 import { claimedTags } from "../claim.js";
-import { ProviderError, TAG, type ClaimSpec, type Instance, type InstanceSpec, type Provider, type ProviderHealth, type Tags } from "../types.js";
+import { ProviderError, TAG, type ClaimSpec, type Instance, type InstanceSpec, type Provider, type ProviderHealth, type ProviderOptions, type Tags } from "../types.js";
 import { errorCode, toProviderError, ZONE_CAPACITY_CODES } from "./errors.js";
 import { isLive, toInstance } from "./instances.js";
 import { clientToken, subnetCandidates, type Subnet } from "./placement.js";

@@ -1,5 +1,4 @@
-import type { ProviderOptions } from "../factory.js";
-import type { Provider } from "../types.js";
+import type { Provider, ProviderOptions } from "../types.js";
 import { QemuProvider } from "./provider.js";
 import { parseQemuSettings } from "./settings.js";
 

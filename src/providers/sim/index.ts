@@ -1,10 +1,9 @@
 import { randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { ProviderOptions } from "../factory.js";
 import { TokenBucket } from "../ratelimit.js";
 import { claimedTags } from "../claim.js";
-import { ProviderError, type ClaimSpec, type Instance, type InstanceSpec, type Provider, type ProviderHealth, type Tags } from "../types.js";
+import { ProviderError, type ClaimSpec, type Instance, type InstanceSpec, type Provider, type ProviderHealth, type ProviderOptions, type Tags } from "../types.js";
 import { Inventory, type SimRecord } from "./inventory.js";
 import { sampleLatency, seededRandom, type Random } from "./random.js";
 import { simSettingsSchema, type SimSettings } from "./settings.js";
