@@ -1,4 +1,6 @@
 import { connect } from "node:net";
+import { ProviderError } from "../types.js";
+import { workloadScript } from "./workload.js";
 
 /** A reset before the guest answered anything: qemu's user-mode network resets a connection the guest has not accepted yet. */
 class UnansweredReset extends Error {}
@@ -49,4 +51,18 @@ export function podDataCommands(userData: string, workload: string | undefined):
   const commands = [`user-data ${base64(userData)}`];
   if (workload !== undefined) commands.push(`workload ${base64(workload)}`);
   return commands;
+}
+
+/**
+ * Hands a pod's data to the booted VM `vmId` behind `port`. Only the pod that recorded the claim hands data
+ * over, so a workload already started is its own (a retry after a crash) and not a refusal.
+ */
+export async function handOverPodData(vmId: string, port: number, userData: string): Promise<void> {
+  try {
+    const answers = await agentSession(port, podDataCommands(userData, workloadScript(userData)));
+    const refused = answers.find((answer) => answer !== "ok" && answer !== "error: a workload was already started");
+    if (refused) throw new Error(refused);
+  } catch (error) {
+    throw new ProviderError("retryable", `could not hand the pod's data to qemu VM ${vmId}: ${(error as Error).message}`, { cause: error });
+  }
 }

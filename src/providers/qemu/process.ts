@@ -1,6 +1,10 @@
 import { spawn } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
 import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { ProviderError } from "../types.js";
+import { VM_FILES } from "./args.js";
+import { qmpCommand } from "./qmp.js";
 
 /**
  * Starts qemu as a detached process in its own process group, output appended to `logFile`, not
@@ -44,4 +48,22 @@ export function killGroup(pid: number, signal: NodeJS.Signals): void {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== "ESRCH") throw error;
   }
+}
+
+/** Asks the VM's qemu to quit, then kills its process group if it has not gone within `graceMs`. */
+export async function stopVm(pid: number, dir: string, graceMs = 5000): Promise<void> {
+  if (!(await isVmProcessAlive(pid, dir))) return;
+  await qmpCommand(join(dir, VM_FILES.qmp), "quit", 2000).catch(() => killGroup(pid, "SIGTERM"));
+  if (await gone(pid, dir, graceMs)) return;
+  killGroup(pid, "SIGKILL");
+  if (!(await gone(pid, dir, 5000))) throw new ProviderError("retryable", `qemu process ${pid} survived SIGKILL`);
+}
+
+async function gone(pid: number, dir: string, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (!(await isVmProcessAlive(pid, dir))) return true;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  return !(await isVmProcessAlive(pid, dir));
 }
