@@ -3,7 +3,7 @@ import { ANNOTATION } from "../kube/annotations.js";
 import type { CompiledPolicy } from "../policy/compiled.js";
 import { hasLimits, limitExceeded } from "../policy/limits.js";
 import type { InstanceType } from "../policy/schema.js";
-import { isPeer, type PodObject, type SchedulingState } from "./state.js";
+import type { PodObject, SchedulingState } from "./state.js";
 
 /** What the extender makes of the pod being scheduled. */
 export type PodClass =
@@ -13,7 +13,7 @@ export type PodClass =
 
 export function classifyPod(pod: PodObject, policy: CompiledPolicy): PodClass {
   const namespace = pod.metadata?.namespace || "default";
-  if (!isPeer(pod.spec?.runtimeClassName, namespace, policy)) return { kind: "plain" };
+  if (!policy.isPeerPod(pod.spec?.runtimeClassName, namespace)) return { kind: "plain" };
   const uid = pod.metadata?.uid;
   if (!uid) return { kind: "invalid", reason: "peer pod has no metadata.uid" };
   const name = pod.metadata?.annotations?.[ANNOTATION.instanceType];

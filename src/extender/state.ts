@@ -37,9 +37,6 @@ interface PodEntry {
 /** How long a pod that passed the filter holds its share of the limits before its binding is seen. */
 export const RESERVATION_TTL_MS = 30_000;
 
-export const isPeer = (runtimeClass: string | null | undefined, namespace: string, policy: CompiledPolicy): boolean =>
-  typeof runtimeClass === "string" && policy.runtimeClassNames.has(runtimeClass) && !policy.excludedNamespaces.has(namespace);
-
 const TERMINAL = new Set(["Succeeded", "Failed"]);
 
 /**
@@ -159,7 +156,7 @@ export class SchedulingState {
   }
 
   #count(entry: PodEntry): void {
-    if (!entry.node || entry.terminal || !isPeer(entry.runtimeClass, entry.namespace, this.#policy)) return;
+    if (!entry.node || entry.terminal || !this.#policy.isPeerPod(entry.runtimeClass, entry.namespace)) return;
     entry.counted = true;
     entry.vcpus = (entry.instanceType && this.#policy.instanceTypes.get(entry.instanceType)?.vcpus) || 0;
     this.#vms += 1;

@@ -4,8 +4,8 @@ import type { InstanceType, PolicySpec } from "./schema.js";
 export interface CompiledPolicy {
   spec: PolicySpec;
   generation: number;
-  runtimeClassNames: ReadonlySet<string>;
-  excludedNamespaces: ReadonlySet<string>;
+  /** A pod of one of the policy's RuntimeClasses outside the excluded namespaces: the one rule for what peerpods handles. */
+  isPeerPod(runtimeClassName: string | null | undefined, namespace: string): boolean;
   /** cpu, memory and every GPU resource name: what the webhook moves off the node. */
   strippedResources: ReadonlySet<string>;
   gpuResources: ReadonlySet<string>;
@@ -27,11 +27,12 @@ export function compilePolicy(spec: PolicySpec, generation: number): CompiledPol
   const all = new Set(spec.instanceTypes.map((t) => t.name));
   const allowed = new Map(Object.entries(spec.allowedInstanceTypes ?? {}).map(([ns, names]) => [ns, new Set(names)]));
   const fallback = allowed.get("*") ?? all;
+  const runtimeClassNames = new Set(spec.runtimeClassNames);
+  const excludedNamespaces = new Set(spec.excludedNamespaces);
   return {
     spec,
     generation,
-    runtimeClassNames: new Set(spec.runtimeClassNames),
-    excludedNamespaces: new Set(spec.excludedNamespaces),
+    isPeerPod: (runtimeClassName, namespace) => typeof runtimeClassName === "string" && runtimeClassNames.has(runtimeClassName) && !excludedNamespaces.has(namespace),
     strippedResources: new Set(["cpu", "memory", ...spec.gpuResourceNames]),
     gpuResources: new Set(spec.gpuResourceNames),
     instanceTypes: new Map(spec.instanceTypes.map((t) => [t.name, t])),

@@ -33,6 +33,8 @@ describe("status report", () => {
     pod("c", undefined, "medium"),
     pod("done", "n2", "small", { phase: "Succeeded" }),
     { metadata: { name: "plain", namespace: "team" }, spec: { nodeName: "n1" } },
+    // the policy's excludedNamespaces (kube-system by default): peerpods never handles these pods
+    { ...pod("system", "n1", "small"), metadata: { name: "system", namespace: "kube-system", creationTimestamp: "2026-01-01T00:00:00Z" } },
   ];
   const report = buildReport(pods, [record("a", "Ready", "2026-01-01T00:00:07Z"), record("b", "Creating")], [node("n1", 10, 10), node("n2", 10, 0), { metadata: { name: "other" } }], policy, now);
 

@@ -77,7 +77,7 @@ function timeToReady(created: string | Date | undefined, readyTime: string | nul
 export function buildReport(pods: PodInfo[], peerPods: PeerPod[], nodes: NodeInfo[], policy: CompiledPolicy, now: number): StatusReport {
   const resource = policy.spec.extendedResourceName;
   const records = new Map(peerPods.map((p) => [`${p.metadata.namespace}/${p.metadata.name}`, p]));
-  const peer = pods.filter((p) => p.spec?.runtimeClassName && policy.runtimeClassNames.has(p.spec.runtimeClassName));
+  const peer = pods.filter((p) => policy.isPeerPod(p.spec?.runtimeClassName, p.metadata?.namespace ?? ""));
   const rows = peer.map((pod) => peerPodRow(pod, records.get(`${pod.metadata?.namespace}/${pod.metadata?.name}`), now));
   const bound = new Map<string, number>();
   for (const pod of peer) if (pod.spec?.nodeName && isLive(pod)) bound.set(pod.spec.nodeName, (bound.get(pod.spec.nodeName) ?? 0) + 1);

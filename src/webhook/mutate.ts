@@ -20,19 +20,13 @@ export interface OriginalResources {
   pod?: ResourceRequirements;
 }
 
-/** Whether the policy treats this pod as a peer pod. */
-export function isPeerPod(pod: Pod, namespace: string, policy: CompiledPolicy): boolean {
-  const runtimeClass = pod.spec?.runtimeClassName;
-  return typeof runtimeClass === "string" && policy.runtimeClassNames.has(runtimeClass) && !policy.excludedNamespaces.has(namespace);
-}
-
 /**
  * Rewrites a peer pod at CREATE: one unit of the extended resource instead of CPU, memory and GPUs,
  * with the chosen instance type in annotations. Pure: returns a JSON patch, a denial, or a skip.
  * Idempotent: on its own output it yields an empty patch.
  */
 export function mutatePod(pod: Pod, namespace: string, policy: CompiledPolicy): MutationResult {
-  if (!isPeerPod(pod, namespace, policy)) return { kind: "skip", reason: "not a peer pod" };
+  if (!policy.isPeerPod(pod.spec?.runtimeClassName, namespace)) return { kind: "skip", reason: "not a peer pod" };
   if (!Array.isArray(pod.spec.containers) || pod.spec.containers.length === 0) {
     return { kind: "deny", message: "a peer pod needs at least one container" };
   }

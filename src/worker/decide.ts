@@ -93,15 +93,11 @@ export function podFacts(pod: V1Pod, policy: CompiledPolicy): PodFacts {
   const phase = pod.status?.phase;
   return {
     uid: meta.uid ?? "",
-    peer: isPeerRuntime(pod.spec?.runtimeClassName, meta.namespace ?? "", policy),
+    peer: policy.isPeerPod(pod.spec?.runtimeClassName, meta.namespace ?? ""),
     bound: Boolean(pod.spec?.nodeName),
     done: Boolean(meta.deletionTimestamp) || phase === "Succeeded" || phase === "Failed",
     vmReady: (pod.status?.conditions ?? []).some((c) => c.type === VM_READY_CONDITION && c.status === "True"),
   };
-}
-
-function isPeerRuntime(runtimeClass: string | undefined, namespace: string, policy: CompiledPolicy): boolean {
-  return runtimeClass !== undefined && policy.runtimeClassNames.has(runtimeClass) && !policy.excludedNamespaces.has(namespace);
 }
 
 export function recordFacts(record: PeerPod): RecordFacts {
