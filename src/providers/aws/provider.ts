@@ -17,7 +17,7 @@ import {
   type Tag,
   type _InstanceType,
 } from "@aws-sdk/client-ec2";
-import { claimedTags } from "../claim.js";
+import { claimCheck, claimedTags } from "../claim.js";
 import { ProviderError, TAG, type ClaimSpec, type Instance, type InstanceSpec, type Provider, type ProviderHealth, type ProviderOptions, type Tags } from "../types.js";
 import { errorCode, toProviderError, ZONE_CAPACITY_CODES } from "./errors.js";
 import { isLive, toInstance } from "./instances.js";
@@ -109,12 +109,8 @@ export class AwsProvider implements Provider {
    * a running instance: the pod's data reaches it through the Kata agent when the shim attaches.
    */
   async claim(id: string, claim: ClaimSpec): Promise<Instance> {
-    const current = await this.get(id);
-    if (!current || current.state === "terminated" || current.state === "stopping") throw new ProviderError("notFound", `instance ${id} is ${current?.state ?? "gone"}`);
-    if (current.tags[TAG.pool] === undefined) {
-      if (current.tags[TAG.podUid] === claim.tags[TAG.podUid]) return current;
-      throw new ProviderError("invalid", `instance ${id} is not a pool instance: it belongs to pod ${current.tags[TAG.podUid] ?? "(none)"}`);
-    }
+    const { instance: current, owned } = claimCheck(id, await this.get(id), claim);
+    if (owned) return current;
     const tags = { ...claim.tags, Name: claim.name };
     try {
       await this.client.send(new CreateTagsCommand({ Resources: [id], Tags: toTagList(tags) }));

@@ -2,7 +2,7 @@ import { constants } from "node:fs";
 import { access, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "../../log/logger.js";
-import { claimedTags } from "../claim.js";
+import { claimCheck, claimedTags } from "../claim.js";
 import { ProviderError, TAG, type ClaimSpec, type Instance, type InstanceSpec, type Provider, type ProviderHealth, type ProviderOptions, type Tags } from "../types.js";
 import { handOverPodData } from "./agent.js";
 import { tscKhzFromCpuinfo, VM_FILES } from "./args.js";
@@ -113,19 +113,14 @@ export class QemuProvider implements Provider {
     checkUserData(claim.userData);
     const dir = join(this.#vmsDir, id);
     const record = isVmId(id) ? await readRecord(dir) : undefined;
-    if (!record) throw new ProviderError("notFound", `qemu VM ${id} does not exist`);
-    const podUid = claim.tags[TAG.podUid];
-    if (record.tags[TAG.pool] === undefined) {
-      if (record.tags[TAG.podUid] === podUid) return this.#observe(record);
-      throw new ProviderError("invalid", `qemu VM ${id} is not a pool VM: it belongs to pod ${record.tags[TAG.podUid] ?? "(none)"}`);
-    }
-    const instance = await this.#observe(record);
-    if (instance.state === "terminated" || instance.state === "stopping") throw new ProviderError("notFound", `qemu VM ${id} is ${instance.state}`);
+    const { instance, owned } = claimCheck(id, record && (await this.#observe(record)), claim);
+    if (owned || !record) return instance; // claimCheck throws for a VM without a record
+    // The pod's data goes through the VM's agent, so the VM must have booted.
     if (!instance.ready) throw new ProviderError("retryable", `qemu VM ${id} is not ready: ${instance.message ?? instance.state}`);
     await handOverPodData(id, record.hostPort, claim.userData);
     const claimed: VmRecord = { ...record, name: claim.name, tags: claimedTags(record.tags, claim.tags) };
     await writeRecord(dir, claimed);
-    this.#log.info({ instanceId: id, name: claimed.name, podUid }, "pool VM handed to a pod");
+    this.#log.info({ instanceId: id, name: claimed.name, podUid: claim.tags[TAG.podUid] }, "pool VM handed to a pod");
     return this.#observe(claimed);
   }
 

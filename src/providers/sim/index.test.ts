@@ -46,6 +46,17 @@ describe("sim provider", () => {
     await assert.rejects(provider.claim!("sim-nope", { name: "x", userData: "", tags: {} }), (e: ProviderError) => e.kind === "notFound");
   });
 
+  it("hands a VM to one pod only: the same pod's repeated claim changes nothing, another pod's is refused", async () => {
+    const provider = await sim({ claimMs: 0 });
+    const pooled = await provider.create({ name: "pool-1", instanceType: small, userData: "", tags: { [TAG.cluster]: "c1", [TAG.pool]: "true" } });
+    const first = { name: "pp-u1", userData: "u1's", tags: { [TAG.cluster]: "c1", [TAG.podUid]: "u1" } };
+    await provider.claim!(pooled.id, first);
+    assert.equal((await provider.claim!(pooled.id, { ...first, userData: "again" })).name, "pp-u1");
+    await assert.rejects(provider.claim!(pooled.id, { name: "pp-u2", userData: "u2's", tags: { [TAG.cluster]: "c1", [TAG.podUid]: "u2" } }), (e: ProviderError) => e.kind === "invalid");
+    const inventory = JSON.parse(await readFile(join(dir, "sim-c1.json"), "utf8")) as { instances: { name: string; userData?: string }[] };
+    assert.deepEqual(inventory.instances.map((i) => [i.name, i.userData]), [["pp-u1", "u1's"]]);
+  });
+
   it("reports ready only after the ready latency", async () => {
     const provider = await sim({ readyMs: 80 });
     const created = await provider.create(spec("u1"));

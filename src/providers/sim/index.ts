@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { TokenBucket } from "../ratelimit.js";
-import { claimedTags } from "../claim.js";
+import { claimCheck, claimedTags } from "../claim.js";
 import { ProviderError, type ClaimSpec, type Instance, type InstanceSpec, type Provider, type ProviderHealth, type ProviderOptions, type Tags } from "../types.js";
 import { Inventory, type SimRecord } from "./inventory.js";
 import { sampleLatency, seededRandom, type Random } from "./random.js";
@@ -82,7 +82,8 @@ export class SimProvider implements Provider {
   async claim(id: string, claim: ClaimSpec): Promise<Instance> {
     await this.#admit("claim");
     const record = this.inventory.records.get(id);
-    if (!record) throw new ProviderError("notFound", `sim: instance ${id} does not exist`);
+    const { instance, owned } = claimCheck(id, record && toInstance(record), claim);
+    if (owned || !record) return instance; // claimCheck throws for a missing record
     await this.#sleep(this.settings.claimMs);
     record.name = claim.name;
     record.userData = claim.userData;
