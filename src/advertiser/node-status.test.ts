@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { ApiException } from "@kubernetes/client-node";
 import { silentLogger } from "../log/logger.js";
 import { registry } from "../metrics/registry.js";
 import { PolicyStore } from "../policy/store.js";
@@ -32,7 +33,7 @@ describe("nodeStatusSync", () => {
     healthy = true;
     policy = new PolicyStore(policySpecSchema.parse({ nodes: { selector: { matchLabels: { peer: "yes" } }, vmsPerNode: 2 } }));
     const record = (kind: string) => async ({ name, body }: { name: string; body: unknown }, options?: unknown) => {
-      if (failWith) throw Object.assign(new Error(`HTTP ${failWith}`), { code: failWith });
+      if (failWith) throw new ApiException(failWith, `HTTP ${failWith}`, "", {});
       const middleware = (options as { middleware?: { pre(ctx: unknown): { toPromise(): Promise<unknown> } }[] }).middleware ?? [];
       let contentType: unknown;
       for (const m of middleware) {

@@ -1,5 +1,6 @@
 import { PatchStrategy, setHeaderOptions, type CoreV1Api } from "@kubernetes/client-node";
 import { ANNOTATION } from "../kube/annotations.js";
+import { apiStatus } from "../kube/errors.js";
 import type { Logger } from "../log/logger.js";
 import { advertiserPatches, nodeVmSlots } from "../metrics/scheduling.js";
 import type { CompiledPolicy } from "../policy/compiled.js";
@@ -37,8 +38,6 @@ export interface NodeStatusSync {
   close(): void;
 }
 
-const statusCode = (error: unknown): number | undefined => (error as { code?: number }).code;
-
 /**
  * Brings one node's advertised VM slots to what the policy, the node's Ready condition and the
  * provider's health say, reading the node from the informer cache and patching only a difference.
@@ -59,7 +58,7 @@ export function nodeStatusSync({ api, node, policy, providerHealthy, bucket, log
       advertiserPatches.inc({ result: "ok" });
       return true;
     } catch (error) {
-      const code = statusCode(error);
+      const code = apiStatus(error);
       if (code === 404) {
         advertiserPatches.inc({ result: "gone" });
         publish(name, undefined);

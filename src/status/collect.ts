@@ -1,4 +1,5 @@
 import { CoreV1Api, CustomObjectsApi, type KubeConfig } from "@kubernetes/client-node";
+import { apiStatus } from "../kube/errors.js";
 import { compilePolicy } from "../policy/compiled.js";
 import { defaultPolicy, parsePolicy, POLICY_GROUP, POLICY_NAME, POLICY_PLURAL, POLICY_VERSION } from "../policy/schema.js";
 import { PEERPOD_GROUP, PEERPOD_PLURAL, PEERPOD_VERSION, type PeerPod } from "../worker/peerpod.js";
@@ -22,7 +23,7 @@ export async function collectStatus(kc: KubeConfig): Promise<StatusReport> {
 
 function notFoundAs<T>(fallback: T): (error: unknown) => T {
   return (error) => {
-    if ((error as { code?: number }).code === 404) return fallback;
+    if (apiStatus(error) === 404) return fallback;
     throw error;
   };
 }
