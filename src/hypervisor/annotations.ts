@@ -1,4 +1,5 @@
 import { ANNOTATION } from "../kube/annotations.js";
+import { objectKey } from "../kube/keys.js";
 
 /** Annotations the Kata shim passes to CreateVM (containerd's CRI names; CRI-O's sandbox name form is parsed too). */
 export const SANDBOX_ANNOTATION = {
@@ -81,5 +82,5 @@ function readCount(read: Read, key: string, max: number, ignored: string[]): num
 
 /** `namespace/name` for logs and errors, with `?` for what the shim did not say. */
 export function describeTarget(target: SandboxTarget): string {
-  return `${target.namespace ?? "?"}/${target.name ?? "?"}`;
+  return objectKey({ namespace: target.namespace ?? "?", name: target.name ?? "?" });
 }

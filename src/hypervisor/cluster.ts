@@ -4,6 +4,7 @@ import { apiStatus } from "../kube/errors.js";
 import type { Logger } from "../log/logger.js";
 import { PEERPOD_GROUP, PEERPOD_PLURAL, PEERPOD_VERSION, type PeerPod } from "../worker/peerpod.js";
 import type { PodRef, WorkerRecord } from "./vms.js";
+import { objectKey } from "../kube/keys.js";
 
 /** What CreateVM asks the cluster. Both answer undefined when the object is absent or the apiserver cannot be reached. */
 export interface ClusterView {
@@ -19,7 +20,7 @@ export function kubeClusterView(kc: KubeConfig, log: Logger): ClusterView {
   const custom = kc.makeApiClient(CustomObjectsApi);
   return {
     pod: (namespace, name) =>
-      lookup(log, `pod ${namespace}/${name}`, async () => {
+      lookup(log, `pod ${objectKey({ namespace, name })}`, async () => {
         // A list by name rather than a get: the main ClusterRole grants list on pods, so the
         // hypervisor needs no extra verb whether it runs in the node DaemonSet or beside the worker.
         const pod = (await core.listNamespacedPod({ namespace, fieldSelector: `metadata.name=${name}` })).items[0];
@@ -29,7 +30,7 @@ export function kubeClusterView(kc: KubeConfig, log: Logger): ClusterView {
         return instanceType ? { uid, instanceType } : { uid };
       }),
     record: (namespace, name) =>
-      lookup(log, `PeerPod ${namespace}/${name}`, async () => {
+      lookup(log, `PeerPod ${objectKey({ namespace, name })}`, async () => {
         const record = (await custom.getNamespacedCustomObject({ group: PEERPOD_GROUP, version: PEERPOD_VERSION, plural: PEERPOD_PLURAL, namespace, name })) as PeerPod;
         const { podUID, instanceName, instanceType } = record.spec;
         const instanceID = record.status?.instanceID ?? undefined;

@@ -1,6 +1,7 @@
 import { CoreV1Api, type KubeConfig } from "@kubernetes/client-node";
 import { hostname } from "node:os";
 import type { Logger } from "../log/logger.js";
+import { objectKey } from "./keys.js";
 
 export interface EventTarget {
   apiVersion: string;
@@ -41,7 +42,7 @@ export function eventRecorder(kc: KubeConfig, log: Logger, component = "peerpods
             count: 1,
           },
         })
-        .catch((error: unknown) => log.warn({ err: error, reason, object: `${namespace}/${target.name}` }, "could not record event"));
+        .catch((error: unknown) => log.warn({ err: error, reason, object: objectKey({ namespace, name: target.name }) }, "could not record event"));
     },
   };
 }

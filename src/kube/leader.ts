@@ -3,6 +3,7 @@ import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import type { Logger } from "../log/logger.js";
 import { apiStatus } from "./errors.js";
+import { objectKey } from "./keys.js";
 
 export interface LeaderElectionOptions {
   namespace: string;
@@ -81,7 +82,7 @@ export function startLeaderElection(kc: KubeConfig, options: LeaderElectionOptio
   const setLeading = (value: boolean): void => {
     if (value === leading) return;
     leading = value;
-    log.info({ identity, lease: `${namespace}/${name}` }, value ? "became leader" : "stopped leading");
+    log.info({ identity, lease: objectKey({ namespace, name }) }, value ? "became leader" : "stopped leading");
     transition = transition.then(async () => {
       try {
         await (value ? options.onStartedLeading() : options.onStoppedLeading());

@@ -1,3 +1,5 @@
+import { objectKey } from "./keys.js";
+
 /** The parts of a core/v1 Pod, as JSON on the wire, that peerpods reads or writes. */
 
 export type ResourceList = Record<string, string>;
@@ -47,5 +49,5 @@ export interface Pod {
 /** `namespace/name` for logs and messages (generateName pods have no name at admission). */
 export function podKey(namespace: string | undefined, meta: ObjectMeta | undefined): string {
   const name = meta?.name || (meta?.generateName ? `${meta.generateName}*` : "<unnamed>");
-  return `${namespace || meta?.namespace || "default"}/${name}`;
+  return objectKey({ namespace: namespace || meta?.namespace || "default", name });
 }

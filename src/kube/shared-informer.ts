@@ -1,6 +1,7 @@
 import type { KubeConfig, KubernetesObject, ListPromise, ObjectCache } from "@kubernetes/client-node";
 import type { Logger } from "../log/logger.js";
 import { startInformer } from "./informer.js";
+import { objectKey } from "./keys.js";
 
 export interface ObjectHandlers<T> {
   add?(object: T): void;
@@ -81,7 +82,7 @@ export function startSharedInformer<T extends KubernetesObject>(
   log: Logger,
 ): RunningSharedInformer<T> {
   const handlers = new SharedHandlers<T>((error, verb, object) =>
-    log.error({ err: error, path, verb, object: `${object.metadata?.namespace ?? ""}/${object.metadata?.name ?? ""}` }, "informer event handler failed"),
+    log.error({ err: error, path, verb, object: objectKey(object.metadata) }, "informer event handler failed"),
   );
   const watched = startInformer<T>(kc, path, list, log, (informer) => {
     // The cache holds the very object the add and update events carry, so trimming it here trims the cache.

@@ -1,3 +1,4 @@
+import { objectKey } from "../kube/keys.js";
 import type { Logger } from "../log/logger.js";
 import type { InstanceType } from "../policy/schema.js";
 
@@ -13,6 +14,13 @@ export const TAG = {
 } as const;
 
 export type Tags = Record<string, string>;
+
+/** `namespace/name` of the pod a VM's tags name, when they name one. */
+export function taggedPod(tags: Tags): string | undefined {
+  const namespace = tags[TAG.namespace];
+  const name = tags[TAG.podName];
+  return namespace !== undefined && name !== undefined ? objectKey({ namespace, name }) : undefined;
+}
 
 /** Provider-neutral lifecycle state of an instance. */
 export type InstanceState = "pending" | "running" | "stopping" | "terminated";

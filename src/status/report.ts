@@ -1,5 +1,6 @@
 import type { CompiledPolicy } from "../policy/compiled.js";
 import { ANNOTATION } from "../kube/annotations.js";
+import { objectKey } from "../kube/keys.js";
 import type { PeerPod } from "../worker/peerpod.js";
 
 /** The slice of a Pod / Node the status report reads (as returned by the API, dates as strings or Dates). */
@@ -58,7 +59,7 @@ function peerPodRow(pod: PodInfo, record: PeerPod | undefined, now: number): Pee
   const node = pod.spec?.nodeName ?? "";
   const status = record?.status ?? {};
   return {
-    pod: `${meta.namespace}/${meta.name}`,
+    pod: objectKey(meta),
     node,
     instanceType: meta.annotations?.[ANNOTATION.instanceType] ?? "",
     phase: status.phase ?? (node ? "Pending" : "Unscheduled"),
@@ -76,9 +77,9 @@ function timeToReady(created: string | Date | undefined, readyTime: string | nul
 /** Builds the report from what the API returned. Pure. */
 export function buildReport(pods: PodInfo[], peerPods: PeerPod[], nodes: NodeInfo[], policy: CompiledPolicy, now: number): StatusReport {
   const resource = policy.spec.extendedResourceName;
-  const records = new Map(peerPods.map((p) => [`${p.metadata.namespace}/${p.metadata.name}`, p]));
+  const records = new Map(peerPods.map((p) => [objectKey(p.metadata), p]));
   const peer = pods.filter((p) => policy.isPeerPod(p.spec?.runtimeClassName, p.metadata?.namespace ?? ""));
-  const rows = peer.map((pod) => peerPodRow(pod, records.get(`${pod.metadata?.namespace}/${pod.metadata?.name}`), now));
+  const rows = peer.map((pod) => peerPodRow(pod, records.get(objectKey(pod.metadata)), now));
   const bound = new Map<string, number>();
   for (const pod of peer) if (pod.spec?.nodeName && isLive(pod)) bound.set(pod.spec.nodeName, (bound.get(pod.spec.nodeName) ?? 0) + 1);
   const nodeRows = nodes

@@ -1,4 +1,4 @@
-import { TAG, type Instance } from "../providers/types.js";
+import { TAG, taggedPod, type Instance } from "../providers/types.js";
 import type { PeerPod } from "./peerpod.js";
 
 /** The pods that may own VMs: by UID, and by `namespace/name` for VMs made without a pod UID. */
@@ -17,7 +17,8 @@ export function findLeaks(instances: readonly Instance[], live: LivePods, now: n
   return instances.filter((instance) => {
     if (instance.tags[TAG.pool] !== undefined) return false;
     const uid = instance.tags[TAG.podUid];
-    if (uid !== undefined ? live.uids.has(uid) : live.names.has(`${instance.tags[TAG.namespace]}/${instance.tags[TAG.podName]}`)) return false;
+    const pod = taggedPod(instance.tags);
+    if (uid !== undefined ? live.uids.has(uid) : pod !== undefined && live.names.has(pod)) return false;
     return now - instance.createdAt.getTime() >= graceMs;
   });
 }

@@ -1,6 +1,7 @@
 import { hasLimits, limitExceeded, type Limits, type Usage } from "../policy/limits.js";
 import type { InstanceType } from "../policy/schema.js";
 import type { PeerPod } from "./peerpod.js";
+import { objectKey } from "../kube/keys.js";
 
 export type TakeResult =
   | { ok: true }
@@ -53,7 +54,7 @@ export class VmBudget {
     const used: Usage = { vms: 0, vcpus: 0 };
     const counted = new Set<string>([exceptKey]);
     for (const record of this.records()) {
-      const key = `${record.metadata.namespace}/${record.metadata.name}`;
+      const key = objectKey(record.metadata);
       if (counted.has(key)) continue;
       // once the record names the VM it counts from there, and the create's own hold is done
       if (record.status?.instanceID) this.#starting.delete(key);

@@ -18,7 +18,7 @@ import {
   type _InstanceType,
 } from "@aws-sdk/client-ec2";
 import { claimCheck, claimedTags } from "../claim.js";
-import { ProviderError, TAG, type ClaimSpec, type Instance, type InstanceSpec, type Provider, type ProviderHealth, type ProviderOptions, type Tags } from "../types.js";
+import { ProviderError, TAG, type ClaimSpec, type Instance, type InstanceSpec, type Provider, type ProviderHealth, type ProviderOptions, type Tags, taggedPod } from "../types.js";
 import { errorCode, toProviderError, ZONE_CAPACITY_CODES } from "./errors.js";
 import { isLive, toInstance } from "./instances.js";
 import { clientToken, subnetCandidates, type Subnet } from "./placement.js";
@@ -61,13 +61,13 @@ export class AwsProvider implements Provider {
       try {
         const instance = await this.#run(spec.name, { ...input, SubnetId: subnet?.id });
         this.options.log.info(
-          { pod: podOf(spec.tags), instanceId: instance.id, instanceType: instance.instanceType, subnet: subnet?.id, zone: instance.zone },
+          { pod: taggedPod(spec.tags), instanceId: instance.id, instanceType: instance.instanceType, subnet: subnet?.id, zone: instance.zone },
           "instance launched",
         );
         return instance;
       } catch (error) {
         if (!ZONE_CAPACITY_CODES.has(errorCode(error))) throw toProviderError(error, "RunInstances");
-        this.options.log.warn({ pod: podOf(spec.tags), subnet: subnet?.id, code: errorCode(error) }, "no capacity in this zone, trying the next subnet");
+        this.options.log.warn({ pod: taggedPod(spec.tags), subnet: subnet?.id, code: errorCode(error) }, "no capacity in this zone, trying the next subnet");
         zoneError = error;
       }
     }
@@ -118,7 +118,7 @@ export class AwsProvider implements Provider {
     } catch (error) {
       throw toProviderError(error, "CreateTags/DeleteTags");
     }
-    this.options.log.info({ pod: podOf(claim.tags), instanceId: id }, "pool instance claimed");
+    this.options.log.info({ pod: taggedPod(claim.tags), instanceId: id }, "pool instance claimed");
     return { ...current, name: claim.name, tags: claimedTags(current.tags, tags) };
   }
 
@@ -317,10 +317,4 @@ function tagFilters(tags: Tags): Filter[] {
 
 function toTagList(tags: Tags): Tag[] {
   return Object.entries(tags).map(([Key, Value]) => ({ Key, Value }));
-}
-
-function podOf(tags: Tags): string | undefined {
-  const namespace = tags[TAG.namespace];
-  const name = tags[TAG.podName];
-  return namespace !== undefined && name !== undefined ? `${namespace}/${name}` : undefined;
 }
