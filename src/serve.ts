@@ -9,6 +9,7 @@ import { eventRecorder, type EventRecorder } from "./kube/events.js";
 import type { Logger } from "./log/logger.js";
 import { registry } from "./metrics/registry.js";
 import { loadPolicyFile, readPolicyDocument } from "./policy/file.js";
+import { describeErrors } from "./policy/issues.js";
 import { policyErrors } from "./metrics/admission.js";
 import { defaultPolicy } from "./policy/schema.js";
 import { PolicyStore } from "./policy/store.js";
@@ -77,7 +78,6 @@ export async function serve(config: ServeConfig, log: Logger): Promise<Serving> 
     context.addReadyCheck("policy", () => synced);
     cleanups.push(() => watch.stop());
   }
-  policy.on("rejected", (errors, source) => log.error({ source, errors }, "invalid policy rejected; the last good policy stays in force"));
 
   const metrics = await startServer({
     name: "metrics",
@@ -111,14 +111,14 @@ export async function serve(config: ServeConfig, log: Logger): Promise<Serving> 
 }
 
 async function initialPolicy(config: ServeConfig, log: Logger): Promise<PolicyStore> {
-  if (!config.policyFile) return new PolicyStore(defaultPolicy());
+  const policyLog = log.child({ part: "policy" });
+  if (!config.policyFile) return new PolicyStore(defaultPolicy(), policyLog);
   const result = await loadPolicyFile(config.policyFile);
   if (!result.ok) {
-    const detail = result.errors.map((e) => `${e.path}: ${e.message}`).join("; ");
-    throw new Error(`--policy-file ${config.policyFile} is invalid: ${detail}`);
+    throw new Error(`--policy-file ${config.policyFile} is invalid: ${describeErrors(result.errors)}`);
   }
   log.info({ file: config.policyFile }, "policy loaded from file");
-  return new PolicyStore(result.spec);
+  return new PolicyStore(result.spec, policyLog);
 }
 
 /** A policy file edited in place applies without a restart; an invalid edit is rejected and logged. */

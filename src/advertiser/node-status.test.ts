@@ -31,7 +31,7 @@ describe("nodeStatusSync", () => {
     patches = [];
     failWith = undefined;
     healthy = true;
-    policy = new PolicyStore(policySpecSchema.parse({ nodes: { selector: { matchLabels: { peer: "yes" } }, vmsPerNode: 2 } }));
+    policy = new PolicyStore(policySpecSchema.parse({ nodes: { selector: { matchLabels: { peer: "yes" } }, vmsPerNode: 2 } }), silentLogger);
     const record = (kind: string) => async ({ name, body }: { name: string; body: unknown }, options?: unknown) => {
       if (failWith) throw new ApiException(failWith, `HTTP ${failWith}`, "", {});
       const middleware = (options as { middleware?: { pre(ctx: unknown): { toPromise(): Promise<unknown> } }[] }).middleware ?? [];

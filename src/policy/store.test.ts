@@ -2,7 +2,9 @@ import assert from "node:assert/strict";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { pino } from "pino";
 import { stringify } from "yaml";
+import { policyErrors } from "../metrics/admission.js";
 import { loadPolicyFile } from "./file.js";
 import { defaultPolicy } from "./schema.js";
 import { PolicyStore } from "./store.js";
@@ -21,6 +23,8 @@ const INVALID: [string, unknown, RegExp][] = [
   ["a string where a number belongs", { limits: { maxVMs: "ten" } }, /limits\.maxVMs/],
 ];
 
+const policyRejections = async (): Promise<number> => (await policyErrors.get()).values[0]?.value ?? 0;
+
 describe("invalid policies", () => {
   let dir: string;
   before(async () => {
@@ -37,18 +41,25 @@ describe("invalid policies", () => {
       if (validated.ok) return;
       assert.ok(validated.errors.some((error) => path.test(`${error.path}: ${error.message}`)), JSON.stringify(validated.errors));
 
-      const store = new PolicyStore(defaultPolicy());
+      const logs: { level: number; msg: string; source?: string; generation?: number }[] = [];
+      const log = pino({ level: "info" }, { write: (line: string) => void logs.push(JSON.parse(line) as (typeof logs)[number]) });
+      const store = new PolicyStore(defaultPolicy(), log);
       const good = store.update({ source: "test", document: { nodes: { vmsPerNode: 7 } } });
       assert.ok(good.ok);
-      const rejected: unknown[] = [];
       const changed: unknown[] = [];
-      store.on("rejected", (errors) => rejected.push(errors));
       store.on("change", (policy) => changed.push(policy));
-      const result = store.update({ source: "test", document: typeof spec === "string" ? spec : { spec } });
+      const rejectedBefore = await policyRejections();
+      const result = store.update({ source: "cluster", generation: 9, document: typeof spec === "string" ? spec : { spec } });
       assert.equal(result.ok, false);
       assert.equal(store.current, good.policy, "the last good policy is still the one in force");
       assert.equal(store.current.spec.nodes.vmsPerNode, 7);
-      assert.deepEqual([rejected.length, changed.length], [1, 0]);
+      assert.equal(changed.length, 0);
+      assert.equal((await policyRejections()) - rejectedBefore, 1, "counted once");
+      assert.deepEqual(
+        logs.filter((line) => line.level >= 50).map(({ msg, source, generation }) => ({ msg, source, generation })),
+        [{ msg: "invalid policy rejected; the last good policy stays in force", source: "cluster", generation: 9 }],
+        "logged once, with where it came from",
+      );
     });
   }
 });

@@ -1,7 +1,9 @@
 import { EventEmitter } from "node:events";
+import type { Logger } from "../log/logger.js";
 import { policyErrors, policyGeneration } from "../metrics/admission.js";
 import type { PolicySpec } from "./schema.js";
-import { parsePolicy, type PolicyValidationError } from "./schema.js";
+import type { PolicyValidationError } from "./issues.js";
+import { parsePolicy } from "./schema.js";
 import { compilePolicy, type CompiledPolicy } from "./compiled.js";
 
 export interface PolicyUpdate {
@@ -15,14 +17,18 @@ export interface PolicyUpdate {
 export type PolicyUpdateResult = { ok: true; policy: CompiledPolicy } | { ok: false; errors: PolicyValidationError[] };
 
 /**
- * Holds the policy in force. Invalid updates are counted and rejected; the last good policy stays.
- * Emits `change` with the new CompiledPolicy after every accepted update.
+ * Holds the policy in force. Invalid updates, from whatever source, are counted, logged (here, once)
+ * and rejected; the last good policy stays. Emits `change` with the new CompiledPolicy after every
+ * accepted update.
  */
-export class PolicyStore extends EventEmitter<{ change: [CompiledPolicy]; rejected: [PolicyValidationError[], string] }> {
+export class PolicyStore extends EventEmitter<{ change: [CompiledPolicy] }> {
   #current: CompiledPolicy;
   #localGeneration = 1;
 
-  constructor(initial: PolicySpec) {
+  constructor(
+    initial: PolicySpec,
+    private readonly log: Logger,
+  ) {
     super();
     this.#current = compilePolicy(initial, 1);
     policyGeneration.set(1);
@@ -36,7 +42,7 @@ export class PolicyStore extends EventEmitter<{ change: [CompiledPolicy]; reject
     const parsed = parsePolicy(document);
     if (!parsed.ok) {
       policyErrors.inc();
-      this.emit("rejected", parsed.errors, source);
+      this.log.error({ source, generation, errors: parsed.errors }, "invalid policy rejected; the last good policy stays in force");
       return parsed;
     }
     this.#localGeneration += 1;

@@ -2,6 +2,7 @@ import { CustomObjectsApi, type KubeConfig, type KubernetesObject } from "@kuber
 import type { EventRecorder } from "../kube/events.js";
 import { startInformer, type WatchedInformer } from "../kube/informer.js";
 import type { Logger } from "../log/logger.js";
+import { describeErrors } from "./issues.js";
 import { POLICY_GROUP, POLICY_KIND, POLICY_NAME, POLICY_PLURAL, POLICY_VERSION } from "./schema.js";
 import type { PolicyStore } from "./store.js";
 
@@ -9,7 +10,7 @@ type PolicyObject = KubernetesObject & { spec?: unknown };
 
 /**
  * Keeps the store on the cluster's PeerPodPolicy `default`: every accepted change applies at once;
- * a rejected one leaves the last good policy in force, with an error log and a Warning Event.
+ * a rejected one leaves the last good policy in force, with a Warning Event (and the store's error log).
  * With no `default` policy in the cluster the embedded defaults apply.
  */
 export function watchClusterPolicy(kc: KubeConfig, store: PolicyStore, events: EventRecorder, log: Logger): WatchedInformer<PolicyObject> {
@@ -31,9 +32,8 @@ export function watchClusterPolicy(kc: KubeConfig, store: PolicyStore, events: E
       log.info({ generation: result.policy.generation }, "policy updated from the cluster");
       events.record(target, "Normal", "PolicyApplied", `generation ${result.policy.generation} is in force`);
     } else {
-      const detail = result.errors.map((e) => `${e.path}: ${e.message}`).join("; ");
-      log.error({ generation, errors: result.errors }, "invalid policy rejected; the last good policy stays in force");
-      events.record(target, "Warning", "PolicyRejected", `generation ${generation} rejected, generation ${store.current.generation} stays in force: ${detail}`);
+      // the store has logged it
+      events.record(target, "Warning", "PolicyRejected", `generation ${generation} rejected, generation ${store.current.generation} stays in force: ${describeErrors(result.errors)}`);
     }
   };
   return startInformer<PolicyObject>(kc, path, list as never, log, (informer) => {

@@ -38,7 +38,7 @@ describe("POST /mutate over HTTPS", () => {
       host: "127.0.0.1",
       port: 0,
       tls: { certFile: certs.certFile, keyFile: certs.keyFile },
-      fastRoutes: { "/mutate": mutateRoute({ policy: new PolicyStore(defaultPolicy()), log: silentLogger, maxBodyBytes: 64 * 1024 }) },
+      fastRoutes: { "/mutate": mutateRoute({ policy: new PolicyStore(defaultPolicy(), silentLogger), log: silentLogger, maxBodyBytes: 64 * 1024 }) },
       app: healthApp(() => true),
       log: silentLogger,
     });

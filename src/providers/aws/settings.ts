@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { parseProviderSettings } from "../settings.js";
 import { TAG } from "../types.js";
 
 const reservedTagKeys = new Set<string>([...Object.values(TAG), "Name"]);
@@ -50,8 +51,5 @@ export type AwsSettings = z.output<typeof awsSettingsSchema>;
 
 /** Validates the settings block; the error names every bad field. */
 export function parseAwsSettings(settings: unknown): AwsSettings {
-  const parsed = awsSettingsSchema.safeParse(settings ?? {});
-  if (parsed.success) return parsed.data;
-  const problems = parsed.error.issues.map((issue) => `${["provider.aws", ...issue.path.map(String)].join(".")}: ${issue.message}`);
-  throw new Error(`invalid aws provider settings: ${problems.join("; ")}`);
+  return parseProviderSettings("aws", awsSettingsSchema, settings);
 }

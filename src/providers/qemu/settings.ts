@@ -1,5 +1,6 @@
 import { totalmem } from "node:os";
 import { z } from "zod";
+import { parseProviderSettings } from "../settings.js";
 
 export const qemuSettingsSchema = z.strictObject({
   /** The qemu system emulator (Debian package qemu-system-x86). */
@@ -25,10 +26,6 @@ export const qemuSettingsSchema = z.strictObject({
 export type QemuSettings = z.output<typeof qemuSettingsSchema> & { maxMemoryMiB: number };
 
 export function parseQemuSettings(input: Record<string, unknown> | undefined): QemuSettings {
-  const parsed = qemuSettingsSchema.safeParse(input ?? {});
-  if (!parsed.success) {
-    const details = parsed.error.issues.map((issue) => `provider.qemu.${issue.path.join(".")}: ${issue.message}`).join("; ");
-    throw new Error(`invalid qemu provider settings: ${details}`);
-  }
-  return { ...parsed.data, maxMemoryMiB: parsed.data.maxMemoryMiB ?? Math.floor(totalmem() / 2 / 1024 / 1024) };
+  const settings = parseProviderSettings("qemu", qemuSettingsSchema, input);
+  return { ...settings, maxMemoryMiB: settings.maxMemoryMiB ?? Math.floor(totalmem() / 2 / 1024 / 1024) };
 }

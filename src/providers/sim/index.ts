@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { TokenBucket } from "../ratelimit.js";
+import { parseProviderSettings } from "../settings.js";
 import { claimCheck, claimedTags } from "../claim.js";
 import { ProviderError, type ClaimSpec, type Instance, type InstanceSpec, type Provider, type ProviderHealth, type ProviderOptions, type Tags } from "../types.js";
 import { Inventory, type SimRecord } from "./inventory.js";
@@ -165,13 +166,9 @@ function toInstance(record: SimRecord): Instance {
 }
 
 export async function createProvider(settings: Record<string, unknown> | undefined, options: ProviderOptions): Promise<Provider> {
-  const parsed = simSettingsSchema.safeParse(settings ?? {});
-  if (!parsed.success) {
-    const detail = parsed.error.issues.map((i) => `${["provider", "sim", ...i.path.map(String)].join(".")}: ${i.message}`).join("; ");
-    throw new ProviderError("invalid", `invalid sim settings: ${detail}`);
-  }
-  const file = parsed.data.inventoryFile === null ? undefined : (parsed.data.inventoryFile ?? join(options.stateDir, `sim-${options.clusterId}.json`));
+  const parsed = parseProviderSettings("sim", simSettingsSchema, settings);
+  const file = parsed.inventoryFile === null ? undefined : (parsed.inventoryFile ?? join(options.stateDir, `sim-${options.clusterId}.json`));
   const inventory = await Inventory.open(file);
   options.log.info({ inventoryFile: file ?? null, instances: inventory.records.size }, "simulated cloud ready");
-  return new SimProvider(parsed.data, inventory);
+  return new SimProvider(parsed, inventory);
 }
