@@ -110,6 +110,10 @@ describe("webhook against the real kube-apiserver", function () {
     ["two types of one name", { instanceTypes: [{ name: "a", vcpus: 1, memoryMiB: 512 }, { name: "a", vcpus: 2, memoryMiB: 512 }] }, "spec.instanceTypes[1]: Duplicate value"],
     ["an unknown strategy", { scheduling: { strategy: "Random" } }, 'spec.scheduling.strategy: Unsupported value: "Random"'],
     ["an unknown provider", { provider: { name: "gcp" } }, 'spec.provider.name: Unsupported value: "gcp"'],
+    ["a qemu accelerator that does not exist", { provider: { name: "qemu", qemu: { accelerator: "hvf" } } }, 'spec.provider.qemu.accelerator: Unsupported value: "hvf"'],
+    ["a negative qemu VM limit", { provider: { qemu: { maxVMs: -1 } } }, "spec.provider.qemu.maxVMs: Invalid value: -1"],
+    ["an aws block without its image", { provider: { name: "aws", aws: { region: "eu-west-1" } } }, "spec.provider.aws.imageId: Required value"],
+    ["an aws region that is not one", { provider: { name: "aws", aws: { region: "Europe", imageId: "ami-0123" } } }, 'spec.provider.aws.region: Invalid value: "Europe"'],
     ["no runtime class", { runtimeClassNames: [] }, "spec.runtimeClassNames: Invalid value"],
     ["a namespace name that cannot be", { excludedNamespaces: ["Not_A_Namespace"] }, "spec.excludedNamespaces[0]: Invalid value"],
   ];
@@ -123,9 +127,9 @@ describe("webhook against the real kube-apiserver", function () {
     });
   }
 
-  it("the CRD keeps provider settings it does not know (peerpods validates them)", async () => {
+  it("the CRD stores valid provider settings as given, and the sim block it leaves to peerpods", async () => {
     const custom = admin.makeApiClient(CustomObjectsApi);
-    const spec = { provider: { name: "aws", aws: { region: "eu-west-1", subnets: { "eu-west-1a": "subnet-1" } } } };
+    const spec = { provider: { name: "aws", aws: { region: "eu-west-1", imageId: "ami-0123", subnetIds: ["subnet-1"] }, sim: { createMs: { median: 10, p99: 50 } } } };
     const body = { apiVersion: `${POLICY_GROUP}/${POLICY_VERSION}`, kind: POLICY_KIND, metadata: { name: "provider-settings" }, spec };
     await custom.createClusterCustomObject({ group: POLICY_GROUP, version: POLICY_VERSION, plural: POLICY_PLURAL, body });
     const stored = (await custom.getClusterCustomObject({ group: POLICY_GROUP, version: POLICY_VERSION, plural: POLICY_PLURAL, name: "provider-settings" })) as { spec: unknown };

@@ -34,6 +34,12 @@ describe("peerpods CLI", function () {
     assert.match(bad.stderr, /spec\.nodes\.vmsPerNode: Too small/);
     assert.match(bad.stderr, /spec\.scheduling\.strategy: Invalid option/);
     await writeFile(file, "runtimeClassNames: [kata-remote, kata-qemu-remote]\n");
+    await writeFile(file, "defaultInstanceType: huge\nlimits: {maxVMs: ten}\nprovider: {name: qemu, qemu: {accelerator: hvf, maxVMs: -1}}\n");
+    const all = cli(["policy", "validate", file]);
+    assert.equal(all.status, 1);
+    const lines = all.stderr.trim().split("\n").map((line) => line.slice(file.length + 2).split(":")[0]);
+    assert.deepEqual(lines.sort(), ["defaultInstanceType", "limits.maxVMs", "provider.qemu.accelerator", "provider.qemu.maxVMs"], all.stderr);
+    await writeFile(file, "runtimeClassNames: [kata-remote, kata-qemu-remote]\n");
     const good = cli(["policy", "validate", file]);
     assert.equal(good.status, 0, good.stderr);
     assert.match(good.stdout, /valid/);

@@ -35,7 +35,7 @@ describe("policy schema", () => {
     for (const path of ["instanceTypes.0.vcpus", "scheduling.strategy", "(root)"]) assert.ok(paths.includes(path), `${path} in ${paths.join(", ")}`);
   });
 
-  it("checks cross-field references once the fields themselves are valid", () => {
+  it("checks cross-field references", () => {
     const result = parsePolicy({ instanceTypes: [{ name: "a", vcpus: 1, memoryMiB: 1024 }, { name: "a", vcpus: 2, memoryMiB: 1024 }], defaultInstanceType: "nope", allowedInstanceTypes: { team: ["b"] } });
     const messages = result.ok ? [] : result.errors.map((e) => `${e.path}: ${e.message}`);
     assert.deepEqual(messages.sort(), [
@@ -43,6 +43,37 @@ describe("policy schema", () => {
       'defaultInstanceType: "nope" is not in instanceTypes',
       'instanceTypes.1.name: duplicate instance type "a"',
     ]);
+  });
+
+  it("reports field and cross-field errors together, in one pass", () => {
+    const result = parsePolicy({
+      limits: { maxVMs: "ten" },
+      scheduling: { strategy: "Random" },
+      defaultInstanceType: "nope",
+      allowedInstanceTypes: { team: ["huge"] },
+      provider: { name: "qemu", qemu: { accelerator: "hvf" } },
+      typo: true,
+    });
+    const paths = result.ok ? [] : result.errors.map((e) => e.path);
+    assert.deepEqual(paths.sort(), ["(root)", "allowedInstanceTypes.team.0", "defaultInstanceType", "limits.maxVMs", "provider.qemu.accelerator", "scheduling.strategy"]);
+  });
+
+  it("validates each provider's settings block as part of the policy, with defaults filled in", () => {
+    const good = parsePolicy({ provider: { name: "qemu", qemu: { maxVMs: 4 } } });
+    assert.ok(good.ok);
+    assert.deepEqual(good.spec.provider.qemu, { binary: "qemu-system-x86_64", accelerator: "auto", machine: "auto", maxVMs: 4, heartbeatSeconds: 5, agentPort: 1024, isolateNetwork: true, probeTimeoutSeconds: 90 });
+    const bad = parsePolicy({ apiVersion: "peerpods.io/v1alpha1", kind: "PeerPodPolicy", spec: { provider: { qemu: { maxVMs: -1, binaryy: "qemu" }, aws: { region: "Europe", imageId: "ami-1" }, sim: { errorRate: 2 } } } });
+    assert.deepEqual(bad.ok ? [] : bad.errors.map((e) => e.path).sort(), ["spec.provider.aws.region", "spec.provider.qemu", "spec.provider.qemu.maxVMs", "spec.provider.sim.errorRate"]);
+  });
+
+  it("asks for the chosen provider's block when its settings have required fields", () => {
+    const result = parsePolicy({ provider: { name: "aws" } });
+    assert.deepEqual(result.ok ? [] : result.errors.map((e) => `${e.path}: ${e.message.split(" (")[0]}`).sort(), [
+      'provider.aws.imageId: required when provider.name is "aws"',
+      'provider.aws.region: required when provider.name is "aws"',
+    ]);
+    assert.ok(parsePolicy({ provider: { name: "aws", aws: { region: "eu-west-1", imageId: "ami-0123" } } }).ok);
+    assert.ok(parsePolicy({ provider: { name: "sim" } }).ok, "a provider whose settings all have defaults needs no block");
   });
 
   it("validates the warm pool against the catalog", () => {

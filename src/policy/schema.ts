@@ -1,4 +1,7 @@
 import { z } from "zod";
+import { PROVIDER_NAMES, providerSettingsSchemas } from "../providers/settings-schemas.js";
+import { crossFieldIssues } from "./cross-field.js";
+import { validationErrors, type PolicyValidationError } from "./issues.js";
 
 /** Kubernetes label key/value and DNS-1123 names, as the apiserver checks them. */
 const dnsLabel = z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a DNS-1123 label").max(63);
@@ -48,12 +51,12 @@ const warmPoolSchema = z.strictObject({
   maxIdleCost: z.number().min(0).optional(),
 });
 
-/** Provider settings: each provider validates its own block. */
+/** The cloud and each provider's own settings block, as that provider defines it. */
 const providerSchema = z.strictObject({
-  name: z.enum(["qemu", "aws", "sim"]).default("qemu"),
-  qemu: z.record(z.string(), z.unknown()).optional(),
-  aws: z.record(z.string(), z.unknown()).optional(),
-  sim: z.record(z.string(), z.unknown()).optional(),
+  name: z.enum(PROVIDER_NAMES).default("qemu"),
+  qemu: providerSettingsSchemas.qemu.optional(),
+  aws: providerSettingsSchemas.aws.optional(),
+  sim: providerSettingsSchemas.sim.optional(),
 });
 
 const DEFAULT_INSTANCE_TYPES = [
@@ -79,29 +82,8 @@ export const policySpecSchema = z
     provider: providerSchema.default({ name: "qemu" }),
     warmPool: warmPoolSchema.optional(),
   })
-  .superRefine((spec, ctx) => {
-    const names = new Set<string>();
-    spec.instanceTypes.forEach((type, i) => {
-      if (names.has(type.name)) ctx.addIssue({ code: "custom", path: ["instanceTypes", i, "name"], message: `duplicate instance type "${type.name}"` });
-      names.add(type.name);
-    });
-    if (spec.defaultInstanceType !== undefined && !names.has(spec.defaultInstanceType)) {
-      ctx.addIssue({ code: "custom", path: ["defaultInstanceType"], message: `"${spec.defaultInstanceType}" is not in instanceTypes` });
-    }
-    for (const [namespace, allowed] of Object.entries(spec.allowedInstanceTypes ?? {})) {
-      allowed.forEach((name, i) => {
-        if (!names.has(name)) ctx.addIssue({ code: "custom", path: ["allowedInstanceTypes", namespace, i], message: `"${name}" is not in instanceTypes` });
-      });
-    }
-    const pooled = new Set<string>();
-    spec.warmPool?.pools.forEach((pool, i) => {
-      const at = ["warmPool", "pools", i];
-      if (!names.has(pool.instanceType)) ctx.addIssue({ code: "custom", path: [...at, "instanceType"], message: `"${pool.instanceType}" is not in instanceTypes` });
-      if (pooled.has(pool.instanceType)) ctx.addIssue({ code: "custom", path: [...at, "instanceType"], message: `duplicate pool for "${pool.instanceType}"` });
-      if (pool.max !== undefined && pool.max < pool.min) ctx.addIssue({ code: "custom", path: [...at, "max"], message: `max (${pool.max}) is below min (${pool.min})` });
-      pooled.add(pool.instanceType);
-    });
-  });
+  // Also when fields are invalid, so that one pass reports every error.
+  .superRefine((spec, ctx) => crossFieldIssues(spec).forEach((issue) => ctx.addIssue({ code: "custom", ...issue })), { when: () => true });
 
 export type PolicySpec = z.output<typeof policySpecSchema>;
 export type InstanceType = z.output<typeof instanceTypeSchema>;
@@ -120,29 +102,17 @@ const policyDocumentSchema = z.union([
   z.record(z.string(), z.unknown()),
 ]);
 
-export interface PolicyValidationError {
-  path: string;
-  message: string;
-}
-
 export type PolicyParseResult = { ok: true; spec: PolicySpec } | { ok: false; errors: PolicyValidationError[] };
 
 /** Validates a policy document (whole object or bare spec) and fills in defaults. */
 export function parsePolicy(document: unknown): PolicyParseResult {
   const outer = policyDocumentSchema.safeParse(document ?? {});
-  if (!outer.success) return { ok: false, errors: toErrors(outer.error, "") };
+  if (!outer.success) return { ok: false, errors: validationErrors(outer.error) };
   const isObject = "kind" in outer.data && outer.data.kind === POLICY_KIND;
   const specInput = isObject ? ((outer.data as { spec?: unknown }).spec ?? {}) : outer.data;
   const parsed = policySpecSchema.safeParse(specInput);
-  if (!parsed.success) return { ok: false, errors: toErrors(parsed.error, isObject ? "spec" : "") };
+  if (!parsed.success) return { ok: false, errors: validationErrors(parsed.error, isObject ? ["spec"] : []) };
   return { ok: true, spec: parsed.data };
-}
-
-function toErrors(error: z.ZodError, prefix: string): PolicyValidationError[] {
-  return error.issues.map((issue) => ({
-    path: [prefix, ...issue.path.map(String)].filter(Boolean).join(".") || "(root)",
-    message: issue.message,
-  }));
 }
 
 /** The embedded default policy: every default filled in. */

@@ -1,7 +1,8 @@
-import type { PolicySpec } from "../policy/schema.js";
+import type { ProviderName } from "./settings-schemas.js";
 import type { Provider, ProviderOptions } from "./types.js";
 
-export type ProviderName = PolicySpec["provider"]["name"];
+/** The policy's `provider` block: which cloud, and (validated by the provider itself) its settings. */
+export type ProviderConfig = { name: ProviderName } & { [Name in ProviderName]?: Record<string, unknown> };
 
 /** A provider module: validates its own settings block of the policy and builds the client. */
 export interface ProviderModule {
@@ -15,7 +16,7 @@ const MODULES: Partial<Record<ProviderName, () => Promise<ProviderModule>>> = {
   qemu: () => import("./qemu/index.js"),
 };
 
-export async function createProvider(config: PolicySpec["provider"], options: ProviderOptions): Promise<Provider> {
+export async function createProvider(config: ProviderConfig, options: ProviderOptions): Promise<Provider> {
   const load = MODULES[config.name];
   if (!load) throw new Error(`provider "${config.name}" is not available in this build`);
   const module = await load();
