@@ -19,7 +19,10 @@ export interface PartContext {
   pods(): SharedInformer<V1Pod>;
   /** The same for nodes. */
   nodes(): SharedInformer<V1Node>;
-  /** The cloud named by the policy, created on first use and shared by every part. */
+  /**
+   * The cloud named by the policy, shared by every part: made on first use, replaced when the
+   * policy's settings for it change (each call goes to the one in force), made again after a failure.
+   */
   provider(): Promise<Provider>;
   /** Shared health of that provider, polled while any part uses it. */
   providerHealth(): ProviderHealthMonitor;

@@ -17,7 +17,7 @@ import { watchClusterPolicy } from "./policy/watch.js";
 import type { PartContext, PartStarter, RunningPart } from "./parts.js";
 import { createProvider } from "./providers/factory.js";
 import { ProviderHealthMonitor } from "./providers/health.js";
-import type { Provider } from "./providers/types.js";
+import { CurrentProvider } from "./providers/current.js";
 import { startWebhook } from "./webhook/part.js";
 import { startExtender } from "./extender/part.js";
 import { startAdvertiser } from "./advertiser/part.js";
@@ -46,7 +46,11 @@ export async function serve(config: ServeConfig, log: Logger): Promise<Serving> 
   let kube: KubeConfig | undefined;
   let events: EventRecorder | undefined;
   const readyChecks = new Map<string, () => boolean>();
-  let provider: Promise<Provider> | undefined;
+  const provider = new CurrentProvider({
+    config: () => policy.current.spec.provider,
+    create: (block) => createProvider(block, { clusterId: config.clusterId, stateDir: config.stateDir, log }),
+    log: log.child({ part: "provider" }),
+  });
   let health: ProviderHealthMonitor | undefined;
   const caches = clusterCaches(() => context.kube(), log.child({ part: "caches" }));
   const context: PartContext = {
@@ -58,8 +62,7 @@ export async function serve(config: ServeConfig, log: Logger): Promise<Serving> 
     pods: () => caches.pods(),
     nodes: () => caches.nodes(),
     addReadyCheck: (name, check) => readyChecks.set(name, check),
-    provider: () =>
-      (provider ??= createProvider(policy.current.spec.provider, { clusterId: config.clusterId, stateDir: config.stateDir, log })),
+    provider: () => provider.ready(),
     providerHealth: () => {
       if (!health) {
         health = new ProviderHealthMonitor(context.provider, log.child({ part: "provider-health" }));
@@ -104,7 +107,7 @@ export async function serve(config: ServeConfig, log: Logger): Promise<Serving> 
       await caches.stop();
       await Promise.allSettled(cleanups.map((cleanup) => cleanup()));
       health?.stop();
-      if (provider) await (await provider).close();
+      await provider.close();
       await metrics.close(graceMs);
     },
   };

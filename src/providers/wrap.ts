@@ -10,8 +10,13 @@ export function aroundCalls(provider: Provider, around: AroundCall): Provider {
     (...args: A): Promise<R> =>
       around(name, () => call.apply(provider, args));
   return {
-    name: provider.name,
-    ...(provider.readyPollMs !== undefined ? { readyPollMs: provider.readyPollMs } : {}),
+    // read through, for a provider whose name and polling change (CurrentProvider)
+    get name() {
+      return provider.name;
+    },
+    get readyPollMs() {
+      return provider.readyPollMs;
+    },
     create: wrap("create", provider.create),
     get: wrap("get", provider.get),
     list: wrap("list", provider.list),
