@@ -96,14 +96,16 @@ describe("CurrentProvider", () => {
     assert.equal(made[1]!.closed, false);
   });
 
-  it("follows a change of provider, name and polling included, also through the worker's wrappers", async () => {
+  it("keeps the cloud it started with when the policy names another, and still follows that cloud's settings", async () => {
     const provider = current();
     const wrapped = aroundCalls(await provider.ready(), (_name, call) => call());
-    assert.deepEqual([wrapped.name, wrapped.readyPollMs], ["qemu", undefined]);
     block = { name: "aws", aws: { region: "eu-west-1" } };
     await wrapped.list({});
-    assert.deepEqual([wrapped.name, wrapped.readyPollMs], ["aws", 2000]);
-    assert.deepEqual(made.map((p) => [p.name, p.closed]), [["qemu", true], ["aws", false]]);
+    assert.deepEqual([wrapped.name, wrapped.readyPollMs], ["qemu", undefined]);
+    assert.deepEqual(made.map((p) => [p.name, p.closed]), [["qemu", false]], "the qemu VMs are not stranded");
+    block = { name: "qemu", qemu: { maxVMs: 8 } };
+    await wrapped.list({});
+    assert.deepEqual(made.map((p) => [p.name, p.closed, p.settings]), [["qemu", true, { maxVMs: 4 }], ["qemu", false, { maxVMs: 8 }]]);
   });
 
   it("tries a failed creation again after a backoff that doubles up to its cap, failing calls until then", async () => {

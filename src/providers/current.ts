@@ -17,6 +17,7 @@ export interface CurrentProviderOptions {
 interface Made {
   key: string;
   name: string;
+  config: ProviderConfig;
   created: Promise<Provider>;
   provider?: Provider;
   /** Calls running on this provider: a replaced one is closed once they are done. */
@@ -38,6 +39,7 @@ interface Made {
 export class CurrentProvider implements Provider {
   #made: Made | undefined;
   #closed = false;
+  #refusedName: string | undefined;
   readonly #now: () => number;
   readonly #firstRetryMs: number;
   readonly #maxRetryMs: number;
@@ -49,7 +51,7 @@ export class CurrentProvider implements Provider {
   }
 
   get name(): string {
-    return this.options.config().name;
+    return this.#made?.name ?? this.options.config().name;
   }
 
   get readyPollMs(): number | undefined {
@@ -124,8 +126,18 @@ export class CurrentProvider implements Provider {
 
   #forSettingsInForce(): Made {
     const config = this.options.config();
-    const key = JSON.stringify([config.name, config[config.name] ?? null]);
     const made = this.#made;
+    // A switch to another cloud would strand every VM of the old one (GC lists one cloud only): the
+    // cloud stays the one the process started with, and only its settings follow the policy.
+    if (made && config.name !== made.name) {
+      if (this.#refusedName !== config.name) {
+        this.#refusedName = config.name;
+        this.options.log.warn({ provider: made.name, requested: config.name }, "the policy names another provider; it takes effect only when peerpods restarts");
+      }
+      return made.retryAt === undefined || this.#now() < made.retryAt ? made : (this.#made = this.#make(made.key, made.config, made.failures));
+    }
+    this.#refusedName = undefined;
+    const key = JSON.stringify([config.name, config[config.name] ?? null]);
     if (made && made.key === key && (made.retryAt === undefined || this.#now() < made.retryAt)) return made;
     if (made && made.key !== key) {
       this.options.log.info({ provider: config.name, previous: made.name }, "provider settings changed; replacing the provider");
@@ -136,7 +148,7 @@ export class CurrentProvider implements Provider {
   }
 
   #make(key: string, config: ProviderConfig, failures: number): Made {
-    const made: Made = { key, name: config.name, created: this.options.create(config), inFlight: 0, replaced: false, failures };
+    const made: Made = { key, name: config.name, config, created: this.options.create(config), inFlight: 0, replaced: false, failures };
     made.created.then(
       (provider) => (made.provider = provider),
       (error: unknown) => {
