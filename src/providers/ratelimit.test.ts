@@ -26,11 +26,13 @@ describe("TokenBucket", () => {
       },
       health: async () => ({ healthy: true }),
     } as unknown as Provider;
-    const limited = rateLimited(provider, new TokenBucket(0.001, 1));
+    const limited = rateLimited(provider, new TokenBucket(5, 1));
     await limited.list({});
-    void limited.list({});
+    const second = limited.list({});
     await new Promise((resolve) => setTimeout(resolve, 30));
-    assert.equal(calls, 1, "the second call waits (its token is 1000 s away)");
+    assert.equal(calls, 1, "the second call waits (its token is 200 ms away)");
     assert.deepEqual(await limited.health(), { healthy: true }, "health checks are not rate-limited");
+    await second;
+    assert.equal(calls, 2, "the second call goes once its token is there");
   });
 });
