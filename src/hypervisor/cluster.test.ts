@@ -17,7 +17,7 @@ function apiserver(): Server {
     const podName = url.pathname === "/api/v1/namespaces/shop/pods" ? url.searchParams.get("fieldSelector")?.replace("metadata.name=", "") : undefined;
     switch (podName ?? url.pathname) {
       case "web":
-        return send(200, { kind: "PodList", items: [{ metadata: { name: "web", namespace: "shop", uid: "uid-1", annotations: { "peerpods.io/instance-type": "medium" } } }] });
+        return send(200, { kind: "PodList", items: [{ metadata: { name: "web", namespace: "shop", uid: "uid-1", resourceVersion: "4711", annotations: { "peerpods.io/instance-type": "medium" } } }] });
       case "gone":
         return send(200, { kind: "PodList", items: [] });
       case "/apis/peerpods.io/v1alpha1/namespaces/shop/peerpods/web":
@@ -53,8 +53,8 @@ describe("cluster view for CreateVM", () => {
     server.close();
   });
 
-  it("reads a pod's UID and the webhook's instance type, and the worker's record", async () => {
-    assert.deepEqual(await view.pod("shop", "web"), { uid: "uid-1", instanceType: "medium" });
+  it("reads a pod's UID, resourceVersion and the webhook's instance type, and the worker's record", async () => {
+    assert.deepEqual(await view.pod("shop", "web"), { uid: "uid-1", resourceVersion: "4711", instanceType: "medium" });
     assert.deepEqual(await view.record("shop", "web"), { podUID: "uid-1", instanceName: "pp-uid-1", instanceType: "medium", instanceID: "i-1" });
   });
 

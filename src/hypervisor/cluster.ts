@@ -26,8 +26,9 @@ export function kubeClusterView(kc: KubeConfig, log: Logger): ClusterView {
         const pod = (await core.listNamespacedPod({ namespace, fieldSelector: `metadata.name=${name}` })).items[0];
         const uid = pod?.metadata?.uid;
         if (!uid) return undefined;
-        const instanceType = pod.metadata?.annotations?.[ANNOTATION.instanceType];
-        return instanceType ? { uid, instanceType } : { uid };
+        const { resourceVersion, annotations } = pod.metadata ?? {};
+        const instanceType = annotations?.[ANNOTATION.instanceType];
+        return { uid, ...(resourceVersion && { resourceVersion }), ...(instanceType && { instanceType }) };
       }),
     record: (namespace, name) =>
       lookup(log, `PeerPod ${objectKey({ namespace, name })}`, async () => {

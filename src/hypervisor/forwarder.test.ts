@@ -6,6 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { once } from "node:events";
 import { silentLogger } from "../log/logger.js";
+import { kataHealthCheck, lineAgent } from "../test-support/agents.js";
+import { encodeFrame, MessageType } from "./framing.js";
 import { parseAgentEndpoint, probeEndpoint, startForwarder, type Forwarder } from "./forwarder.js";
 
 /** Stands in for the agent in the VM: echoes every byte back. */
@@ -32,6 +34,15 @@ async function roundTrip(path: string, payload: Buffer): Promise<Buffer> {
   await done;
   socket.destroy();
   return Buffer.concat(received);
+}
+
+/** Sends `payload` and resolves with the first bytes that come back. */
+async function firstAnswer(path: string, payload: Buffer): Promise<Buffer> {
+  const socket = connect(path);
+  socket.write(payload);
+  const [chunk] = (await once(socket, "data")) as [Buffer];
+  socket.destroy();
+  return chunk;
 }
 
 describe("agent socket forwarder", () => {
@@ -150,6 +161,47 @@ describe("agent socket forwarder", () => {
     await forwarder.close();
     await closed;
     await assert.rejects(stat(path), { code: "ENOENT" });
+  });
+
+  it("closes a ttrpc client's connection at once when the agent answers outside ttrpc, and says what it answered", async () => {
+    const line = await lineAgent();
+    try {
+      const answers: string[] = [];
+      const path = join(dir, "sandbox-7", "agent.ttrpc");
+      forwarders.push(await startForwarder({ path, endpoint: async () => line.endpoint, log: silentLogger, onForeignAgent: (answer) => answers.push(answer.toString("latin1")) }));
+      const socket = connect(path);
+      socket.setTimeout(3000, () => socket.destroy());
+      const received: Buffer[] = [];
+      socket.on("data", (chunk: Buffer) => received.push(chunk));
+      const started = Date.now();
+      socket.write(kataHealthCheck());
+      await once(socket, "close");
+      assert.ok(Date.now() - started < 900, "closed before the settle time, not after a client's timeout");
+      assert.equal(Buffer.concat(received).length, 0, "the client got none of the foreign answer");
+      assert.equal(answers.length, 1);
+      assert.match(answers[0]!, /^error: unknown command/);
+      // The same agent spoken to in its own protocol is forwarded as ever.
+      assert.equal((await firstAnswer(path, Buffer.from("echo hello\n"))).toString(), "hello\n");
+      assert.equal(answers.length, 1);
+    } finally {
+      line.server.close();
+    }
+  });
+
+  it("leaves a ttrpc agent's answers alone", async () => {
+    const ttrpcAgent = createServer((socket) => socket.once("data", () => socket.write(encodeFrame(1, MessageType.response, 0, Buffer.from([0x12, 0x00])))));
+    ttrpcAgent.listen(0, "127.0.0.1");
+    await once(ttrpcAgent, "listening");
+    try {
+      let foreign = 0;
+      const path = join(dir, "sandbox-8", "agent.ttrpc");
+      forwarders.push(await startForwarder({ path, endpoint: async () => `tcp:127.0.0.1:${(ttrpcAgent.address() as AddressInfo).port}`, log: silentLogger, onForeignAgent: () => foreign++ }));
+      const answer = await firstAnswer(path, kataHealthCheck());
+      assert.equal(answer.readUInt8(8), MessageType.response);
+      assert.equal(foreign, 0);
+    } finally {
+      ttrpcAgent.close();
+    }
   });
 
   it("probes an endpoint: open port true; closed port, nothing behind a forwarded port, or missing socket false", async () => {

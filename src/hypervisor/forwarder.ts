@@ -2,6 +2,7 @@ import { mkdir, rm } from "node:fs/promises";
 import { connect, createServer, type NetConnectOpts, type Socket } from "node:net";
 import { dirname } from "node:path";
 import type { Logger } from "../log/logger.js";
+import { answeredOutsideTtrpc, HEADER_BYTES } from "./framing.js";
 
 /** Parses `Instance.agentEndpoint` (`unix:/path` or `tcp:host:port`) into connect options. */
 export function parseAgentEndpoint(endpoint: string): NetConnectOpts {
@@ -49,8 +50,11 @@ const MAX_REPLAY_BYTES = 1 << 20;
  * nothing listens behind it (still booting, or a single-connection agent busy with another). A
  * connection that dies within SETTLE_MS without a byte from the agent never reached it, so the shim's
  * bytes so far are replayed, in order, on a new connection; once settled the two are simply piped.
+ * An agent whose first answer to the shim's ttrpc request is no ttrpc frame speaks another protocol:
+ * both connections are closed at once (the shim's call fails now instead of waiting for a frame that
+ * never comes) and `onForeignAgent` is told what it answered.
  */
-function bridge(client: Socket, target: NetConnectOpts, log: Logger): void {
+function bridge(client: Socket, target: NetConnectOpts, log: Logger, onForeignAgent?: (answer: Buffer) => void): void {
   const early: Buffer[] = [];
   let earlyBytes = 0;
   let clientEnded = false;
@@ -81,6 +85,13 @@ function bridge(client: Socket, target: NetConnectOpts, log: Logger): void {
     agent.end();
   };
   const onFirstAgentData = (chunk: Buffer): void => {
+    if (onForeignAgent && answeredOutsideTtrpc(Buffer.concat(early, Math.min(earlyBytes, HEADER_BYTES)), chunk)) {
+      settled = true;
+      clearTimeout(timer);
+      client.destroy();
+      onForeignAgent(chunk);
+      return;
+    }
     client.write(chunk);
     settle();
   };
@@ -122,6 +133,8 @@ export interface ForwarderOptions {
   log: Logger;
   /** Told +1 / -1 as forwarded connections open and close. */
   onConnections?: (delta: number) => void;
+  /** Told the first bytes of an agent that answered a ttrpc request outside ttrpc (the connection is closed). */
+  onForeignAgent?: (answer: Buffer) => void;
 }
 
 export interface Forwarder {
@@ -144,7 +157,7 @@ export async function startForwarder(options: ForwarderOptions): Promise<Forward
     client.pause();
     options.endpoint().then(
       (endpoint) => {
-        if (!client.destroyed) bridge(client, parseAgentEndpoint(endpoint), log.child({ endpoint }));
+        if (!client.destroyed) bridge(client, parseAgentEndpoint(endpoint), log.child({ endpoint }), options.onForeignAgent);
       },
       (error: unknown) => {
         log.warn({ err: error }, "no agent endpoint for this sandbox");

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { encodeFrame, FrameReader, HEADER_BYTES, MAX_DATA_BYTES, MessageType, type ReadEvent } from "./framing.js";
+import { kataHealthCheck } from "../test-support/agents.js";
+import { answeredOutsideTtrpc, encodeFrame, FrameReader, HEADER_BYTES, MAX_DATA_BYTES, MessageType, type ReadEvent } from "./framing.js";
 
 const frames = (events: ReadEvent[]): { streamId: number; type: number; flags: number; data: string }[] =>
   events.map((e) => ({ streamId: e.streamId, type: e.type, flags: e.flags, data: e.kind === "frame" ? e.data.toString("hex") : `oversize:${e.length}` }));
@@ -71,5 +72,18 @@ describe("ttrpc framing", () => {
     const events = new FrameReader().push(header);
     assert.equal(events[0]?.kind, "oversize");
     assert.throws(() => encodeFrame(1, MessageType.response, 0, Buffer.alloc(MAX_DATA_BYTES + 1)), /exceeds the maximum/);
+  });
+
+  it("tells an agent that answers a ttrpc request outside ttrpc from one that speaks it", () => {
+    const request = kataHealthCheck();
+    const line = Buffer.from("error: unknown command \n");
+    assert.equal(answeredOutsideTtrpc(request, line), true, "the local image's line agent");
+    assert.equal(answeredOutsideTtrpc(request, Buffer.from("HTTP/1.1 400 Bad Request\r\n")), true);
+    assert.equal(answeredOutsideTtrpc(request, encodeFrame(1, MessageType.response, 0, Buffer.from("ok"))), false);
+    assert.equal(answeredOutsideTtrpc(request, encodeFrame(1, MessageType.data, 0, Buffer.alloc(0))), false);
+    assert.equal(answeredOutsideTtrpc(request, request), false, "an echo of the request is still a frame");
+    assert.equal(answeredOutsideTtrpc(Buffer.from("echo hello\n"), Buffer.from("hello\n and more")), false, "a client that spoke no ttrpc is none of its business");
+    assert.equal(answeredOutsideTtrpc(request, Buffer.from("pong\n")), false, "fewer bytes than a header: no verdict");
+    assert.equal(answeredOutsideTtrpc(request.subarray(0, 4), line), false);
   });
 });

@@ -37,6 +37,24 @@ export function decodeHeader(header: Buffer): FrameHeader {
   return { length: header.readUInt32BE(0), streamId: header.readUInt32BE(4), type: header.readUInt8(8), flags: header.readUInt8(9) };
 }
 
+const KNOWN_TYPES: readonly number[] = Object.values(MessageType);
+
+/** Whether `bytes` open with a frame header ttrpc would read: a message type it knows and a length it accepts. */
+function opensWithFrame(bytes: Buffer, types: readonly number[]): boolean {
+  const header = decodeHeader(bytes);
+  return header.length <= MAX_DATA_BYTES && types.includes(header.type);
+}
+
+/**
+ * True when a connection opened with a ttrpc request and the first bytes that came back are no ttrpc
+ * frame: the peer speaks another protocol, and the ttrpc client would wait for the rest of a frame
+ * that never comes. False while either side has sent less than a header.
+ */
+export function answeredOutsideTtrpc(request: Buffer, answer: Buffer): boolean {
+  if (request.length < HEADER_BYTES || answer.length < HEADER_BYTES) return false;
+  return opensWithFrame(request, [MessageType.request]) && !opensWithFrame(answer, KNOWN_TYPES);
+}
+
 /** Reassembles frames from a byte stream cut anywhere; copies each frame's bytes at most once. */
 export class FrameReader {
   readonly #chunks: Buffer[] = [];

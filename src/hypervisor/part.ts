@@ -4,6 +4,7 @@ import { agentConnections, hypervisorDuration, hypervisorRequests } from "../met
 import { kubeClusterView, type ClusterView } from "./cluster.js";
 import { Sandboxes } from "./sandboxes.js";
 import { hypervisorService } from "./service.js";
+import { podEvents } from "./tell.js";
 import { codeName, startTtrpcServer, type CallOutcome } from "./ttrpc.js";
 
 function record(outcome: CallOutcome): void {
@@ -24,6 +25,7 @@ export async function startHypervisor(context: PartContext): Promise<RunningPart
   } catch (error) {
     log.warn({ err: error }, "no cluster connection: every sandbox's VM is made from its annotations alone");
   }
+  const tell = podEvents(events);
   const sandboxes = new Sandboxes({
     podsDir: config.podsDir,
     clusterId: config.clusterId,
@@ -32,9 +34,10 @@ export async function startHypervisor(context: PartContext): Promise<RunningPart
     ...(cluster ? { cluster } : {}),
     log,
     onConnections: (delta) => agentConnections.inc(delta),
+    tell,
   });
   const restored = await sandboxes.restore();
-  const server = await startTtrpcServer({ path: config.hypervisorSocket, services: hypervisorService(sandboxes, log, events), log, observe: record });
+  const server = await startTtrpcServer({ path: config.hypervisorSocket, services: hypervisorService(sandboxes, log, tell), log, observe: record });
   log.info({ socket: config.hypervisorSocket, podsDir: config.podsDir, restored }, "remote hypervisor listening");
   return {
     stop: async (graceMs) => {

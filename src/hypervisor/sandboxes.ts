@@ -8,6 +8,7 @@ import { ProviderError, TAG, type Instance, type Provider } from "../providers/t
 import { describeTarget, type SandboxTarget } from "./annotations.js";
 import type { ClusterView } from "./cluster.js";
 import { probeEndpoint, startForwarder, type Forwarder } from "./forwarder.js";
+import type { SandboxPod, Tell } from "./tell.js";
 import { Code, RpcError } from "./ttrpc.js";
 import { pickLive, planInstance, type PodRef, type WorkerRecord } from "./vms.js";
 
@@ -25,10 +26,30 @@ export interface SandboxesOptions {
   /** First interval between looks at a starting VM; it grows with the wait, up to 2 s. */
   pollMs?: number;
   onConnections?: (delta: number) => void;
+  /** Events on a sandbox's pod, for what is found after CreateVM and StartVM answered (an agent that is not kata-agent). */
+  tell?: Tell;
 }
 
-const recordSchema = z.object({ sandboxId: z.string(), instanceId: z.string(), pod: z.string() });
+const recordSchema = z.object({ sandboxId: z.string(), instanceId: z.string(), pod: z.string(), podUID: z.string().optional(), podResourceVersion: z.string().optional() });
 type SandboxRecord = z.infer<typeof recordSchema>;
+
+/** The pod behind a sandbox's annotations, and what the cluster says of it. */
+export interface Identified {
+  target: SandboxTarget;
+  pod?: PodRef;
+  /** The worker's record of this very pod (same UID). */
+  record?: WorkerRecord;
+}
+
+/** The sandbox's pod for logs and Events, with its uid and resourceVersion where the cluster (or CRI-O's sandbox name) gave them. */
+export function sandboxPod({ target, pod }: Identified): SandboxPod {
+  const uid = pod?.uid ?? target.uid;
+  const resourceVersion = pod?.resourceVersion;
+  return { pod: describeTarget(target), ...(uid && { podUID: uid }), ...(resourceVersion && { podResourceVersion: resourceVersion }) };
+}
+
+/** What the Kata shim speaks to the agent socket, and so what the VM's agent must answer. */
+const EXPECTED_AGENT = "kata-agent, which speaks ttrpc";
 
 export interface Sandbox {
   record: SandboxRecord;
@@ -62,10 +83,10 @@ export class Sandboxes {
   }
 
   /** Finds or creates the sandbox's VM and opens its agent socket; a second call for the same id returns the first one's sandbox. */
-  create(id: string, target: SandboxTarget): Promise<Sandbox> {
+  create(id: string, found: Identified): Promise<Sandbox> {
     const existing = this.#sandboxes.get(id);
     if (existing) return existing;
-    const created = this.#create(id, target);
+    const created = this.#create(id, found);
     this.#sandboxes.set(id, created);
     created.catch(() => {
       if (this.#sandboxes.get(id) === created) this.#sandboxes.delete(id);
@@ -73,10 +94,10 @@ export class Sandboxes {
     return created;
   }
 
-  /** `namespace/name` of the sandbox's pod, if the sandbox is known here. */
-  async podOf(id: string): Promise<string | undefined> {
+  /** The sandbox's pod, if the sandbox is known here. */
+  async podOf(id: string): Promise<SandboxPod | undefined> {
     const sandbox = await this.#sandboxes.get(id)?.catch(() => undefined);
-    return (sandbox?.record ?? (Sandboxes.validId(id) ? await readRecord(this.#dir(id)) : undefined))?.pod;
+    return sandbox?.record ?? (Sandboxes.validId(id) ? await readRecord(this.#dir(id)) : undefined);
   }
 
   /** Resolves once the VM is ready and its agent endpoint accepts connections. */
@@ -158,18 +179,17 @@ export class Sandboxes {
     return join(this.options.podsDir, id);
   }
 
-  async #create(id: string, target: SandboxTarget): Promise<Sandbox> {
-    const { instance, attached } = await this.#acquire(id, target);
-    const record: SandboxRecord = { sandboxId: id, instanceId: instance.id, pod: describeTarget(target) };
+  async #create(id: string, found: Identified): Promise<Sandbox> {
+    const { instance, attached } = await this.#acquire(id, found);
+    const record: SandboxRecord = { sandboxId: id, instanceId: instance.id, ...sandboxPod(found) };
     await mkdir(this.#dir(id), { recursive: true });
     await writeFile(join(this.#dir(id), RECORD_FILE), JSON.stringify(record));
     return this.#open(record, attached);
   }
 
   /** The pod's VM if the worker (or an earlier run) already has one, else a new one from the plan. */
-  async #acquire(id: string, target: SandboxTarget): Promise<{ instance: Instance; attached: boolean }> {
+  async #acquire(id: string, { target, pod, record }: Identified): Promise<{ instance: Instance; attached: boolean }> {
     const provider = await this.options.provider();
-    const { pod, record } = await this.#lookUp(target);
     const uid = pod?.uid ?? target.uid;
     try {
       const live = uid && (await this.#liveFor(provider, uid, record?.instanceID));
@@ -182,15 +202,15 @@ export class Sandboxes {
     }
   }
 
-  /** The pod and the worker's record of it, as far as the cluster can tell. */
-  async #lookUp(target: SandboxTarget): Promise<{ pod?: PodRef; record?: WorkerRecord }> {
+  /** The pod and the worker's record of it, as far as the cluster can tell (never throws: an unknown pod gets a VM from its annotations). */
+  async identify(target: SandboxTarget): Promise<Identified> {
     const { cluster } = this.options;
     const { namespace, name } = target;
-    if (!cluster || !namespace || !name) return {};
+    if (!cluster || !namespace || !name) return { target };
     const [pod, record] = await Promise.all([cluster.pod(namespace, name), cluster.record(namespace, name)]);
     const uid = pod?.uid ?? target.uid;
     // A record left by an earlier pod of the same name is not this pod's.
-    return { ...(pod ? { pod } : {}), ...(uid && record?.podUID === uid ? { record } : {}) };
+    return { target, ...(pod ? { pod } : {}), ...(uid && record?.podUID === uid ? { record } : {}) };
   }
 
   async #liveFor(provider: Provider, podUid: string, recordedId: string | undefined): Promise<Instance | undefined> {
@@ -202,13 +222,32 @@ export class Sandboxes {
     const socketPath = join(this.#dir(record.sandboxId), SOCKET_FILE);
     const log = this.options.log.child({ pod: record.pod, sandbox: record.sandboxId, instanceId: record.instanceId });
     const agent: Sandbox["agent"] = {};
+    let toldForeign = false;
     const forwarder = await startForwarder({
       path: socketPath,
       endpoint: async () => (agent.endpoint ??= await this.#agentEndpoint(record.instanceId)),
       log,
       ...(this.options.onConnections ? { onConnections: this.options.onConnections } : {}),
+      onForeignAgent: (answer) => {
+        if (toldForeign) return log.debug("agent answered outside ttrpc again; connection closed");
+        toldForeign = true;
+        void this.#tellForeignAgent(record, answer, log);
+      },
     });
     return { record, socketPath, attached, forwarder, agent };
+  }
+
+  /** Says, once per sandbox, in the log and on the pod, that the VM's agent does not speak the shim's protocol. */
+  async #tellForeignAgent(record: SandboxRecord, answer: Buffer, log: Logger): Promise<void> {
+    const image = await this.options
+      .provider()
+      .then((provider) => provider.get(record.instanceId))
+      .then((instance) => instance?.image)
+      .catch(() => undefined);
+    const answered = JSON.stringify(answer.toString("latin1", 0, 60).replace(/[^\x20-\x7e]/g, "."));
+    const message = `the agent of VM ${record.instanceId} (image ${image ?? "unknown"}) answered ${answered} to the Kata shim's ttrpc request: the shim expects ${EXPECTED_AGENT}; its connections are closed at once`;
+    log.warn({ image }, message);
+    this.options.tell?.(record, "Warning", "SandboxAgentProtocolMismatch", message);
   }
 
   async #agentEndpoint(instanceId: string): Promise<string> {

@@ -1,9 +1,9 @@
 import { createRequire } from "node:module";
-import type { EventRecorder, EventTarget, EventType } from "../kube/events.js";
 import type { Logger } from "../log/logger.js";
-import { describeTarget, parseSandboxAnnotations } from "./annotations.js";
+import { parseSandboxAnnotations } from "./annotations.js";
 import { HYPERVISOR_SERVICE, hypervisorMessages as m, type Codec } from "./protos.js";
-import { Sandboxes } from "./sandboxes.js";
+import { Sandboxes, sandboxPod } from "./sandboxes.js";
+import type { SandboxPod, Tell } from "./tell.js";
 import { Code, RpcError, type Services } from "./ttrpc.js";
 
 const { version } = createRequire(import.meta.url)("../../package.json") as { version: string };
@@ -21,25 +21,15 @@ function sandboxId(id: string): string {
   return id;
 }
 
-/** `ns/name` → an Event target, unless the shim did not say which pod. */
-function podTarget(pod: string): EventTarget | undefined {
-  const [namespace, name] = pod.split("/");
-  return namespace && name && namespace !== "?" && name !== "?" ? { apiVersion: "v1", kind: "Pod", namespace, name } : undefined;
-}
-
 /** Kata's `hypervisor.Hypervisor` service over the node's sandboxes; each outcome is logged with the pod and, where there is a cluster, an Event on it. */
-export function hypervisorService(sandboxes: Sandboxes, log: Logger, events?: EventRecorder): Services {
-  const tell = (pod: string, type: EventType, reason: string, message: string): void => {
-    const target = podTarget(pod);
-    if (target) events?.record(target, type, reason, message);
-  };
+export function hypervisorService(sandboxes: Sandboxes, log: Logger, tell: Tell = () => undefined): Services {
   /** Runs a call for a sandbox; a failure is logged and told on the pod before the shim gets it. */
-  const reported = async <T>(call: string, id: string, pod: () => Promise<string | undefined>, work: () => Promise<T>): Promise<T> => {
+  const reported = async <T>(call: string, id: string, pod: () => Promise<SandboxPod | undefined>, work: () => Promise<T>): Promise<T> => {
     try {
       return await work();
     } catch (error) {
-      const who = (await pod()) ?? "?/?";
-      log.warn({ pod: who, sandbox: id, err: error }, `${call} failed`);
+      const who = (await pod()) ?? { pod: "?/?" };
+      log.warn({ pod: who.pod, sandbox: id, err: error }, `${call} failed`);
       tell(who, "Warning", `Sandbox${call}Failed`, `${call} for Kata sandbox ${id.slice(0, 12)}: ${(error as Error).message}`);
       throw error;
     }
@@ -52,16 +42,17 @@ export function hypervisorService(sandboxes: Sandboxes, log: Logger, events?: Ev
         const request = decode(m.createVMRequest, payload);
         const id = sandboxId(request.id);
         const target = parseSandboxAnnotations(request.annotations);
-        const pod = describeTarget(target);
-        if (target.ignored.length) log.warn({ pod, sandbox: id, ignored: target.ignored }, "CreateVM: annotations ignored");
         const started = Date.now();
-        const sandbox = await reported("CreateVM", id, async () => pod, () => sandboxes.create(id, target));
+        const found = await sandboxes.identify(target);
+        const who = sandboxPod(found);
+        if (target.ignored.length) log.warn({ pod: who.pod, sandbox: id, ignored: target.ignored }, "CreateVM: annotations ignored");
+        const sandbox = await reported("CreateVM", id, async () => who, () => sandboxes.create(id, found));
         const { instanceId } = sandbox.record;
         log.child({ pod: sandbox.record.pod, sandbox: id }).info(
           { instanceId, attached: sandbox.attached, ms: Date.now() - started },
           sandbox.attached ? "CreateVM: attached to the pod's VM" : "CreateVM: VM requested",
         );
-        tell(sandbox.record.pod, "Normal", "SandboxVM", `Kata sandbox ${id.slice(0, 12)} runs in VM ${instanceId}${sandbox.attached ? " (started when the pod was bound)" : ""}`);
+        tell(sandbox.record, "Normal", "SandboxVM", `Kata sandbox ${id.slice(0, 12)} runs in VM ${instanceId}${sandbox.attached ? " (started when the pod was bound)" : ""}`);
         return m.createVMResponse.encode({ agentSocketPath: sandbox.socketPath });
       },
 

@@ -9,6 +9,8 @@ import type { SandboxTarget } from "./annotations.js";
 /** What the cluster knows about the sandbox's pod. */
 export interface PodRef {
   uid: string;
+  /** For the involvedObject of Events on the pod. */
+  resourceVersion?: string;
   /** The webhook's choice (`peerpods.io/instance-type`), if the pod went through it. */
   instanceType?: string;
 }

@@ -1,5 +1,5 @@
 import { CustomObjectsApi, type KubeConfig, type KubernetesObject } from "@kubernetes/client-node";
-import type { EventRecorder } from "../kube/events.js";
+import { eventTarget, type EventRecorder } from "../kube/events.js";
 import { startInformer, type WatchedInformer } from "../kube/informer.js";
 import type { Logger } from "../log/logger.js";
 import { describeErrors } from "./issues.js";
@@ -27,7 +27,7 @@ export function watchClusterPolicy(kc: KubeConfig, store: PolicyStore, events: E
     if (generation !== undefined && version === seen) return;
     seen = version;
     const result = store.update({ document: { ...object, apiVersion: `${POLICY_GROUP}/${POLICY_VERSION}`, kind: POLICY_KIND }, generation, source: "cluster" });
-    const target = { apiVersion: `${POLICY_GROUP}/${POLICY_VERSION}`, kind: POLICY_KIND, name: POLICY_NAME, uid: object.metadata.uid };
+    const target = eventTarget({ apiVersion: `${POLICY_GROUP}/${POLICY_VERSION}`, kind: POLICY_KIND }, { ...object.metadata, name: POLICY_NAME });
     if (result.ok) {
       log.info({ generation: result.policy.generation }, "policy updated from the cluster");
       events.record(target, "Normal", "PolicyApplied", `generation ${result.policy.generation} is in force`);

@@ -60,6 +60,8 @@ export interface Instance {
   /** Where the agent in the VM can be reached: `unix:/path` or `tcp:host:port`. */
   agentEndpoint?: string;
   zone?: string;
+  /** What the VM booted from (an AMI id, the qemu image folder), where the provider knows it. */
+  image?: string;
   /** Why the VM is in its state (e.g. a boot failure), for Events and status. */
   message?: string;
 }

@@ -1,7 +1,7 @@
 import type { V1Pod } from "@kubernetes/client-node";
 import { ANNOTATION } from "../kube/annotations.js";
 import { apiStatus } from "../kube/errors.js";
-import type { EventRecorder, EventType } from "../kube/events.js";
+import { eventTarget, POD, type EventRecorder, type EventType } from "../kube/events.js";
 import type { Logger } from "../log/logger.js";
 import { vmOperations, vmReadySeconds } from "../metrics/worker.js";
 import type { CompiledPolicy } from "../policy/compiled.js";
@@ -386,8 +386,8 @@ export class Reconciler {
 
   #event(state: State, type: EventType, reason: string, message: string): void {
     const [namespace, name] = splitKey(state.key);
-    const uid = state.pod?.metadata?.uid ?? state.record?.spec.podUID;
-    this.deps.events.record({ apiVersion: "v1", kind: "Pod", namespace, name, uid }, type, reason, message);
+    const { uid = state.record?.spec.podUID, resourceVersion } = state.pod?.metadata ?? {};
+    this.deps.events.record(eventTarget(POD, { namespace, name, uid, resourceVersion }), type, reason, message);
   }
 }
 

@@ -5,6 +5,7 @@ import { isLive, mapState, toInstance } from "./instances.js";
 const base: Ec2Instance = {
   InstanceId: "i-1",
   InstanceType: "m5.large",
+  ImageId: "ami-0123456789abcdef0",
   LaunchTime: new Date("2026-02-03T04:05:06Z"),
   Placement: { AvailabilityZone: "eu-west-1b" },
   Tags: [
@@ -33,6 +34,7 @@ describe("aws instance mapping", () => {
       address: "10.1.2.3",
       agentEndpoint: "tcp:10.1.2.3:15150",
       zone: "eu-west-1b",
+      image: "ami-0123456789abcdef0",
     });
   });
 

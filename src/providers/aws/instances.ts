@@ -61,6 +61,7 @@ export function toInstance(instance: Ec2Instance, options: MapOptions): Instance
     createdAt: instance.LaunchTime ?? new Date(0),
     ...(address && { address, agentEndpoint: `tcp:${address}:${options.agentPort}` }),
     ...(zone && { zone }),
+    ...(instance.ImageId && { image: instance.ImageId }),
     ...(message && { message }),
   };
 }

@@ -59,7 +59,7 @@ export async function launchVm(host: LaunchHost, request: LaunchRequest): Promis
     };
     const [command, args] = lifetimeMs === undefined ? [settings.binary, qemuArgs(launch)] : ["timeout", ["-k", "5", `${Math.ceil(lifetimeMs / 1000)}s`, settings.binary, ...qemuArgs(launch)]];
     const process = spawnDetached(command, args, join(dir, VM_FILES.qemuLog));
-    const record: VmRecord = { id, ...identity, ...sizing, createdAt: new Date().toISOString(), pid: process.pid, hostPort: launch.hostPort, ...platform };
+    const record: VmRecord = { id, ...identity, ...sizing, createdAt: new Date().toISOString(), pid: process.pid, hostPort: launch.hostPort, ...platform, image: image.dir };
     await writeRecord(dir, record);
     const failure = await started(dir, process.exited);
     if (!failure) return record;

@@ -47,6 +47,8 @@ describe("toInstance", () => {
     assert.equal(instance.agentEndpoint, "tcp:127.0.0.1:40123");
     assert.equal(instance.name, "pp-u1");
     assert.deepEqual(instance.createdAt, new Date(record.createdAt));
+    assert.equal(instance.image, undefined, "a record of an earlier version names no image");
+    assert.equal(toInstance({ ...record, image: "/var/cache/podvm-1" }, seen({})).image, "/var/cache/podvm-1");
   });
 
   it("is running and ready while heartbeats arrive", () => {

@@ -14,6 +14,8 @@ export const vmRecordSchema = z.object({
   hostPort: z.number().int(),
   accelerator: z.enum(["kvm", "tcg"]),
   machine: z.enum(["microvm", "q35"]),
+  /** The image folder the VM booted from (absent in records of earlier versions). */
+  image: z.string().optional(),
 });
 export type VmRecord = z.infer<typeof vmRecordSchema>;
 
@@ -72,6 +74,7 @@ export function toInstance(record: VmRecord, seen: Observation): Instance {
     tags: record.tags,
     createdAt: new Date(record.createdAt),
     agentEndpoint: `tcp:127.0.0.1:${record.hostPort}`,
+    ...(record.image && { image: record.image }),
   };
   if (!seen.alive) return { ...base, state: "terminated", ready: false, message: seen.stopping ? "deleted" : `qemu exited${seen.exitReason ? `: ${seen.exitReason}` : ""}` };
   if (seen.stopping) return { ...base, state: "stopping", ready: false };

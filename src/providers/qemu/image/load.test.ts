@@ -19,6 +19,7 @@ describe("ImageLoader", () => {
     await writeFile(join(dir, "vmlinuz"), "kernel");
     await writeFile(join(dir, "initrd.img"), "initrd");
     const image = await loader.load();
+    assert.equal(image.dir, dir, "the image a VM boots from is named by its folder");
     assert.equal(image.kernel, join(dir, "vmlinuz"));
     assert.equal(image.initrd.toString(), "initrd");
     assert.equal(image.inputs, "hash");

@@ -6,6 +6,8 @@ import { readManifest } from "./paths.js";
 
 /** The built pod VM image, ready to boot. */
 export interface PodVmImage {
+  /** The image folder, which names the image a VM booted from. */
+  dir: string;
   kernel: string;
   initrd: Buffer;
   /** Hash of what the image was built from: a rebuilt image gets a fresh probe. */
@@ -29,6 +31,6 @@ export class ImageLoader {
     if (!manifest) throw new ProviderError("invalid", `no pod VM image in ${this.imageDir}: run npm run podvm:build`);
     const kernel = join(this.imageDir, manifest.kernel);
     await access(kernel, constants.R_OK);
-    return { kernel, initrd: await readFile(join(this.imageDir, manifest.initrd)), inputs: manifest.inputs };
+    return { dir: this.imageDir, kernel, initrd: await readFile(join(this.imageDir, manifest.initrd)), inputs: manifest.inputs };
   }
 }
