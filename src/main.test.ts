@@ -20,6 +20,12 @@ describe("peerpods CLI", function () {
     assert.match(result.stderr, /option '--webhook-port <port>' argument '70000' is invalid\. must be a whole number from 0 to 65535/);
   });
 
+  it("refuses at start a --pods-dir whose sandbox sockets would not fit a unix socket path", () => {
+    const result = cli(["serve", "--parts", "hypervisor", "--pods-dir", "/var/lib/peerpods/hypervisor/pods"]);
+    assert.notEqual(result.status, 0);
+    assert.match(result.stderr, /option '--pods-dir <dir>' argument '\/var\/lib\/peerpods\/hypervisor\/pods' is invalid\. is too long: .* would be 110 bytes, over the 107-byte limit of a unix socket path; use a folder of at most 30 bytes/);
+  });
+
   it("names the environment variable's flag when the value comes from the environment", () => {
     const result = cli(["serve"], { PEERPODS_PARTS: "webhook,teleporter" });
     assert.notEqual(result.status, 0);

@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from "commander";
+import { podsDirProblem } from "../hypervisor/layout.js";
 
 /** Commander argument parsers: each throws a one-line error that commander prefixes with the flag name. */
 
@@ -33,4 +34,11 @@ export function listOf<T extends string>(allowed: readonly T[]): (value: string)
 /** Repeatable/comma-separated free-text list. */
 export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, ...value.split(",").map((s) => s.trim()).filter(Boolean)];
+}
+
+/** The hypervisor part's pods dir: every Kata sandbox's agent socket under it must fit a unix socket path. */
+export function podsDir(value: string): string {
+  const problem = podsDirProblem(value);
+  if (problem) throw new InvalidArgumentError(problem);
+  return value;
 }

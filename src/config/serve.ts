@@ -1,6 +1,7 @@
 import { Option, type Command } from "commander";
 import { LOG_LEVELS } from "../log/logger.js";
-import { integer, listOf, oneOf, port } from "./parsers.js";
+import { MAX_PODS_DIR_BYTES } from "../hypervisor/layout.js";
+import { integer, listOf, oneOf, podsDir, port } from "./parsers.js";
 
 export const PARTS = ["webhook", "extender", "advertiser", "worker", "hypervisor"] as const;
 export type PartName = (typeof PARTS)[number];
@@ -69,5 +70,5 @@ export function addServeOptions(command: Command): Command {
     .addOption(opt("--device-plugin-dir <dir>", "the kubelet's device-plugin folder (device-plugin mode)", "DEVICE_PLUGIN_DIR").default("/var/lib/kubelet/device-plugins"))
     .addOption(opt("--node-name <name>", "the node this process serves (device-plugin mode; usually from the downward API)", "NODE_NAME"))
     .addOption(opt("--hypervisor-socket <path>", "unix socket of the Kata remote hypervisor service (hypervisor part)", "HYPERVISOR_SOCKET").default("/run/peerpod/hypervisor.sock"))
-    .addOption(opt("--pods-dir <dir>", "folder of the per-sandbox agent sockets (hypervisor part)", "PODS_DIR").default("/run/peerpod/pods"));
+    .addOption(opt("--pods-dir <dir>", `folder of the per-sandbox agent sockets (hypervisor part; at most ${MAX_PODS_DIR_BYTES} bytes, so each socket path fits)`, "PODS_DIR").argParser(podsDir).default("/run/peerpod/pods"));
 }

@@ -8,6 +8,7 @@ import { ProviderError, TAG, type Instance, type Provider } from "../providers/t
 import { describeTarget, type SandboxTarget } from "./annotations.js";
 import type { ClusterView } from "./cluster.js";
 import { probeEndpoint, startForwarder, type Forwarder } from "./forwarder.js";
+import { agentSocketPath, RECORD_FILE } from "./layout.js";
 import type { SandboxPod, Tell } from "./tell.js";
 import { Code, RpcError } from "./ttrpc.js";
 import { pickLive, planInstance, type PodRef, type WorkerRecord } from "./vms.js";
@@ -62,8 +63,6 @@ export interface Sandbox {
 }
 
 const MAX_POLL_MS = 2000;
-const RECORD_FILE = "vm.json";
-const SOCKET_FILE = "agent.ttrpc";
 /** Sandbox ids become folder names: nothing that could climb out of the pods folder. */
 const SANDBOX_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 
@@ -219,7 +218,7 @@ export class Sandboxes {
   }
 
   async #open(record: SandboxRecord, attached: boolean): Promise<Sandbox> {
-    const socketPath = join(this.#dir(record.sandboxId), SOCKET_FILE);
+    const socketPath = agentSocketPath(this.options.podsDir, record.sandboxId);
     const log = this.options.log.child({ pod: record.pod, sandbox: record.sandboxId, instanceId: record.instanceId });
     const agent: Sandbox["agent"] = {};
     let toldForeign = false;
