@@ -34,7 +34,7 @@ const STATUS_BATCH = 100;
 /** How long EC2's DescribeInstances may not yet know an instance RunInstances just returned. */
 const CONSISTENCY_WINDOW_MS = 60_000;
 
-/** EC2 as a peerpods cloud; see README "AWS provider" for settings and IAM permissions. */
+/** EC2 as a peerpods cloud; see docs/providers.md "AWS provider" for settings and IAM permissions. */
 export class AwsProvider implements Provider {
   readonly name = "aws";
   #subnets: Promise<Subnet[]> | undefined;
