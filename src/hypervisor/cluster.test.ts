@@ -1,9 +1,8 @@
 import assert from "node:assert/strict";
 import { once } from "node:events";
 import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
-import { KubeConfig } from "@kubernetes/client-node";
 import { silentLogger } from "../log/logger.js";
+import { kubeConfigFor } from "../test-support/kubeconfig.js";
 import { kubeClusterView, type ClusterView } from "./cluster.js";
 
 /** Stands in for the apiserver: a known pod and PeerPod, a missing pair, a broken and a hanging one. */
@@ -39,14 +38,7 @@ describe("cluster view for CreateVM", () => {
   before(async () => {
     server = apiserver().listen(0, "127.0.0.1");
     await once(server, "listening");
-    const kc = new KubeConfig();
-    kc.loadFromOptions({
-      clusters: [{ name: "c", server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, skipTLSVerify: true }],
-      users: [{ name: "u", token: "t" }],
-      contexts: [{ name: "x", cluster: "c", user: "u" }],
-      currentContext: "x",
-    });
-    view = kubeClusterView(kc, silentLogger);
+    view = kubeClusterView(kubeConfigFor(server), silentLogger);
   });
   after(() => {
     server.closeAllConnections();

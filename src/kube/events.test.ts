@@ -1,9 +1,8 @@
 import assert from "node:assert/strict";
 import { once } from "node:events";
 import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
-import { KubeConfig } from "@kubernetes/client-node";
 import { silentLogger } from "../log/logger.js";
+import { kubeConfigFor } from "../test-support/kubeconfig.js";
 import { eventRecorder, eventTarget, POD } from "./events.js";
 
 describe("Events", () => {
@@ -44,14 +43,7 @@ describe("Events", () => {
     });
 
     it("writes the target as the Event's involvedObject, in the object's namespace", async () => {
-      const kc = new KubeConfig();
-      kc.loadFromOptions({
-        clusters: [{ name: "c", server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, skipTLSVerify: true }],
-        users: [{ name: "u", token: "t" }],
-        contexts: [{ name: "x", cluster: "c", user: "u" }],
-        currentContext: "x",
-      });
-      eventRecorder(kc, silentLogger).record(eventTarget(POD, { namespace: "shop", name: "web", uid: "u-1", resourceVersion: "42" }), "Normal", "SandboxVM", "runs in VM vm-1");
+      eventRecorder(kubeConfigFor(server), silentLogger).record(eventTarget(POD, { namespace: "shop", name: "web", uid: "u-1", resourceVersion: "42" }), "Normal", "SandboxVM", "runs in VM vm-1");
       for (let i = 0; i < 200 && posted.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
       assert.equal(posted[0]?.url, "/api/v1/namespaces/shop/events");
       assert.deepEqual(posted[0]?.body.involvedObject, { apiVersion: "v1", kind: "Pod", namespace: "shop", name: "web", uid: "u-1", resourceVersion: "42" });
