@@ -10,6 +10,7 @@ import { CONTROL_PLANE_BINARIES, binaryPath, kwokBinary, kwokStagesFile } from "
 import { createPki, type ClusterPki } from "./pki.js";
 import { atExit, startProcess, tail, type ManagedProcess } from "./process.js";
 import { schedulerConfigurationFile } from "./scheduler-config.js";
+import { realNodeName } from "./node/paths.js";
 import { freePorts } from "../support/ports.js";
 import { waitFor } from "../support/wait.js";
 
@@ -22,6 +23,8 @@ export interface Cluster {
   server: string;
   /** The apiserver's CA. */
   caFile: string;
+  /** The kubelet identity of this host's real node (`startRealNode`): its name and its token (system:node:NAME). */
+  nodeCredentials: { name: string; token: string };
   dataDir: string;
   logsDir: string;
   /** The apiserver's audit log (JSON lines, Metadata level): every request of a ServiceAccount in peerpods-system. */
@@ -102,7 +105,9 @@ async function launch(options: ClusterOptions): Promise<Cluster> {
   };
 
   try {
-    const pki = await createPki(join(dataDir, "pki"));
+    // the token file is read once, at the apiserver's start: the real node's identity exists from the beginning
+    const nodeName = realNodeName();
+    const pki = await createPki(join(dataDir, "pki"), [nodeName]);
     const [etcdClient, etcdPeer, apiserverPort] = await freePorts(3);
     const server = `https://127.0.0.1:${apiserverPort}`;
     const kubeconfigPath = await writeKubeconfig(join(dataDir, "kubeconfig"), { server, caFile: pki.caFile, token: pki.adminToken, user: "admin" });
@@ -146,6 +151,7 @@ async function launch(options: ClusterOptions): Promise<Cluster> {
       kc,
       server,
       caFile: pki.caFile,
+      nodeCredentials: { name: nodeName, token: pki.nodeTokens[nodeName]! },
       dataDir,
       logsDir,
       auditLogPath,
@@ -205,7 +211,9 @@ function kubeApiserverArgs(pki: ClusterPki, etcdUrl: string, port: number, certD
     `--tls-cert-file=${pki.servingCert}`,
     `--tls-private-key-file=${pki.servingKey}`,
     `--token-auth-file=${pki.tokenFile}`,
-    "--authorization-mode=RBAC",
+    // kubelets act as system:node:NAME: the Node authorizer and NodeRestriction keep each to its own node
+    "--authorization-mode=Node,RBAC",
+    "--enable-admission-plugins=NodeRestriction",
     `--service-account-key-file=${pki.serviceAccountPub}`,
     `--service-account-signing-key-file=${pki.serviceAccountKey}`,
     "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
@@ -254,15 +262,21 @@ async function addNodes(core: CoreV1Api, nodes: NodeRequest[]): Promise<void> {
       }),
     ),
   );
-  const names = new Set(nodes.map((n) => n.name));
+  await waitSchedulable(core, nodes.map((n) => n.name));
+}
+
+/** Resolves once every named node is Ready and untainted. */
+export async function waitSchedulable(core: CoreV1Api, nodeNames: string[], timeoutMs = READY_TIMEOUT_MS): Promise<void> {
+  const names = new Set(nodeNames);
   await waitFor(
     async () => {
       const { items } = await core.listNode();
-      const waiting = items.filter((node) => names.has(node.metadata?.name ?? "") && !schedulable(node)).map((node) => node.metadata?.name);
+      const ready = new Set(items.filter(schedulable).map((node) => node.metadata?.name));
+      const waiting = [...names].filter((name) => !ready.has(name));
       if (waiting.length) throw new Error(`not yet: ${waiting.join(", ")}`);
       return true;
     },
-    { timeoutMs: READY_TIMEOUT_MS, intervalMs: 250, message: `nodes ${[...names].join(", ")} to be Ready and untainted` },
+    { timeoutMs, intervalMs: 100, message: `nodes ${[...names].join(", ")} to be Ready and untainted` },
   );
 }
 
@@ -274,7 +288,7 @@ function schedulable(node: V1Node): boolean {
 }
 
 /** `waiting`, failed early with the end of a component's log when one of `components` exits first. */
-async function untilExit<T>(components: ManagedProcess[], waiting: Promise<T>): Promise<T> {
+export async function untilExit<T>(components: ManagedProcess[], waiting: Promise<T>): Promise<T> {
   const exits = components.map((component) =>
     component.exited.then((status) => {
       throw new Error(`${component.name} exited (${status}) while starting:\n${tail(component.logFile, 15)}`);

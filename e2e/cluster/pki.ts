@@ -11,13 +11,15 @@ export interface ClusterPki {
   /** Service-account token signing key pair. */
   serviceAccountKey: string;
   serviceAccountPub: string;
-  /** `--token-auth-file`: one admin (system:masters) token. */
+  /** `--token-auth-file`: one admin (system:masters) token, and one per node (system:node:NAME in system:nodes). */
   tokenFile: string;
   adminToken: string;
+  /** Node name → its kubelet's token: the Node authorizer and NodeRestriction hold it to that node. */
+  nodeTokens: Record<string, string>;
 }
 
-/** Fresh credentials for one cluster, written under `dir`. */
-export async function createPki(dir: string): Promise<ClusterPki> {
+/** Fresh credentials for one cluster and the kubelets of `nodes`, written under `dir`. */
+export async function createPki(dir: string, nodes: readonly string[] = []): Promise<ClusterPki> {
   await mkdir(dir, { recursive: true });
   const certs = await ensureCerts({
     outDir: dir,
@@ -31,8 +33,11 @@ export async function createPki(dir: string): Promise<ClusterPki> {
   const serviceAccountPub = join(dir, "sa.pub");
   await writeFile(serviceAccountKey, privateKey.export({ type: "pkcs8", format: "pem" }), { mode: 0o600 });
   await writeFile(serviceAccountPub, publicKey.export({ type: "spki", format: "pem" }));
-  const adminToken = randomBytes(24).toString("hex");
+  const token = (): string => randomBytes(24).toString("hex");
+  const adminToken = token();
+  const nodeTokens = Object.fromEntries(nodes.map((node) => [node, token()]));
+  const lines = [`${adminToken},admin,admin,system:masters`, ...Object.entries(nodeTokens).map(([node, secret]) => `${secret},system:node:${node},node-${node},system:nodes`)];
   const tokenFile = join(dir, "tokens.csv");
-  await writeFile(tokenFile, `${adminToken},admin,admin,system:masters\n`, { mode: 0o600 });
-  return { caFile: certs.files.ca, servingCert: certs.files.cert, servingKey: certs.files.key, serviceAccountKey, serviceAccountPub, tokenFile, adminToken };
+  await writeFile(tokenFile, `${lines.join("\n")}\n`, { mode: 0o600 });
+  return { caFile: certs.files.ca, servingCert: certs.files.cert, servingKey: certs.files.key, serviceAccountKey, serviceAccountPub, tokenFile, adminToken, nodeTokens };
 }
