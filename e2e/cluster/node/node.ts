@@ -5,7 +5,7 @@
  */
 import { CoreV1Api } from "@kubernetes/client-node";
 import { execFile } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
@@ -44,13 +44,15 @@ export interface RealNode {
   logFiles(): Record<string, string>;
   /** `ctr` against this node's containerd, in the CRI's namespace (k8s.io). */
   ctr(args: string[]): Promise<string>;
+  /** The pods' network interfaces: the host ends of their veths, on the node's bridge. */
+  podInterfaces(): string[];
   /** SIGKILLs the kubelet and starts it again; resolves once the node is Ready again. */
   restartKubelet(): Promise<void>;
   /** SIGKILLs containerd (not its shims) and starts it again; resolves once it answers. */
   restartContainerd(): Promise<void>;
   /** What the node (still) leaves on the host compared with before it started; empty once stopped cleanly. */
   leftovers(): string[];
-  /** Stops the kubelet and containerd, removes the Node, sweeps the host; returns what the sweep had to clean. */
+  /** Stops the kubelet and containerd, removes the Node, sweeps the host; returns what the sweep had to clean. Idempotent. */
   stop(): Promise<string[]>;
 }
 
@@ -130,6 +132,7 @@ export async function startRealNode(cluster: Cluster, options: RealNodeOptions =
     parts.clear();
   };
 
+  let stopping: Promise<string[]> | undefined;
   try {
     await writeConfigs(layout, cluster, address);
     await startContainerd();
@@ -141,6 +144,7 @@ export async function startRealNode(cluster: Cluster, options: RealNodeOptions =
       readyMs,
       logFiles: () => Object.fromEntries([...parts.values()].map((p) => [p.name, p.logFile])),
       ctr,
+      podInterfaces: () => (existsSync(`/sys/class/net/${BRIDGE}/brif`) ? readdirSync(`/sys/class/net/${BRIDGE}/brif`) : []),
       async restartKubelet() {
         await parts.get("kubelet")?.stop(0, "SIGKILL");
         await startKubelet();
@@ -150,12 +154,15 @@ export async function startRealNode(cluster: Cluster, options: RealNodeOptions =
         await startContainerd();
       },
       leftovers: () => leftovers(before, layout.dir),
-      async stop() {
-        await stopParts();
-        const notes = sweepHost(before, layout.dir);
-        forgetSweep();
-        await core.deleteNode({ name }).catch(() => undefined);
-        return notes;
+      stop() {
+        stopping ??= (async () => {
+          await stopParts();
+          const notes = sweepHost(before, layout.dir);
+          forgetSweep();
+          await core.deleteNode({ name }).catch(() => undefined);
+          return notes;
+        })();
+        return stopping;
       },
     };
   } catch (error) {
