@@ -46,6 +46,8 @@ export interface RealNode {
   ctr(args: string[]): Promise<string>;
   /** The pods' network interfaces: the host ends of their veths, on the node's bridge. */
   podInterfaces(): string[];
+  /** How containerd runs a pod's sandbox: the CRI runtime handler it was asked for, and the runtime (shim) behind it. */
+  sandboxRuntime(podUid: string): Promise<{ handler: string; runtime: string }>;
   /** SIGKILLs the kubelet and starts it again; resolves once the node is Ready again. */
   restartKubelet(): Promise<void>;
   /** SIGKILLs containerd (not its shims) and starts it again; resolves once it answers. */
@@ -145,6 +147,12 @@ export async function startRealNode(cluster: Cluster, options: RealNodeOptions =
       logFiles: () => Object.fromEntries([...parts.values()].map((p) => [p.name, p.logFile])),
       ctr,
       podInterfaces: () => (existsSync(`/sys/class/net/${BRIDGE}/brif`) ? readdirSync(`/sys/class/net/${BRIDGE}/brif`) : []),
+      async sandboxRuntime(podUid) {
+        const filter = `labels."io.kubernetes.pod.uid"==${podUid},labels."io.cri-containerd.kind"==sandbox`;
+        const [id] = (await ctr(["containers", "list", "--quiet", filter])).split("\n").filter(Boolean);
+        if (!id) throw new Error(`containerd has no sandbox of pod ${podUid}`);
+        return sandboxRuntimeOf(JSON.parse(await ctr(["containers", "info", id])) as ContainerInfo);
+      },
       async restartKubelet() {
         await parts.get("kubelet")?.stop(0, "SIGKILL");
         await startKubelet();
@@ -173,6 +181,18 @@ export async function startRealNode(cluster: Cluster, options: RealNodeOptions =
     await core.deleteNode({ name }).catch(() => undefined);
     throw new Error(`the real node did not start: ${(error as Error).message}\n${logs}`, { cause: error });
   }
+}
+
+interface ContainerInfo {
+  Runtime: { Name: string };
+  Extensions?: Record<string, { value: string }>;
+}
+
+/** The CRI plugin keeps a sandbox's metadata (with its runtime handler) as JSON in a container extension. */
+function sandboxRuntimeOf(info: ContainerInfo): { handler: string; runtime: string } {
+  const metadata = info.Extensions?.["io.cri-containerd.sandbox.metadata"]?.value;
+  const handler = metadata ? (JSON.parse(Buffer.from(metadata, "base64").toString()) as { Metadata?: { RuntimeHandler?: string } }).Metadata?.RuntimeHandler : undefined;
+  return { handler: handler ?? "", runtime: info.Runtime.Name };
 }
 
 function leftovers(before: HostState, dir: string): string[] {
