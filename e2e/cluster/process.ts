@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { closeSync, existsSync, openSync, readFileSync, statSync } from "node:fs";
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, statSync } from "node:fs";
 
 /**
  * Child processes that must never outlive this one. Each runs in its own process group (so a
@@ -129,4 +129,18 @@ export function tail(file: string, lines = 40): string {
   const size = statSync(file).size;
   const text = readFileSync(file).subarray(Math.max(0, size - 64 * 1024)).toString("utf8");
   return text.split("\n").slice(-lines - 1).join("\n");
+}
+
+/** Pids (other than this process) whose command line mentions `text`; synchronous, so usable at exit. */
+export function pidsMentioning(text: string): number[] {
+  return readdirSync("/proc")
+    .filter((entry) => /^\d+$/.test(entry) && Number(entry) !== process.pid)
+    .filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(text);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
 }

@@ -1,20 +1,23 @@
 /**
- * `npm run dev`: the whole thing on this machine. Builds (or reuses) the control plane and the pod
- * VM image, starts a local control plane with three KWOK nodes (two labelled for peer pods),
- * applies the local overlay, starts peerpods (webhook, extender, advertiser, worker; qemu provider)
- * with kube-scheduler pointed at its extender, creates a sample peer pod and shows what happens to
- * it until it is Ready on a real VM; then a status line until Ctrl-C, which tears everything down.
+ * `npm run dev`: the whole thing on this machine. Builds (or reuses) the control plane, the real
+ * node and the pod VM image, starts a local control plane with this host's real node (kubelet,
+ * containerd; labelled for peer pods) and two KWOK nodes, applies the local overlay, starts peerpods
+ * (webhook, extender, advertiser as the real kubelet's device plugin, worker; qemu provider) with
+ * kube-scheduler pointed at its extender, creates a sample peer pod and shows what happens to it
+ * until it is Ready with its real VM; then a status line until Ctrl-C, which tears everything down.
+ * Until peerpods has its own shim, the node's containerd runs the peer-pod handler with runc: the
+ * sample pod's container runs on the node, beside its VM, not in it.
  * `--once`: stop once the sample pod is Ready (for CI).
  */
 import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Node, type V1Pod } from "@kubernetes/client-node";
-import { readdirSync, readFileSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { request } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse as parseYaml, stringify } from "yaml";
 import { startCluster, type Cluster } from "../cluster/cluster.js";
-import { atExit, onFirstSignal, tail } from "../cluster/process.js";
+import { startRealNode, type RealNode } from "../cluster/node/node.js";
+import { atExit, onFirstSignal, pidsMentioning, tail } from "../cluster/process.js";
 import { localCerts } from "../support/certs.js";
 import { applyObjects, loadManifests, LOCAL_OVERLAY_DIR, MANIFESTS_DIR, withWebhookUrl } from "../support/manifests.js";
 import { startPeerpods, type Peerpods } from "../support/peerpods.js";
@@ -30,11 +33,8 @@ const NAMESPACE = "demo";
 const VM = "kata.peerpods.io/vm";
 const PEER_LABEL_KEY = "katacontainers.io/kata-runtime";
 const PEER_LABEL = { [PEER_LABEL_KEY]: "true" };
-const NODES = [
-  { name: "dev-node-1", labels: PEER_LABEL },
-  { name: "dev-node-2", labels: PEER_LABEL },
-  { name: "dev-node-3" },
-];
+/** KWOK nodes, not labelled for peer pods: the extender's filter says why they do not fit. */
+const KWOK_NODES = [{ name: "dev-node-1" }, { name: "dev-node-2" }];
 const READY_TIMEOUT_MS = 5 * 60_000;
 const TICK_MS = 300;
 
@@ -46,7 +46,9 @@ const SAMPLE_POD: V1Pod = {
       {
         name: "app",
         image: "busybox",
-        command: ["sh", "-c", "echo hello from a peer pod VM, kernel $(uname -r); sleep 3600"],
+        command: ["sh", "-c", "echo hello from peer pod $(hostname); sleep 3600"],
+        // the node's images are local: there is no registry to pull from
+        imagePullPolicy: "IfNotPresent",
         resources: { requests: { cpu: "750m", memory: "384Mi" } },
       },
     ],
@@ -56,6 +58,7 @@ const SAMPLE_POD: V1Pod = {
 interface Running {
   workDir: string;
   cluster?: Cluster;
+  node?: RealNode;
   peerpods?: Peerpods;
 }
 
@@ -63,22 +66,8 @@ const started = Date.now();
 const print = printLine;
 const printMilestone = ({ label, text }: Milestone): void => print(`  +${formatElapsed(Date.now() - started).padStart(6)}  ${label.padEnd(11)} ${text}`);
 
-/** Pids of processes whose command line mentions `text` (the VMs under peerpods' state folder), synchronously: usable at exit. */
-function processesMentioning(text: string): number[] {
-  return readdirSync("/proc")
-    .filter((entry) => /^\d+$/.test(entry) && Number(entry) !== process.pid)
-    .filter((pid) => {
-      try {
-        return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(text);
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
-}
-
 function killMentioning(text: string): number {
-  const pids = processesMentioning(text);
+  const pids = pidsMentioning(text);
   for (const pid of pids) {
     try {
       process.kill(pid, "SIGKILL");
@@ -89,10 +78,14 @@ function killMentioning(text: string): number {
   return pids.length;
 }
 
-async function startLocalCluster(): Promise<Cluster> {
+async function startLocalCluster(running: Running): Promise<{ cluster: Cluster; node: RealNode }> {
+  if (process.getuid?.() !== 0) throw new Error("the real node (kubelet, containerd) needs root: run npm run dev as root");
   const cluster = await startCluster();
-  await cluster.addNodes(NODES);
-  return cluster;
+  running.cluster = cluster;
+  await cluster.addNodes(KWOK_NODES);
+  const node = await startRealNode(cluster, { labels: PEER_LABEL });
+  running.node = node;
+  return { cluster, node };
 }
 
 /** kube-scheduler's configuration from manifests/scheduler/ with the extender on this host. */
@@ -113,7 +106,11 @@ async function startPeerpodsOnHost(running: Running, kc: KubeConfig): Promise<st
   const isWebhook = (kind?: string): boolean => kind === "MutatingWebhookConfiguration";
   await applyObjects(kc, manifests.filter((o) => !isWebhook(o.kind)));
   const kubeconfig = await serviceAccountKubeconfig(kc, { namespace: "peerpods-system", name: "peerpods" }, join(running.workDir, "peerpods.kubeconfig"), cluster.caFile);
-  const peerpods = await startPeerpods({ kubeconfig, args: ["--parts=webhook,extender,advertiser,worker", "--log-level=info"] });
+  const node = running.node!;
+  const peerpods = await startPeerpods({
+    kubeconfig,
+    args: ["--parts=webhook,extender,advertiser,worker", "--advertise=device-plugin", `--node-name=${node.name}`, "--log-level=info"],
+  });
   running.peerpods = peerpods;
   atExit(() => killMentioning(peerpods.stateDir));
   await cluster.restartScheduler(await schedulerConfig(running.workDir, peerpods));
@@ -133,10 +130,10 @@ async function startPeerpodsOnHost(running: Running, kc: KubeConfig): Promise<st
       if (!items.every((node) => node.status?.allocatable?.[VM] === wanted(node))) return undefined;
       return items.map((node) => `${node.metadata?.name} ${wanted(node) ?? "none"}`).join(", ");
     },
-    { timeoutMs: 30_000, message: "the advertiser to give the labelled nodes the policy's VM slots, and the others none" },
+    { timeoutMs: 30_000, message: "the real kubelet to advertise the policy's VM slots from peerpods' device plugin, and the KWOK nodes none" },
   );
   const certs = await localCerts();
-  return `parts webhook, extender, advertiser, worker; VM slots: ${slots}\n  serving certificate ${certs.files.cert} (its CA is the webhook's caBundle and the extender's caData)`;
+  return `parts webhook, extender, advertiser (${node.name}'s device plugin), worker; VM slots: ${slots}\n  serving certificate ${certs.files.cert} (its CA is the webhook's caBundle and the extender's caData)`;
 }
 
 /** POSTs JSON over HTTPS to a server whose certificate is signed by `caBundle` (base64 PEM). */
@@ -183,7 +180,7 @@ async function followSamplePod(running: Running, kc: KubeConfig): Promise<{ uid:
   printMilestone(admission(created));
   const reported = new Set<string>();
   const consoleLog = (id: string): string => join(peerpods.stateDir, "qemu", id, "console.log");
-  const nodeNames = NODES.map((n) => n.name);
+  const nodeNames = [running.node!.name, ...KWOK_NODES.map((n) => n.name)];
   return waitFor(
     async () => {
       const now = await snapshot(core, custom, created.metadata!.uid!);
@@ -219,13 +216,14 @@ function showStatus(kc: KubeConfig, uid: string): () => void {
 
 /** Deletes the sample pod (the worker deletes its VM), stops peerpods, the VMs' last traces, the control plane, the work folder. */
 async function tearDown(running: Running): Promise<void> {
-  const steps = new Steps(4);
-  const { cluster, peerpods } = running;
+  const steps = new Steps(5);
+  const { cluster, node, peerpods } = running;
   if (cluster && peerpods) {
     await steps.run("deleting the sample pod and its VM", async () => {
       const core = cluster.kc.makeApiClient(CoreV1Api);
       const custom = cluster.kc.makeApiClient(CustomObjectsApi);
-      await core.deleteNamespacedPod({ name: SAMPLE_POD.metadata!.name!, namespace: NAMESPACE }).catch(() => undefined);
+      // its `sleep` ignores SIGTERM: no need to wait out the default grace period
+      await core.deleteNamespacedPod({ name: SAMPLE_POD.metadata!.name!, namespace: NAMESPACE, gracePeriodSeconds: 1 }).catch(() => undefined);
       const gone = await waitFor(
         async () => {
           const { items } = (await custom.listNamespacedCustomObject({ group: PEERPOD_GROUP, version: PEERPOD_VERSION, plural: PEERPOD_PLURAL, namespace: NAMESPACE })) as { items: unknown[] };
@@ -240,6 +238,11 @@ async function tearDown(running: Running): Promise<void> {
     await peerpods?.stop();
     const killed = peerpods ? killMentioning(peerpods.stateDir) : 0;
     return killed ? `stopped; ${killed} leftover VM process(es) killed` : "stopped, no VM left";
+  }, (result) => result);
+  await steps.run("stopping the real node", async () => {
+    await node?.stop();
+    const left = node?.leftovers() ?? [];
+    return left.length ? `left behind: ${left.join("; ")}` : "nothing left on the host";
   }, (result) => result);
   await steps.run("stopping the control plane", async () => cluster?.stop());
   await steps.run("removing the work folder", () => rm(running.workDir, { recursive: true, force: true }));
@@ -260,15 +263,19 @@ async function main(): Promise<void> {
   const steps = new Steps(6);
   const work = (async () => {
     await steps.run("host packages (qemu)", ensureHostPackages, (result) => result);
-    await steps.run("control plane binaries", buildControlPlane, (result) => result);
+    await steps.run("control plane and real node binaries", buildControlPlane, (result) => result);
     await steps.run("pod VM image", buildPodVmImage, (result) => result);
-    const cluster = await steps.run("starting etcd, kube-apiserver, controller-manager, scheduler, KWOK; 3 nodes", () => startLocalCluster(), (c) => `${c.server}, nodes ${NODES.map((n) => n.name).join(", ")} (the first two labelled for peer pods)`);
-    running.cluster = cluster;
+    const { cluster, node } = await steps.run(
+      "starting etcd, kube-apiserver, controller-manager, scheduler, KWOK; the real node and 2 KWOK nodes",
+      () => startLocalCluster(running),
+      ({ cluster: c, node: n }) => `${c.server}; real node ${n.name} Ready in ${n.readyMs} ms (labelled for peer pods), KWOK nodes ${KWOK_NODES.map((k) => k.name).join(", ")}`,
+    );
     const summary = await steps.run("applying the local overlay, starting peerpods, pointing kube-scheduler at its extender", () => startPeerpodsOnHost(running, cluster.kc), (text) => text);
     const peerpods = running.peerpods!;
     print(`\n  export KUBECONFIG=${cluster.kubeconfigPath}\n  kubectl get pods,peerpods -A\n  metrics: http://127.0.0.1:${peerpods.metricsPort}/metrics\n  peerpods log: ${peerpods.logFile}\n  ${summary}`);
     const sample = await steps.run("sample peer pod to Ready", () => followSamplePod(running, cluster.kc), () => "Ready");
-    print(`\nthe sample pod runs on a real qemu VM; its folder (console.log, qemu.log): ${sample.vmDir}`);
+    print(`\nthe sample pod's VM is a real qemu VM; its folder (console.log, qemu.log): ${sample.vmDir}`);
+    print(`its container runs on node ${node.name} with runc: containerd maps the RuntimeClass handler kata-remote to runc until peerpods has its own shim`);
     return sample.uid;
   })();
   let failed = false;

@@ -3,6 +3,7 @@ import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { defaultImageDir, readManifest } from "../../src/providers/qemu/image/paths.js";
+import { cniDir, CONTAINERD, containerdDir, kubeletDir, nodeImagesDir, RUNC, runcDir } from "../cluster/node/paths.js";
 import { controlPlaneDir, KUBERNETES_VERSION, kwokDir, KWOK_VERSION } from "../cluster/paths.js";
 import { formatBytes, type Detail } from "./progress.js";
 
@@ -49,10 +50,11 @@ function folderBytes(dir: string): number {
     .reduce((sum, entry) => sum + entry.size, 0);
 }
 
-/** Builds etcd, the Kubernetes control plane and KWOK from Go modules, or reuses them (cluster:build skips what is up to date). */
+/** Builds etcd, the Kubernetes control plane, KWOK and the real node from Go modules, or reuses them (cluster:build skips what is up to date). */
 export async function buildControlPlane(detail: Detail): Promise<string> {
   await runStreaming(process.execPath, ["--import", "tsx", "e2e/cluster/build.ts"], detail);
-  return `Kubernetes ${KUBERNETES_VERSION} ${formatBytes(folderBytes(controlPlaneDir()))}, KWOK ${KWOK_VERSION} ${formatBytes(folderBytes(kwokDir()))}`;
+  const node = [kubeletDir(), containerdDir(), runcDir(), cniDir(), nodeImagesDir()].reduce((sum, dir) => sum + folderBytes(dir), 0);
+  return `Kubernetes ${KUBERNETES_VERSION} ${formatBytes(folderBytes(controlPlaneDir()))}, KWOK ${KWOK_VERSION} ${formatBytes(folderBytes(kwokDir()))}, real node (kubelet, containerd ${CONTAINERD.version}, runc ${RUNC.version}, CNI plugins, images) ${formatBytes(node)}`;
 }
 
 /** Builds the pod VM image (kernel + initramfs) from Debian packages, or reuses it. */

@@ -36,8 +36,8 @@ export function admission(pod: V1Pod): Milestone {
 
 /**
  * The milestones and Events not reported yet (`reported` is updated): scheduled, VM booting (with
- * where its console log is), VM ready (the worker's condition), pod Ready (which KWOK, playing the
- * kubelet, grants only once the readiness gate is True).
+ * where its console log is), VM ready (the worker's condition), pod Ready (which the kubelet grants
+ * only once the readiness gate is True).
  */
 export function progressLines(snapshot: Snapshot, reported: Set<string>, consoleLog: (instanceID: string) => string): Milestone[] {
   const lines: Milestone[] = [];

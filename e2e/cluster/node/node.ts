@@ -15,13 +15,13 @@ import { promisify } from "node:util";
 import type { Cluster } from "../cluster.js";
 import { untilExit, waitSchedulable } from "../cluster.js";
 import { writeKubeconfig } from "../kubeconfig.js";
-import { atExit, startProcess, tail, type ManagedProcess } from "../process.js";
+import { atExit, pidsMentioning, startProcess, tail, type ManagedProcess } from "../process.js";
 import { freePorts } from "../../support/ports.js";
 import { waitFor } from "../../support/wait.js";
 import { cniConfList, containerdConfig, kubeletConfig, nodeLayout, type NodeLayout } from "./config.js";
 import { hostChanges, readHostState, type HostState } from "./host-state.js";
 import { cniDir, containerdBinary, kubeletBinary, NODE_IMAGES, nodeArtifacts, nodeImageArchive, runcBinary } from "./paths.js";
-import { pidsMentioning, sweepHost } from "./sweep.js";
+import { sweepHost } from "./sweep.js";
 
 const exec = promisify(execFile);
 

@@ -7,6 +7,7 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { pidsMentioning } from "../process.js";
 import { HARD_CODED_PATHS, mountsUnder, readHostState, type HostState } from "./host-state.js";
 
 const CGROUP_ROOT = "/sys/fs/cgroup";
@@ -26,20 +27,6 @@ function cgroupTree(dir: string): string[] {
 
 const tasksOf = (cgroup: string): number[] =>
   (existsSync(join(cgroup, "cgroup.procs")) ? readFileSync(join(cgroup, "cgroup.procs"), "utf8") : "").split("\n").filter(Boolean).map(Number);
-
-/** Pids (other than this process) whose command line mentions `text`. */
-export function pidsMentioning(text: string): number[] {
-  return readdirSync("/proc")
-    .filter((entry) => /^\d+$/.test(entry) && Number(entry) !== process.pid)
-    .filter((pid) => {
-      try {
-        return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(text);
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
-}
 
 /**
  * SIGKILLs what runs in the new cgroups (the containers) first, while their shims are there to reap
