@@ -7,6 +7,8 @@ export interface DevCluster {
   kubeconfigPath: string;
   server: string;
   logsDir: string;
+  /** This host's real node, when cluster:up ran as root. */
+  node?: { name: string; logsDir: string; containerdSocket: string };
 }
 
 /** The recorded developer cluster, if its process is still alive. */

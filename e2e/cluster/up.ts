@@ -1,6 +1,7 @@
 /**
- * `npm run cluster:up`: starts a local cluster for a developer in a background process and prints
- * how to use it; `npm run cluster:down` stops it. The running cluster is recorded in the cache dir.
+ * `npm run cluster:up`: starts a local cluster for a developer in a background process, with this
+ * host's real node (kubelet, containerd; as root), and prints how to use it; `npm run cluster:down`
+ * stops it and sweeps what the node changed on the host. The running cluster is recorded in the cache dir.
  */
 import { spawn } from "node:child_process";
 import { openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -8,9 +9,11 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startCluster } from "./cluster.js";
+import { startRealNode, type RealNode } from "./node/node.js";
+import { containerdBinary } from "./node/paths.js";
 import { readDevCluster, type DevCluster } from "./dev-cluster.js";
 import { cacheDir, devClusterFile } from "./paths.js";
-import { atExit } from "./process.js";
+import { atExit, onFirstSignal } from "./process.js";
 
 const DAEMON_FLAG = "--daemon";
 
@@ -18,16 +21,37 @@ function printUsage(cluster: DevCluster): void {
   console.log(`cluster running (pid ${cluster.pid}) at ${cluster.server}
 kubeconfig: ${cluster.kubeconfigPath}
 component logs: ${cluster.logsDir}
+${cluster.node ? realNodeUsage(cluster.node) : "real node: none (it needs root)"}
 
 export KUBECONFIG=${cluster.kubeconfigPath}
 
 stop it with: npm run cluster:down`);
 }
 
-/** The background process: owns the cluster until SIGTERM (cluster:down). */
+function realNodeUsage(node: NonNullable<DevCluster["node"]>): string {
+  return `real node: ${node.name} (kubelet, containerd, runc; images busybox and pause only, so pods use imagePullPolicy IfNotPresent or Never)
+  its logs: ${node.logsDir}
+  its containers: ${containerdBinary("ctr")} --address ${node.containerdSocket} -n k8s.io containers list`;
+}
+
+/** The background process: owns the cluster until SIGTERM (cluster:down), then stops the node and the cluster. */
 async function daemon(): Promise<void> {
   const cluster = await startCluster();
-  const record: DevCluster = { pid: process.pid, kubeconfigPath: cluster.kubeconfigPath, server: cluster.server, logsDir: cluster.logsDir };
+  let node: RealNode | undefined;
+  onFirstSignal(() => void (async () => {
+    await node?.stop();
+    await cluster.stop();
+    process.exit(0);
+  })());
+  // the kubelet needs root; without it a developer still gets the control plane and KWOK
+  if (process.getuid?.() === 0) node = await startRealNode(cluster);
+  const record: DevCluster = {
+    pid: process.pid,
+    kubeconfigPath: cluster.kubeconfigPath,
+    server: cluster.server,
+    logsDir: cluster.logsDir,
+    node: node && { name: node.name, logsDir: node.logsDir, containerdSocket: node.containerdSocket },
+  };
   writeFileSync(devClusterFile(), JSON.stringify(record, null, 2));
   atExit(() => rmSync(devClusterFile(), { force: true }));
   process.send?.(record);
@@ -47,7 +71,7 @@ async function launch(): Promise<void> {
     detached: true,
     stdio: ["ignore", output, output, "ipc"],
   });
-  console.error("starting etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok ...");
+  console.error("starting etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok and the real node ...");
   const started = Date.now();
   const record = await new Promise<DevCluster>((resolve, reject) => {
     child.once("message", (message) => resolve(message as DevCluster));

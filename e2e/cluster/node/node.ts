@@ -39,6 +39,9 @@ export interface RealNodeOptions {
 export interface RealNode {
   name: string;
   dir: string;
+  /** containerd's and the kubelet's logs. */
+  logsDir: string;
+  containerdSocket: string;
   /** kubelet start → node Ready and untainted, in ms. */
   readyMs: number;
   logFiles(): Record<string, string>;
@@ -143,6 +146,8 @@ export async function startRealNode(cluster: Cluster, options: RealNodeOptions =
     return {
       name,
       dir: layout.dir,
+      logsDir: layout.logsDir,
+      containerdSocket: layout.containerdSocket,
       readyMs,
       logFiles: () => Object.fromEntries([...parts.values()].map((p) => [p.name, p.logFile])),
       ctr,
