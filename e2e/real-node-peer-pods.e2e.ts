@@ -80,11 +80,6 @@ describe("peer pods on the real node (kubelet device manager, readiness gate, re
 
   before(async function () {
     this.timeout(180_000);
-    admin = cluster().kc;
-    core = admin.makeApiClient(CoreV1Api);
-    custom = admin.makeApiClient(CustomObjectsApi);
-    webhookConfig = await installLocalOverlay(admin);
-    await createNamespace(core, NAMESPACE);
     dir = mkdtempSync(join(tmpdir(), "real-node-peer-pods-"));
     atExit(() => rmSync(dir, { recursive: true, force: true }));
     unhealthyFile = join(dir, "cloud-down");
@@ -93,7 +88,13 @@ describe("peer pods on the real node (kubelet device manager, readiness gate, re
     // VMs take 3 s to be ready, so a pod's containers run before its readiness gate opens
     const sim = { createMs: 100, readyMs: 3000, unhealthyFile, inventoryFile };
     await writeFile(policyFile, JSON.stringify({ nodes: { selector: { matchLabels: { [POOL]: "peer" } }, vmsPerNode: VMS_PER_NODE }, provider: { name: "sim", sim } }));
+
+    admin = cluster().kc;
+    core = admin.makeApiClient(CoreV1Api);
+    custom = admin.makeApiClient(CustomObjectsApi);
+    webhookConfig = await installLocalOverlay(admin);
     node = await startRealNode(cluster(), { labels: { [POOL]: "peer" } });
+    await createNamespace(core, NAMESPACE);
     const kubeconfig = await serviceAccountKubeconfig(admin, { namespace: "peerpods-system", name: "peerpods" }, join(dir, "peerpods.kubeconfig"), cluster().caFile);
     peerpods = await startPeerpods({
       kubeconfig,
