@@ -4,32 +4,26 @@
  * (or the exit of this process) puts the host back as it was (sweep.ts).
  */
 import { CoreV1Api } from "@kubernetes/client-node";
-import { execFile } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
-import { networkInterfaces, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { promisify } from "node:util";
 import type { Cluster } from "../cluster.js";
-import { untilExit, waitSchedulable } from "../cluster.js";
 import { writeKubeconfig } from "../kubeconfig.js";
-import { atExit, pidsMentioning, startProcess, tail, type ManagedProcess } from "../process.js";
+import { atExit, pidsMentioning } from "../process.js";
 import { freePorts } from "../../support/ports.js";
-import { waitFor } from "../../support/wait.js";
 import { cniConfList, containerdConfig, kubeletConfig, nodeLayout, type NodeLayout } from "./config.js";
 import { hostChanges, readHostState, type HostState } from "./host-state.js";
-import { cniDir, containerdBinary, kubeletBinary, NODE_IMAGES, nodeArtifacts, nodeImageArchive, runcBinary } from "./paths.js";
+import { cniDir, kubeletBinary, NODE_IMAGES, nodeArtifacts, nodeImageArchive, runcBinary } from "./paths.js";
+import { NodeParts } from "./parts.js";
 import { sweepHost } from "./sweep.js";
-
-const exec = promisify(execFile);
 
 /** CRI handlers the node serves, all with runc: `runc` (the default), and the peer-pod RuntimeClasses' handlers. */
 export const RUNTIME_HANDLERS = ["runc", "kata-remote", "peerpods"];
 const BRIDGE = "peerpods-br0";
 const POD_SUBNET = "10.88.0.0/24";
-const READY_TIMEOUT_MS = 60_000;
 
 export interface RealNodeOptions {
   /** Labels the kubelet registers its node with (NodeRestriction refuses only kubernetes.io / k8s.io ones it does not own). */
@@ -59,15 +53,6 @@ export interface RealNode {
   leftovers(): string[];
   /** Stops the kubelet and containerd, removes the Node, sweeps the host; returns what the sweep had to clean. Idempotent. */
   stop(): Promise<string[]>;
-}
-
-/** The host's first non-loopback IPv4 address: the kubelet refuses a loopback --node-ip. */
-function hostAddress(): string {
-  const address = Object.values(networkInterfaces())
-    .flat()
-    .find((a) => a && a.family === "IPv4" && !a.internal)?.address;
-  if (!address) throw new Error("the real node needs a non-loopback IPv4 address on this host for the kubelet's --node-ip");
-  return address;
 }
 
 /** The loopback address the node name resolves to, where the kubelet serves and the apiserver reaches it. */
@@ -103,89 +88,56 @@ export async function startRealNode(cluster: Cluster, options: RealNodeOptions =
   const layout = nodeLayout(await mkdtemp(join(tmpdir(), "peerpods-node-")));
   const before = readHostState([layout.dir]);
   const forgetSweep = atExit(() => sweepHost(before, layout.dir));
-  const parts = new Map<string, ManagedProcess>();
   const core = cluster.kc.makeApiClient(CoreV1Api);
-  const ctr = async (args: string[]): Promise<string> => (await exec(containerdBinary("ctr"), ["--address", layout.containerdSocket, "--namespace", "k8s.io", ...args])).stdout;
-
-  const startContainerd = async (): Promise<void> => {
-    const env = { PATH: `${dirname(containerdBinary("containerd"))}:${process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin"}` };
-    const containerd = startProcess({ name: "containerd", command: containerdBinary("containerd"), args: ["--config", layout.containerdConfig], logFile: join(layout.logsDir, "containerd.log"), env });
-    parts.set("containerd", containerd);
-    await untilExit([containerd], waitFor(() => ctr(["version"]), { timeoutMs: 20_000, intervalMs: 50, message: "containerd to answer" }));
-  };
-  const startKubelet = async (): Promise<number> => {
-    const since = Date.now();
-    const labels = Object.entries(options.labels ?? {}).map(([key, value]) => `${key}=${value}`);
-    const args = [
-      `--config=${layout.kubeletConfig}`,
-      `--kubeconfig=${layout.kubeconfig}`,
-      `--root-dir=${layout.kubeletRoot}`,
-      `--cert-dir=${layout.kubeletCertDir}`,
-      `--hostname-override=${name}`,
-      `--node-ip=${hostAddress()}`,
-      ...(labels.length ? [`--node-labels=${labels.join(",")}`] : []),
-      "-v=2",
-    ];
-    const kubelet = startProcess({ name: "kubelet", command: kubeletBinary(), args, logFile: join(layout.logsDir, "kubelet.log") });
-    parts.set("kubelet", kubelet);
-    await untilExit([kubelet, parts.get("containerd")!], waitSchedulable(core, [name], READY_TIMEOUT_MS));
-    return Date.now() - since;
-  };
-  const stopParts = async (): Promise<void> => {
-    await parts.get("kubelet")?.stop(5000);
-    await parts.get("containerd")?.stop(5000);
-    parts.clear();
-  };
-
+  const parts = new NodeParts(layout, name, options.labels ?? {}, core);
   let stopping: Promise<string[]> | undefined;
+  const stop = (): Promise<string[]> =>
+    (stopping ??= (async () => {
+      await parts.stop();
+      const swept = sweepHost(before, layout.dir);
+      forgetSweep();
+      await core.deleteNode({ name }).catch(() => undefined);
+      return swept;
+    })());
+
   try {
     await writeConfigs(layout, cluster, address);
-    await startContainerd();
-    for (const image of ["pause", "busybox"] as const) await ctr(["images", "import", "--platform", "linux/amd64", nodeImageArchive(image)]);
-    const readyMs = await startKubelet();
+    await parts.startContainerd();
+    for (const image of ["pause", "busybox"] as const) await parts.ctr(["images", "import", "--platform", "linux/amd64", nodeImageArchive(image)]);
+    const readyMs = await parts.startKubelet();
     return {
       name,
       dir: layout.dir,
       logsDir: layout.logsDir,
       containerdSocket: layout.containerdSocket,
       readyMs,
-      logFiles: () => Object.fromEntries([...parts.values()].map((p) => [p.name, p.logFile])),
-      ctr,
+      logFiles: () => parts.logFiles(),
+      ctr: parts.ctr,
       podInterfaces: () => (existsSync(`/sys/class/net/${BRIDGE}/brif`) ? readdirSync(`/sys/class/net/${BRIDGE}/brif`) : []),
-      async sandboxRuntime(podUid) {
-        const filter = `labels."io.kubernetes.pod.uid"==${podUid},labels."io.cri-containerd.kind"==sandbox`;
-        const [id] = (await ctr(["containers", "list", "--quiet", filter])).split("\n").filter(Boolean);
-        if (!id) throw new Error(`containerd has no sandbox of pod ${podUid}`);
-        return sandboxRuntimeOf(JSON.parse(await ctr(["containers", "info", id])) as ContainerInfo);
-      },
+      sandboxRuntime: (podUid) => sandboxRuntime(parts.ctr, podUid),
       async restartKubelet() {
-        await parts.get("kubelet")?.stop(0, "SIGKILL");
-        await startKubelet();
+        await parts.kill("kubelet");
+        await parts.startKubelet();
       },
       async restartContainerd() {
-        await parts.get("containerd")?.stop(0, "SIGKILL");
-        await startContainerd();
+        await parts.kill("containerd");
+        await parts.startContainerd();
       },
       leftovers: () => leftovers(before, layout.dir),
-      stop() {
-        stopping ??= (async () => {
-          await stopParts();
-          const notes = sweepHost(before, layout.dir);
-          forgetSweep();
-          await core.deleteNode({ name }).catch(() => undefined);
-          return notes;
-        })();
-        return stopping;
-      },
+      stop,
     };
   } catch (error) {
-    const logs = [...parts.values()].map((p) => `--- ${p.name}\n${tail(p.logFile, 20)}`).join("\n");
-    await stopParts();
-    sweepHost(before, layout.dir);
-    forgetSweep();
-    await core.deleteNode({ name }).catch(() => undefined);
+    const logs = parts.tails(20);
+    await stop();
     throw new Error(`the real node did not start: ${(error as Error).message}\n${logs}`, { cause: error });
   }
+}
+
+async function sandboxRuntime(ctr: (args: string[]) => Promise<string>, podUid: string): Promise<{ handler: string; runtime: string }> {
+  const filter = `labels."io.kubernetes.pod.uid"==${podUid},labels."io.cri-containerd.kind"==sandbox`;
+  const [id] = (await ctr(["containers", "list", "--quiet", filter])).split("\n").filter(Boolean);
+  if (!id) throw new Error(`containerd has no sandbox of pod ${podUid}`);
+  return sandboxRuntimeOf(JSON.parse(await ctr(["containers", "info", id])) as ContainerInfo);
 }
 
 interface ContainerInfo {
