@@ -65,35 +65,36 @@ function unmountAll(folders: string[], before: HostState): string[] {
   return notes;
 }
 
-/** Removes what the node added since `before` and restores the sysctls; returns what it did, one line each. */
+/**
+ * Removes what the node added since `before` and restores the sysctls; returns what it did, one line
+ * each. A step that fails is reported in its line and the others still run (leftovers() tells what stayed).
+ */
 export function sweepHost(before: HostState, dir: string): string[] {
-  const folders = [dir, ...HARD_CODED_PATHS];
-  const now = readHostState([dir]);
-  const newCgroups = now.cgroups.filter((cgroup) => !before.cgroups.includes(cgroup));
-  const notes = [...killEverything(newCgroups, dir), ...unmountAll(folders, before)];
+  const notes: string[] = [];
+  const attempt = (done: string, step: () => void): void => {
+    try {
+      step();
+      notes.push(done);
+    } catch (error) {
+      notes.push(`could not do "${done}": ${(error as Error).message}`);
+    }
+  };
+  const added = (was: string[], now: string[]): string[] => now.filter((item) => !was.includes(item));
+  const newCgroups = added(before.cgroups, readHostState([dir]).cgroups);
+  notes.push(...killEverything(newCgroups, dir), ...unmountAll([dir, ...HARD_CODED_PATHS], before));
   const after = readHostState([dir]);
-  for (const name of after.netns.filter((ns) => !before.netns.includes(ns))) {
-    spawnSync("umount", [join("/run/netns", name)]);
-    rmSync(join("/run/netns", name), { force: true });
-    notes.push(`removed network namespace ${name}`);
+  for (const name of added(before.netns, after.netns)) {
+    attempt(`removed network namespace ${name}`, () => {
+      spawnSync("umount", [join("/run/netns", name)]);
+      rmSync(join("/run/netns", name), { force: true });
+    });
   }
-  for (const link of after.links.filter((name) => !before.links.includes(name))) {
-    spawnSync("ip", ["link", "del", link]);
-    notes.push(`deleted interface ${link}`);
-  }
-  for (const cgroup of newCgroups) {
-    for (const folder of cgroupTree(join(CGROUP_ROOT, cgroup))) rmdirSync(folder);
-    notes.push(`removed cgroup ${cgroup}`);
-  }
+  for (const link of added(before.links, after.links)) attempt(`deleted interface ${link}`, () => spawnSync("ip", ["link", "del", link]));
+  for (const cgroup of newCgroups) attempt(`removed cgroup ${cgroup}`, () => cgroupTree(join(CGROUP_ROOT, cgroup)).forEach((folder) => rmdirSync(folder)));
   for (const [name, value] of Object.entries(before.sysctls)) {
-    if (after.sysctls[name] === value) continue;
-    writeFileSync(join("/proc/sys", name), value);
-    notes.push(`restored ${name.replaceAll("/", ".")} to ${value}`);
+    if (after.sysctls[name] !== value) attempt(`restored ${name.replaceAll("/", ".")} to ${value}`, () => writeFileSync(join("/proc/sys", name), value));
   }
-  for (const path of after.paths.filter((path) => !before.paths.includes(path))) {
-    rmSync(path, { recursive: true, force: true, maxRetries: 3 });
-    notes.push(`removed ${path}`);
-  }
-  rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
+  for (const path of added(before.paths, after.paths)) attempt(`removed ${path}`, () => rmSync(path, { recursive: true, force: true, maxRetries: 3 }));
+  attempt(`removed ${dir}`, () => rmSync(dir, { recursive: true, force: true, maxRetries: 3 }));
   return notes;
 }
