@@ -10,10 +10,11 @@ export const CNI_PLUGINS = { module: "github.com/containernetworking/plugins", v
 /** The CNI plugins the node's network uses (under the plugins module), by binary name. */
 export const CNI_PLUGIN_PACKAGES = { bridge: "plugins/main/bridge", "host-local": "plugins/ipam/host-local", loopback: "plugins/main/loopback", portmap: "plugins/meta/portmap" } as const;
 
-export const kubeletDir = (): string => join(cacheDir(), `kubelet-${KUBERNETES_VERSION}`);
-export const containerdDir = (): string => join(cacheDir(), `containerd-${CONTAINERD.version}`);
-export const runcDir = (): string => join(cacheDir(), `runc-${RUNC.version}`);
-export const cniDir = (): string => join(cacheDir(), `cni-plugins-${CNI_PLUGINS.version}`);
+/** Cache folders, all `node-…`: the pod VM's runtime keeps a runc of its own (static, no seccomp) beside them. */
+export const kubeletDir = (): string => join(cacheDir(), `node-kubelet-${KUBERNETES_VERSION}`);
+export const containerdDir = (): string => join(cacheDir(), `node-containerd-${CONTAINERD.version}`);
+export const runcDir = (): string => join(cacheDir(), `node-runc-${RUNC.version}`);
+export const cniDir = (): string => join(cacheDir(), `node-cni-plugins-${CNI_PLUGINS.version}`);
 export const nodeImagesDir = (): string => join(cacheDir(), "node-images");
 
 export const kubeletBinary = (): string => join(kubeletDir(), "kubelet");
