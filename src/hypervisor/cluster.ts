@@ -1,10 +1,10 @@
-import { CoreV1Api, CustomObjectsApi, type KubeConfig } from "@kubernetes/client-node";
+import { CoreV1Api, type KubeConfig } from "@kubernetes/client-node";
 import { ANNOTATION } from "../kube/annotations.js";
 import { apiStatus } from "../kube/errors.js";
-import type { Logger } from "../log/logger.js";
-import { PEERPOD_GROUP, PEERPOD_PLURAL, PEERPOD_VERSION, type PeerPod } from "../worker/peerpod.js";
-import type { PodRef, WorkerRecord } from "./vms.js";
 import { objectKey } from "../kube/keys.js";
+import { peerPodRecords } from "../kube/peerpod-records.js";
+import type { Logger } from "../log/logger.js";
+import type { PodRef, WorkerRecord } from "./vms.js";
 
 /** What CreateVM asks the cluster. Both answer undefined when the object is absent or the apiserver cannot be reached. */
 export interface ClusterView {
@@ -17,7 +17,7 @@ const LOOKUP_TIMEOUT_MS = 3000;
 
 export function kubeClusterView(kc: KubeConfig, log: Logger): ClusterView {
   const core = kc.makeApiClient(CoreV1Api);
-  const custom = kc.makeApiClient(CustomObjectsApi);
+  const records = peerPodRecords(kc);
   return {
     pod: (namespace, name) =>
       lookup(log, `pod ${objectKey({ namespace, name })}`, async () => {
@@ -32,7 +32,8 @@ export function kubeClusterView(kc: KubeConfig, log: Logger): ClusterView {
       }),
     record: (namespace, name) =>
       lookup(log, `PeerPod ${objectKey({ namespace, name })}`, async () => {
-        const record = (await custom.getNamespacedCustomObject({ group: PEERPOD_GROUP, version: PEERPOD_VERSION, plural: PEERPOD_PLURAL, namespace, name })) as PeerPod;
+        const record = await records.getRecord(namespace, name);
+        if (!record) return undefined;
         const { podUID, instanceName, instanceType } = record.spec;
         const instanceID = record.status?.instanceID ?? undefined;
         return instanceID ? { podUID, instanceName, instanceType, instanceID } : { podUID, instanceName, instanceType };

@@ -3,7 +3,7 @@ import type { CompiledPolicy } from "../policy/compiled.js";
 import type { InstanceType } from "../policy/schema.js";
 import { selectInstanceType } from "../policy/select.js";
 import { TAG, type Instance, type InstanceSpec, type Tags } from "../providers/types.js";
-import { instanceName } from "../worker/peerpod.js";
+import { instanceName } from "../kube/peerpod.js";
 import type { SandboxTarget } from "./annotations.js";
 
 /** What the cluster knows about the sandbox's pod. */

@@ -1,7 +1,6 @@
-import { CustomObjectsApi, type KubeConfig, type ObjectCache, type V1Pod } from "@kubernetes/client-node";
+import type { KubeConfig, ObjectCache, V1Pod } from "@kubernetes/client-node";
 import { VM_READY_CONDITION } from "../kube/annotations.js";
 import type { EventRecorder } from "../kube/events.js";
-import { startInformer } from "../kube/informer.js";
 import type { SharedInformer } from "../kube/shared-informer.js";
 import type { Logger } from "../log/logger.js";
 import { gcDeleted, vmOperations, workerView } from "../metrics/worker.js";
@@ -11,11 +10,12 @@ import { TAG, type Instance, type Provider } from "../providers/types.js";
 import { podFacts } from "./decide.js";
 import { findLeaks, recordsToRevisit, type LivePods } from "./gc.js";
 import { heldInstanceIds, warmPoolFor } from "./pool/manager.js";
-import { PEERPOD_GROUP, PEERPOD_PLURAL, PEERPOD_VERSION, type PeerPod } from "./peerpod.js";
-import { WorkQueue } from "./queue.js";
+import type { PeerPod } from "../kube/peerpod.js";
+import { watchPeerPods } from "../kube/peerpod-records.js";
+import { WorkQueue } from "../kube/work-queue.js";
 import { ReadyWatcher } from "./ready-watch.js";
 import { Reconciler } from "./reconcile.js";
-import { clusterWrites } from "./records.js";
+import { clusterWrites } from "./cluster-writes.js";
 import { VmBudget } from "./vm-budget.js";
 
 export interface ControllerOptions {
@@ -48,7 +48,6 @@ export interface Controller {
  */
 export function startController(options: ControllerOptions): Controller {
   const { kc, provider, policy, clusterId, log } = options;
-  const custom = kc.makeApiClient(CustomObjectsApi);
   const queue = new WorkQueue((key) => reconciler.reconcile(key), {
     concurrency: options.concurrency,
     baseBackoffMs: 500,
@@ -103,20 +102,8 @@ export function startController(options: ControllerOptions): Controller {
       wakeWaitingForRoom();
     }
   };
-  const listRecords = () => custom.listClusterCustomObject({ group: PEERPOD_GROUP, version: PEERPOD_VERSION, plural: PEERPOD_PLURAL });
-  const records = startInformer<PeerPod>(
-    kc,
-    `/apis/${PEERPOD_GROUP}/${PEERPOD_VERSION}/${PEERPOD_PLURAL}`,
-    listRecords as never,
-    log,
-    (informer) => {
-      informer.on("add", (r) => onRecord(r));
-      informer.on("update", (r) => onRecord(r));
-      informer.on("delete", (r) => onRecord(r, true));
-    },
-  );
-  // The informer is a client-node ListWatch, which is also its cache.
-  const recordCache = records.informer as unknown as ObjectCache<PeerPod>;
+  const records = watchPeerPods(kc, log, onRecord);
+  const recordCache = records.cache;
   const pool = warmPoolFor(provider, { clusterId, policy: () => policy.current, claimedIds: () => heldInstanceIds(recordCache.list()), log: log.child({ component: "warm-pool" }) });
   const onPolicyChange = (): void => {
     pool?.wake();

@@ -4,7 +4,7 @@ import { VM_READY_CONDITION } from "../kube/annotations.js";
 import { compilePolicy } from "../policy/compiled.js";
 import { defaultPolicy } from "../policy/schema.js";
 import { decide, podFacts, recordFacts, type Action, type InstanceFacts, type PodFacts, type RecordFacts } from "./decide.js";
-import { VM_FINALIZER, instanceName, nextInstanceName, type PeerPod } from "./peerpod.js";
+import { VM_FINALIZER, instanceName, nextInstanceName, type PeerPod } from "../kube/peerpod.js";
 
 const pod = (overrides: Partial<PodFacts> = {}): PodFacts => ({ uid: "u1", peer: true, bound: true, done: false, vmReady: false, ...overrides });
 const record = (overrides: Partial<RecordFacts> = {}): RecordFacts => ({

@@ -2,7 +2,7 @@ import type { V1Pod } from "@kubernetes/client-node";
 import { VM_READY_CONDITION } from "../kube/annotations.js";
 import type { CompiledPolicy } from "../policy/compiled.js";
 import type { InstanceState } from "../providers/types.js";
-import { VM_FINALIZER, type PeerPod, type PeerPodPhase } from "./peerpod.js";
+import { VM_FINALIZER, type PeerPod, type PeerPodPhase } from "../kube/peerpod.js";
 
 /** What the worker needs to know about a pod. */
 export interface PodFacts {

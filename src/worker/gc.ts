@@ -1,5 +1,5 @@
+import type { PeerPod } from "../kube/peerpod.js";
 import { TAG, taggedPod, type Instance } from "../providers/types.js";
-import type { PeerPod } from "./peerpod.js";
 
 /** The pods that may own VMs: by UID, and by `namespace/name` for VMs made without a pod UID. */
 export interface LivePods {

@@ -7,9 +7,9 @@ import { compilePolicy } from "../policy/compiled.js";
 import { defaultPolicy, type PolicySpec } from "../policy/schema.js";
 import { createProvider } from "../providers/sim/index.js";
 import { TAG, type Provider } from "../providers/types.js";
-import { PEERPOD_API_VERSION, PEERPOD_KIND, VM_FINALIZER, type PeerPod } from "./peerpod.js";
+import { PEERPOD_API_VERSION, PEERPOD_KIND, VM_FINALIZER, type PeerPod } from "../kube/peerpod.js";
 import { Reconciler } from "./reconcile.js";
-import type { ClusterWrites } from "./records.js";
+import type { ClusterWrites } from "./cluster-writes.js";
 import { VmBudget } from "./vm-budget.js";
 
 const CLUSTER = "c1";

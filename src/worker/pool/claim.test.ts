@@ -10,9 +10,9 @@ import { parsePolicy } from "../../policy/schema.js";
 import { TokenBucket } from "../../providers/ratelimit.js";
 import { createProvider } from "../../providers/sim/index.js";
 import { TAG, type Instance, type Provider } from "../../providers/types.js";
-import { PEERPOD_API_VERSION, PEERPOD_KIND, VM_FINALIZER, type PeerPod, type PeerPodSpec, type PeerPodStatus } from "../peerpod.js";
+import { PEERPOD_API_VERSION, PEERPOD_KIND, VM_FINALIZER, type PeerPod, type PeerPodSpec, type PeerPodStatus } from "../../kube/peerpod.js";
 import { Reconciler } from "../reconcile.js";
-import type { ClusterWrites } from "../records.js";
+import type { ClusterWrites } from "../cluster-writes.js";
 import { heldInstanceIds, WarmPool } from "./manager.js";
 
 const CLUSTER = "c1";
