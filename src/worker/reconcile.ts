@@ -5,13 +5,13 @@ import { eventTarget, POD, type EventRecorder, type EventType } from "../kube/ev
 import type { Logger } from "../log/logger.js";
 import { vmOperations, vmReadySeconds } from "../metrics/worker.js";
 import type { CompiledPolicy } from "../policy/compiled.js";
+import { instanceSpecFor, podCommand } from "../providers/instance-spec.js";
 import { ProviderError, TAG, type Instance, type InstanceSpec, type Provider } from "../providers/types.js";
 import { decide, podFacts, recordFacts, type Action, type InstanceFacts } from "./decide.js";
 import { instanceName, nextInstanceName, type PeerPod } from "../kube/peerpod.js";
 import type { HandlerResult } from "../kube/work-queue.js";
 import type { PoolClaims } from "./pool/manager.js";
 import type { ClusterWrites } from "./cluster-writes.js";
-import { podUserData } from "./user-data.js";
 import type { VmBudget } from "./vm-budget.js";
 import { errorKind } from "./counted-provider.js";
 
@@ -152,7 +152,7 @@ export class Reconciler {
     if (pooled && (await this.#recordIsBehind(state))) return;
     const claim = pooled ? this.deps.pool!.take(record.spec.instanceType) : undefined;
     if (claim?.result === "hit") return this.#recordPoolClaim(state, claim.instance);
-    const spec = this.#instanceSpec(pod, record);
+    const spec = podInstanceSpec(pod, record, this.deps.policy(), this.deps.clusterId);
     if (!(await this.#roomUnderLimits(state, spec))) return;
     const started = Date.now();
     let instance: Instance;
@@ -244,7 +244,7 @@ export class Reconciler {
   async #claimInstance(state: State): Promise<void> {
     const { provider } = this.deps;
     if (!provider.claim) throw new ProviderError("invalid", `provider ${provider.name} cannot hand a pool VM to a pod`);
-    const spec = this.#instanceSpec(state.pod!, state.record!);
+    const spec = podInstanceSpec(state.pod!, state.record!, this.deps.policy(), this.deps.clusterId);
     try {
       state.found = await provider.claim(state.found!.id, { name: spec.name, tags: spec.tags, userData: spec.userData });
     } catch (error) {
@@ -253,24 +253,6 @@ export class Reconciler {
     }
     vmOperations.inc({ op: "claim", result: state.found ? "ok" : "gone" });
     state.instance = state.found ? present(state.found) : { kind: "absent" };
-  }
-
-  #instanceSpec(pod: V1Pod, record: PeerPod): InstanceSpec {
-    const type = this.deps.policy().instanceTypes.get(record.spec.instanceType);
-    if (!type) throw new ProviderError("invalid", `instance type "${record.spec.instanceType}" is not in the policy's catalog`);
-    const meta = pod.metadata!;
-    return {
-      name: record.spec.instanceName,
-      instanceType: type,
-      userData: podUserData(pod, this.deps.clusterId, record.spec.podUID),
-      tags: {
-        [TAG.cluster]: this.deps.clusterId,
-        [TAG.podUid]: record.spec.podUID,
-        [TAG.namespace]: meta.namespace!,
-        [TAG.podName]: meta.name!,
-        [TAG.instanceType]: type.name,
-      },
-    };
   }
 
   async #lookUpInstance(state: State): Promise<void> {
@@ -398,4 +380,12 @@ function present(instance: Instance): InstanceFacts {
 export function splitKey(key: string): [string, string] {
   const slash = key.indexOf("/");
   return [key.slice(0, slash), key.slice(slash + 1)];
+}
+
+/** The VM the worker asks for a pod: the type and the instance name its record holds. */
+export function podInstanceSpec(pod: V1Pod, record: PeerPod, policy: CompiledPolicy, clusterId: string): InstanceSpec {
+  const type = policy.instanceTypes.get(record.spec.instanceType);
+  if (!type) throw new ProviderError("invalid", `instance type "${record.spec.instanceType}" is not in the policy's catalog`);
+  const owner = { podUID: record.spec.podUID, namespace: pod.metadata?.namespace, name: pod.metadata?.name, command: podCommand(pod) };
+  return instanceSpecFor(clusterId, record.spec.instanceName, type, owner);
 }
