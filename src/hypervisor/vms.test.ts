@@ -5,7 +5,7 @@ import { instanceName, PEERPOD_API_VERSION, PEERPOD_KIND, type PeerPod } from ".
 import { compilePolicy } from "../policy/compiled.js";
 import { defaultPolicy, parsePolicy } from "../policy/schema.js";
 import { TAG, type Instance } from "../providers/types.js";
-import { podInstanceSpec } from "../worker/reconcile.js";
+import { podInstanceSpec } from "../worker/lifecycle/launch.js";
 import { pickLive, planInstance, podRef, workerRecord, type VmRequest } from "./vms.js";
 
 const policy = compilePolicy(defaultPolicy(), 1);
