@@ -107,6 +107,7 @@ export function stepsOver(cluster: MemoryCluster, provider: Provider, overrides:
     policy: () => policy,
     bindTimes: { boundAt: () => Date.now() },
     readyMarks: new Map(),
+    signal: new AbortController().signal,
     ...overrides,
   };
 }

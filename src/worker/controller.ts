@@ -7,6 +7,7 @@ import { WorkQueue, type HandlerResult } from "../kube/work-queue.js";
 import type { Logger } from "../log/logger.js";
 import type { PolicyStore } from "../policy/store.js";
 import type { ProviderHealthMonitor } from "../providers/health.js";
+import { cancelledBy } from "../providers/cancel.js";
 import type { Provider } from "../providers/types.js";
 import { clusterWrites } from "./cluster-writes.js";
 import { GarbageCollector } from "./garbage-collector.js";
@@ -18,6 +19,9 @@ import { Reconciler, type KeyedView } from "./reconcile.js";
 import { RecordChanges } from "./record-changes.js";
 import { publishWorkerView } from "./status-view.js";
 import { VmBudget } from "./vm-budget.js";
+
+/** How long reconciles cancelled at the end of the grace period get to unwind (their cloud calls end at once). */
+const CANCELLED_SETTLE_MS = 5000;
 
 export interface ControllerOptions {
   kc: KubeConfig;
@@ -39,6 +43,7 @@ export interface ControllerOptions {
 export interface Controller {
   /** Resolves once both caches have their first list and the queue runs. */
   synced: Promise<void>;
+  /** Takes no new work, gives the reconciles under way `graceMs`, then cancels every cloud call still in flight. */
   stop(graceMs: number): Promise<void>;
 }
 
@@ -49,18 +54,16 @@ export interface Controller {
  * caches have delivered their first list, so a cold cache never looks like deleted pods.
  */
 export function startController(options: ControllerOptions): Controller {
-  const { kc, provider, policy, clusterId, log, pods } = options;
-  const queue = reconcileQueue((key) => reconciler.reconcile(key), options.concurrency, log);
+  const { kc, policy, clusterId, log, pods } = options;
+  const stopping = new AbortController();
+  // Every cloud call of the worker's units ends when the worker stops or loses its Lease.
+  const provider = cancelledBy(options.provider, stopping.signal);
+  const queue = reconcileQueue((key) => reconciler.reconcile(key), options.concurrency, log, stopping.signal);
   const enqueue = (key: string | undefined): void => {
     if (key !== undefined) queue.add(key);
   };
   const podChanges = new PodChanges();
-  // Subscribing replays every cached pod as an add, so a new leader term starts from all of them.
-  const unsubscribePods = pods.subscribe({
-    add: (pod) => enqueue(podChanges.changed(pod, false)),
-    update: (pod) => enqueue(podChanges.changed(pod, false)),
-    delete: (pod) => enqueue(podChanges.changed(pod, true)),
-  });
+  const unsubscribePods = queuePodChanges(pods, podChanges, enqueue);
   const recordChanges = new RecordChanges();
   const records = watchPeerPods(kc, log, (record, deleted) => {
     const key = recordChanges.changed(record, deleted);
@@ -89,6 +92,7 @@ export function startController(options: ControllerOptions): Controller {
     revisits: gc,
     ...(pool ? { pool } : {}),
     budget,
+    signal: stopping.signal,
     log,
   });
   const unpublish = publishWorkerView(queue, recordList);
@@ -107,12 +111,13 @@ export function startController(options: ControllerOptions): Controller {
     synced,
     stop: async (graceMs) => {
       stopped = true;
-      const gcDone = gc.stop();
-      ready.stop();
       stopListening();
-      await pool?.stop();
+      ready.stop();
+      const unitsStopped = Promise.all([gc.stop(), pool?.stop()]);
+      // The reconciles under way get the grace period; then whatever is still in flight is cancelled.
       await queue.stop(graceMs);
-      await gcDone;
+      stopping.abort(new Error("the worker is stopping"));
+      await Promise.all([queue.stop(CANCELLED_SETTLE_MS), unitsStopped]);
       unpublish();
       unsubscribePods();
       await records.stop();
@@ -120,13 +125,25 @@ export function startController(options: ControllerOptions): Controller {
   };
 }
 
-function reconcileQueue(reconcile: (key: string) => Promise<HandlerResult>, concurrency: number, log: Logger): WorkQueue {
+/** Queues the pods whose change may call for an action. Subscribing replays every cached pod as an add, so a new leader term starts from all of them. */
+function queuePodChanges(pods: SharedInformer<V1Pod>, changes: PodChanges, enqueue: (key: string | undefined) => void): () => void {
+  return pods.subscribe({
+    add: (pod) => enqueue(changes.changed(pod, false)),
+    update: (pod) => enqueue(changes.changed(pod, false)),
+    delete: (pod) => enqueue(changes.changed(pod, true)),
+  });
+}
+
+function reconcileQueue(reconcile: (key: string) => Promise<HandlerResult>, concurrency: number, log: Logger, stopping: AbortSignal): WorkQueue {
   return new WorkQueue(reconcile, {
     concurrency,
     baseBackoffMs: 500,
     maxBackoffMs: 5 * 60_000,
     jitter: 0.2,
-    onError: (key, error, failures, retryInMs) => log.warn({ pod: key, err: error, failures, retryInMs }, "reconcile failed; retrying"),
+    onError: (key, error, failures, retryInMs) => {
+      if (stopping.aborted) log.debug({ pod: key, err: error }, "reconcile cancelled: the worker is stopping");
+      else log.warn({ pod: key, err: error, failures, retryInMs }, "reconcile failed; retrying");
+    },
   });
 }
 

@@ -4,7 +4,7 @@ import { VM_READY_CONDITION } from "../kube/annotations.js";
 import { compilePolicy } from "../policy/compiled.js";
 import { defaultPolicy } from "../policy/schema.js";
 import { decide, podFacts, recordFacts, type Action, type InstanceFacts, type PodFacts, type RecordFacts } from "./decide.js";
-import { VM_FINALIZER, instanceName, nextInstanceName, type PeerPod } from "../kube/peerpod.js";
+import { REFUSED_CONDITION, VM_FINALIZER, instanceName, nextInstanceName, type PeerPod } from "../kube/peerpod.js";
 
 const pod = (overrides: Partial<PodFacts> = {}): PodFacts => ({ uid: "u1", peer: true, bound: true, done: false, vmReady: false, ...overrides });
 const record = (overrides: Partial<RecordFacts> = {}): RecordFacts => ({
@@ -13,6 +13,7 @@ const record = (overrides: Partial<RecordFacts> = {}): RecordFacts => ({
   instanceID: "i-1",
   deleting: false,
   finalized: false,
+  refused: false,
   pooled: false,
   fresh: true,
   markedReadyHere: false,
@@ -58,6 +59,8 @@ const cases: [string, PodFacts | undefined, RecordFacts | undefined, InstanceFac
   ["VM lost, the informer's record: read it before replacing", pod(), record({ fresh: false }), absent, "refreshRecord"],
   ["VM ready, record not but marked ready here: the informer lags", pod(), record({ markedReadyHere: true, fresh: false }), ready, "refreshRecord"],
   ["VM ready, the apiserver's record not Ready though marked here", pod(), record({ markedReadyHere: true }), ready, "markReady"],
+  ["the provider refused the pod's VM: no more attempts", pod(), record({ instanceID: undefined, phase: "Failed", refused: true }), unknown, "none"],
+  ["refused, pod gone: the record is still released", undefined, record({ instanceID: undefined, phase: "Failed", refused: true }), unknown, "teardown"],
 ];
 
 describe("decide", () => {
@@ -118,8 +121,10 @@ describe("facts", () => {
       status: { phase: "Creating", instanceID: null },
     };
     const context = { pooled: false, fresh: true, markedReadyHere: false };
-    assert.deepEqual(recordFacts(peerPod, context), { podUID: "u1", phase: "Creating", instanceID: undefined, deleting: false, finalized: false, ...context });
+    assert.deepEqual(recordFacts(peerPod, context), { podUID: "u1", phase: "Creating", instanceID: undefined, deleting: false, finalized: false, refused: false, ...context });
     assert.equal(recordFacts({ ...peerPod, metadata: { ...peerPod.metadata, finalizers: [] } }, context).finalized, true);
+    const refused = { ...peerPod, status: { phase: "Failed" as const, conditions: [{ type: REFUSED_CONDITION, status: "True" as const }] } };
+    assert.equal(recordFacts(refused, context).refused, true);
   });
 
   it("names replacement VMs with an increasing number", () => {

@@ -2,7 +2,7 @@ import type { V1Pod } from "@kubernetes/client-node";
 import { VM_READY_CONDITION } from "../kube/annotations.js";
 import type { CompiledPolicy } from "../policy/compiled.js";
 import type { InstanceState } from "../providers/types.js";
-import { VM_FINALIZER, type PeerPod, type PeerPodPhase } from "../kube/peerpod.js";
+import { REFUSED_CONDITION, VM_FINALIZER, type PeerPod, type PeerPodPhase } from "../kube/peerpod.js";
 
 /** What the worker needs to know about a pod. */
 export interface PodFacts {
@@ -22,6 +22,8 @@ export interface RecordFacts {
   instanceID: string | undefined;
   deleting: boolean;
   finalized: boolean;
+  /** The provider refused the pod's VM for good: nothing more is tried until the pod goes. */
+  refused: boolean;
   /** The policy keeps a warm pool of the record's instance type (and the provider can hand its VMs over). */
   pooled: boolean;
   /** Read from the apiserver (or returned by a write) during this reconcile, not the informer's copy, which may lag. */
@@ -90,6 +92,7 @@ function withoutRecord(pod: PodFacts | undefined): Action {
 const REFRESH: Action = { kind: "refreshRecord" };
 
 function forLivePod(pod: PodFacts, record: RecordFacts, instance: InstanceFacts): Action {
+  if (record.refused) return { kind: "none", reason: "the provider refused the pod's VM" };
   if (!record.instanceID) {
     // A second claim from the pool would give the pod two VMs; a cold create is idempotent and needs no check.
     if (record.pooled) return record.fresh ? { kind: "createInstance", from: "pool" } : REFRESH;
@@ -139,5 +142,6 @@ export function recordFacts(record: PeerPod, context: RecordContext): RecordFact
     instanceID: record.status?.instanceID ?? undefined,
     deleting: Boolean(record.metadata.deletionTimestamp),
     finalized: !(record.metadata.finalizers ?? []).includes(VM_FINALIZER),
+    refused: (record.status?.conditions ?? []).some((c) => c.type === REFUSED_CONDITION && c.status === "True"),
   };
 }

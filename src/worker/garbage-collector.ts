@@ -54,7 +54,7 @@ export class GarbageCollector implements Revisits {
     return this.#verify.delete(key);
   }
 
-  /** No run starts any more; resolves when the one under way is done. */
+  /** No run starts any more; resolves when the one under way is done (cancelled by the provider's signal, if it is to end soon). */
   async stop(): Promise<void> {
     this.#stopped = true;
     clearInterval(this.#timer);
@@ -79,6 +79,7 @@ export class GarbageCollector implements Revisits {
         log.warn({ instanceId: leak.id, podUid: leak.tags[TAG.podUid], pod: owner, createdAt: leak.createdAt }, "leaked VM deleted: no live pod owns it");
       }
     } catch (error) {
+      if (this.#stopped) return;
       vmOperations.inc({ op: "gc", result: "error" });
       log.warn({ err: error }, "garbage collection failed; trying again next interval");
     }

@@ -58,7 +58,7 @@ export class ReadyWatcher implements ReadyWaits {
         this.changed(key);
       }
     } catch (error) {
-      this.log.warn({ err: error }, "could not list instances to check readiness");
+      if (!this.#stopped) this.log.warn({ err: error }, "could not list instances to check readiness");
     }
     this.#timer = undefined;
     this.#schedule();

@@ -4,8 +4,10 @@ import { silentLogger } from "../log/logger.js";
 import { compilePolicy } from "../policy/compiled.js";
 import { defaultPolicy, type PolicySpec } from "../policy/schema.js";
 import { createProvider } from "../providers/sim/index.js";
+import { cancelledBy } from "../providers/cancel.js";
 import { TAG, type Provider } from "../providers/types.js";
-import type { PeerPod } from "../kube/peerpod.js";
+import { ANNOTATION, VM_READY_CONDITION } from "../kube/annotations.js";
+import { REFUSED_CONDITION, type PeerPod } from "../kube/peerpod.js";
 import { Reconciler } from "./reconcile.js";
 import { MemoryCluster } from "../test-support/memory-cluster.js";
 import { VmBudget } from "./vm-budget.js";
@@ -22,13 +24,15 @@ describe("Reconciler", () => {
   let current = policy;
   /** Shared by every reconciler of a test, as by the controller's. */
   let budget: VmBudget;
+  /** The controller's: aborted when the worker stops. */
+  let stopping: AbortController;
 
   /** `record` stands in for the PeerPod informer; by default it is up to date. */
   const reconciler = (record?: (key: string) => PeerPod | undefined): Reconciler => {
     const events: EventRecorder = { record: (_target, _type, reason) => cluster.reasons.push(reason) };
     return new Reconciler({
       clusterId: CLUSTER,
-      provider,
+      provider: cancelledBy(provider, stopping.signal),
       writes: cluster,
       events,
       policy: () => current,
@@ -38,6 +42,7 @@ describe("Reconciler", () => {
       records: { get: record ?? ((key) => structuredClone(cluster.records.get(key))) },
       bindTimes: { boundAt: () => Date.now() },
       ready: { wait: () => undefined, take: () => undefined },
+      signal: stopping.signal,
       revisits: { mustVerify: () => verify },
       log: silentLogger,
     });
@@ -67,6 +72,7 @@ describe("Reconciler", () => {
     cluster = new MemoryCluster();
     verify = false;
     current = policy;
+    stopping = new AbortController();
     budget = new VmBudget(() => [...cluster.records.values()], (name) => current.instanceTypes.get(name)?.vcpus ?? 0);
   });
   afterEach(() => provider.close());
@@ -160,6 +166,36 @@ describe("Reconciler", () => {
     assert.equal(record.status?.phase, "Failed");
     assert.match(record.status!.message!, /quota/);
     assert.ok(cluster.reasons.includes("VMQuotaExceeded"));
+  });
+
+  it("refuses for good a pod whose VM the provider cannot make, and says why once", async () => {
+    provider = await createProvider({ createMs: 0, readyMs: 0, deleteMs: 0, inventoryFile: null }, { clusterId: CLUSTER, stateDir: "", log: silentLogger });
+    cluster.addPod("a");
+    cluster.pods.get("ns/a")!.metadata!.annotations![ANNOTATION.instanceType] = "gone-from-the-catalog";
+    assert.equal(await reconciler().reconcile("ns/a"), undefined, "done, not retried");
+    const record = cluster.records.get("ns/a")!;
+    assert.equal(record.status?.phase, "Failed");
+    assert.match(record.status!.message!, /instance type "gone-from-the-catalog" is not in the policy's catalog/);
+    assert.deepEqual(record.status?.conditions?.map((c) => [c.type, c.status]), [[REFUSED_CONDITION, "True"]]);
+    assert.equal(cluster.pods.get("ns/a")!.status!.conditions!.find((c) => c.type === VM_READY_CONDITION)?.reason, "VMRefused");
+    assert.equal(await reconciler().reconcile("ns/a"), undefined);
+    assert.deepEqual(cluster.reasons, ["VMRefused"]);
+    assert.equal((await provider.list({})).length, 0);
+
+    cluster.pods.delete("ns/a");
+    await settle("ns/a");
+    assert.equal(cluster.records.size, 0, "the record is released with its pod");
+  });
+
+  it("records no failure for a create cancelled because the worker stops", async () => {
+    provider = await createProvider({ createMs: 60_000, readyMs: 0, deleteMs: 0, inventoryFile: null }, { clusterId: CLUSTER, stateDir: "", log: silentLogger });
+    cluster.addPod("a");
+    const reconciling = reconciler().reconcile("ns/a");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    stopping.abort(new Error("the worker is stopping"));
+    await assert.rejects(reconciling, /the worker is stopping/);
+    assert.equal(cluster.records.get("ns/a")!.status?.phase, undefined);
+    assert.deepEqual(cluster.reasons, []);
   });
 
   describe("cluster-wide limits", () => {

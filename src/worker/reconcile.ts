@@ -8,6 +8,7 @@ import { claimInstance } from "./lifecycle/claim.js";
 import { createInstance } from "./lifecycle/launch.js";
 import { markReady } from "./lifecycle/ready.js";
 import { createRecord } from "./lifecycle/record.js";
+import { isRefusal, refuse } from "./lifecycle/refuse.js";
 import { lookUpInstance, refreshRecord } from "./lifecycle/refresh.js";
 import { replaceInstance } from "./lifecycle/replace.js";
 import { newState, setFound, type State, type StepDeps } from "./lifecycle/step.js";
@@ -69,7 +70,14 @@ export class Reconciler {
         this.deps.ready.wait(key, state.found!.id);
         return { requeueAfterMs: READY_FALLBACK_MS };
       }
-      await this.#act(action, state);
+      try {
+        await this.#act(action, state);
+      } catch (error) {
+        const op = action.kind === "createInstance" ? "create" : action.kind === "claimInstance" ? "claim" : undefined;
+        if (!op || !isRefusal(error)) throw error;
+        await refuse(this.#steps, state, op, error);
+        return;
+      }
       if (state.requeueAfterMs !== undefined) return { requeueAfterMs: state.requeueAfterMs };
     }
     return { requeueAfterMs: 100 };

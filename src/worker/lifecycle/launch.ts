@@ -5,12 +5,13 @@ import type { CompiledPolicy } from "../../policy/compiled.js";
 import { instanceSpecFor, podCommand } from "../../providers/instance-spec.js";
 import { ProviderError, type Instance, type InstanceSpec } from "../../providers/types.js";
 import type { PoolClaim } from "../pool/manager.js";
+import { isRefusal } from "./refuse.js";
 import { podEvent, recordFailure, setFound, type State, type StepDeps } from "./step.js";
 
 /** A pod waiting for room under the limits is looked at again after this long, if no VM going wakes it first. */
 export const ROOM_RECHECK_MS = 30_000;
 
-type LaunchDeps = Pick<StepDeps, "clusterId" | "provider" | "writes" | "events" | "policy" | "pool" | "budget">;
+type LaunchDeps = Pick<StepDeps, "clusterId" | "provider" | "writes" | "events" | "policy" | "pool" | "budget" | "signal">;
 
 /**
  * Gets the pod a VM: an idle pool VM when `from` is the pool and one is there (its claim recorded
@@ -28,7 +29,8 @@ export async function createInstance(deps: LaunchDeps, state: State, from: "pool
     instance = await createMakingRoom(deps, state, spec);
   } catch (error) {
     deps.budget?.release(state.key);
-    await recordFailure(deps, state, "create", error);
+    // a refusal is recorded as the end of the attempts (see refuse.ts), not as one failure more
+    if (!isRefusal(error)) await recordFailure(deps, state, "create", error);
     throw error;
   }
   vmOperations.inc({ op: "create", result: "ok" });

@@ -30,6 +30,8 @@ export interface StepDeps {
   bindTimes: BindTimes;
   /** The VM this replica last marked ready per pod key, to tell a PeerPod cache that is behind that patch. */
   readyMarks: Map<string, string>;
+  /** Aborted when the worker stops or loses its Lease; it cancels the provider's calls, and what it cancels is no failure to record. */
+  signal: AbortSignal;
 }
 
 /** What one reconcile knows; steps update it with what the API calls return, so the loop never waits for the informers. */
@@ -79,7 +81,8 @@ export function splitKey(key: string): [string, string] {
 }
 
 /** A failed provider call: counted, an Event with the reason, the record Failed (or still Deleting) with the message. */
-export async function recordFailure(deps: Pick<StepDeps, "events" | "writes">, state: State, op: "create" | "delete", error: unknown): Promise<void> {
+export async function recordFailure(deps: Pick<StepDeps, "events" | "writes" | "signal">, state: State, op: "create" | "delete", error: unknown): Promise<void> {
+  if (deps.signal.aborted) return;
   const kind = errorKind(error);
   vmOperations.inc({ op, result: kind === "quota" ? "quota" : "error" });
   const message = `${op} VM failed${kind === "quota" ? " (cloud quota reached)" : ""}: ${(error as Error).message}`;

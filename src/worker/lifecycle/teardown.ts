@@ -4,7 +4,7 @@ import { TAG } from "../../providers/types.js";
 import { forgetInstance, podEvent, recordFailure, type State, type StepDeps } from "./step.js";
 
 /** Deletes every VM tagged with the record's pod UID (so one made by a create whose answer was lost goes too), then releases the record. */
-export async function teardown(deps: Pick<StepDeps, "clusterId" | "provider" | "writes" | "events" | "budget" | "readyMarks">, state: State): Promise<void> {
+export async function teardown(deps: Pick<StepDeps, "clusterId" | "provider" | "writes" | "events" | "budget" | "readyMarks" | "signal">, state: State): Promise<void> {
   deps.readyMarks.delete(state.key);
   deps.budget?.release(state.key);
   let record = state.record!;

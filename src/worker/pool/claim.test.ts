@@ -126,6 +126,7 @@ describe("warm pool claims with the sim provider, and crashes at every step", ()
       records: { get: record },
       bindTimes: { boundAt: () => Date.now() },
       ready: { wait: () => undefined, take: () => undefined },
+      signal: new AbortController().signal,
       revisits: { mustVerify: () => false },
       pool,
       log: silentLogger,
