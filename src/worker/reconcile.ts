@@ -47,6 +47,9 @@ const READY_FALLBACK_MS = 30_000;
 /** More steps than a full create takes; beyond this the key is requeued rather than looping. */
 const MAX_STEPS = 10;
 
+/** The steps that ask for the pod's VM: a refusal there ends its attempts (see lifecycle/refuse.ts); elsewhere it is retried. */
+const REFUSABLE: Partial<Record<Action["kind"], "create" | "claim">> = { createInstance: "create", claimInstance: "claim" };
+
 /**
  * Brings one pod's VM to the state its pod needs, one decided step at a time (the steps are in
  * lifecycle/). Every step is idempotent, so a crash between any two of them is repaired by the
@@ -73,7 +76,7 @@ export class Reconciler {
       try {
         await this.#act(action, state);
       } catch (error) {
-        const op = action.kind === "createInstance" ? "create" : action.kind === "claimInstance" ? "claim" : undefined;
+        const op = REFUSABLE[action.kind];
         if (!op || !isRefusal(error)) throw error;
         await refuse(this.#steps, state, op, error);
         return;
