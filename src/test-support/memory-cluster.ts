@@ -1,6 +1,7 @@
 import type { V1Pod } from "@kubernetes/client-node";
 import { ANNOTATION, VM_READY_CONDITION } from "../kube/annotations.js";
 import type { EventRecorder } from "../kube/events.js";
+import { objectKey } from "../kube/keys.js";
 import { PEERPOD_API_VERSION, PEERPOD_KIND, VM_FINALIZER, type PeerPod } from "../kube/peerpod.js";
 import { silentLogger } from "../log/logger.js";
 import { compilePolicy } from "../policy/compiled.js";
@@ -36,7 +37,7 @@ export class MemoryCluster implements ClusterWrites {
 
   async createRecord(pod: V1Pod, spec: PeerPod["spec"]): Promise<PeerPod> {
     this.#maybeFail("create");
-    const key = `${pod.metadata!.namespace}/${pod.metadata!.name}`;
+    const key = objectKey(pod.metadata);
     const existing = this.records.get(key);
     if (existing) return structuredClone(existing);
     const record: PeerPod = {
@@ -50,7 +51,7 @@ export class MemoryCluster implements ClusterWrites {
   }
 
   async getRecord(namespace: string, name: string): Promise<PeerPod | undefined> {
-    const record = this.records.get(`${namespace}/${name}`);
+    const record = this.records.get(objectKey({ namespace, name }));
     return record && structuredClone(record);
   }
 
@@ -70,19 +71,19 @@ export class MemoryCluster implements ClusterWrites {
 
   async releaseRecord(record: PeerPod): Promise<void> {
     this.#maybeFail("release");
-    this.records.delete(`${record.metadata.namespace}/${record.metadata.name}`);
+    this.records.delete(objectKey(record.metadata));
   }
 
   async setPodCondition(pod: V1Pod, status: "True" | "False", reason: string): Promise<void> {
     this.#maybeFail("pod status patch");
-    const stored = this.pods.get(`${pod.metadata!.namespace}/${pod.metadata!.name}`);
+    const stored = this.pods.get(objectKey(pod.metadata));
     if (!stored) throw new Error("pod not found");
     const others = (stored.status!.conditions ?? []).filter((c) => c.type !== VM_READY_CONDITION);
     stored.status!.conditions = [...others, { type: VM_READY_CONDITION, status, reason }];
   }
 
   #stored(record: PeerPod): PeerPod {
-    const stored = this.records.get(`${record.metadata.namespace}/${record.metadata.name}`);
+    const stored = this.records.get(objectKey(record.metadata));
     if (!stored) throw new Error("PeerPod not found");
     return stored;
   }
