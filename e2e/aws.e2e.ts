@@ -22,7 +22,7 @@ import { TAG, type InstanceSpec, type Provider, type ProviderError } from "../sr
 import type { InstanceType } from "../src/policy/schema.js";
 import { VM_READY_CONDITION } from "../src/kube/annotations.js";
 import { awsApiCalls, awsApiRetries } from "../src/metrics/aws.js";
-import { PEERPOD_GROUP, PEERPOD_PLURAL, PEERPOD_VERSION, type PeerPod } from "../src/worker/peerpod.js";
+import { PEERPOD_GROUP, PEERPOD_PLURAL, PEERPOD_VERSION, type PeerPod } from "../src/kube/peerpod.js";
 import { FaultProxy } from "./aws/fault-proxy.js";
 import { atExit } from "./cluster/process.js";
 import { createNamespace, giveVmSlots, installLocalOverlay } from "./support/suite.js";

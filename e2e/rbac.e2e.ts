@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesObject, type V1Pod } from "@kubernetes/client-node";
 import { VM_READY_CONDITION } from "../src/kube/annotations.js";
-import { PEERPOD_GROUP, PEERPOD_PLURAL, PEERPOD_VERSION } from "../src/worker/peerpod.js";
+import { PEERPOD_GROUP, PEERPOD_PLURAL, PEERPOD_VERSION } from "../src/kube/peerpod.js";
 import { cluster } from "./setup.js";
 import { applyObjects, loadManifests, LOCAL_OVERLAY_DIR, MANIFESTS_DIR, withWebhookUrl, removeWebhookConfigs } from "./support/manifests.js";
 import { startPeerpods, type Peerpods } from "./support/peerpods.js";
@@ -29,8 +29,8 @@ const USER = `system:serviceaccount:${SERVICE_ACCOUNT.namespace}:${SERVICE_ACCOU
  * call that needs it, and the test checks the call is still there.
  */
 const RARE_PATHS = [
-  { grant: "peerpods.io/peerpods get", file: "src/worker/records.ts", call: "custom.getNamespacedCustomObject(" },
-  { grant: "peerpods.io/peerpods delete", file: "src/worker/records.ts", call: "custom.deleteNamespacedCustomObject(" },
+  { grant: "peerpods.io/peerpods get", file: "src/kube/peerpod-records.ts", call: "custom.getNamespacedCustomObject(" },
+  { grant: "peerpods.io/peerpods delete", file: "src/kube/peerpod-records.ts", call: "custom.deleteNamespacedCustomObject(" },
 ];
 
 interface Rule {

@@ -7,7 +7,7 @@ import { pino } from "pino";
 import { ANNOTATION, VM_READY_CONDITION } from "../src/kube/annotations.js";
 import { createProvider } from "../src/providers/factory.js";
 import { TAG, type Instance, type Provider } from "../src/providers/types.js";
-import { PEERPOD_GROUP, PEERPOD_PLURAL, PEERPOD_VERSION, type PeerPod } from "../src/worker/peerpod.js";
+import { PEERPOD_GROUP, PEERPOD_PLURAL, PEERPOD_VERSION, type PeerPod } from "../src/kube/peerpod.js";
 import { atExit } from "./cluster/process.js";
 import { cluster } from "./setup.js";
 import { trackedTempDir } from "./support/leftovers.js";

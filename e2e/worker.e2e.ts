@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { CoreV1Api, CustomObjectsApi, setHeaderOptions, type KubeConfig, type KubernetesObject, type V1Pod } from "@kubernetes/client-node";
 import { VM_READY_CONDITION } from "../src/kube/annotations.js";
 import { TAG } from "../src/providers/types.js";
-import { PEERPOD_GROUP, PEERPOD_PLURAL, PEERPOD_VERSION, type PeerPod } from "../src/worker/peerpod.js";
+import { PEERPOD_GROUP, PEERPOD_PLURAL, PEERPOD_VERSION, type PeerPod } from "../src/kube/peerpod.js";
 import { atExit } from "./cluster/process.js";
 import { createNamespace, giveVmSlots, installLocalOverlay } from "./support/suite.js";
 import { cluster } from "./setup.js";
@@ -221,6 +221,31 @@ describe("worker: one VM per peer pod on the local control plane (sim provider)"
     await createPods("wk-f", 5);
     await waitConverged("pods created after the failover served by the new leader");
     assert.ok(second.logs().some((l) => l.msg === "VM created" && String(l.pod).startsWith(`${NAMESPACE}/wk-f-`)));
+  });
+
+  it("a replica that cannot start the worker gives the Lease to another and reports not ready", async () => {
+    const leader = replicas.at(-1)!;
+    // This replica's sim inventory sits under a file: its provider, and so its worker, cannot start.
+    const brokenPolicy = join(dir, "broken-policy.json");
+    await writeFile(brokenPolicy, JSON.stringify({ provider: { name: "sim", sim: { inventoryFile: join(policyFile, "inventory.json") } } }));
+    const broken = await startPeerpods({ kubeconfig, args: ["--parts=webhook,worker", `--policy-file=${brokenPolicy}`, `--cluster-id=${CLUSTER_ID}`] });
+    replicas.push(broken);
+    await leader.stop();
+    replicas.splice(replicas.indexOf(leader), 1);
+    await waitFor(() => broken.logs().find((l) => l.msg === "could not start while leading; the Lease goes to another replica"), {
+      timeoutMs: 30_000,
+      message: "the broken replica to lead, fail and resign",
+    });
+    const readyz = async (): Promise<number> => (await fetch(`http://127.0.0.1:${broken.metricsPort}/readyz`)).status;
+    await waitFor(async () => (await readyz()) === 503, { timeoutMs: 5_000, message: "/readyz of the broken replica to fail" });
+
+    const healthy = await start();
+    await serveWebhookFrom(healthy);
+    await waitFor(() => healthy.logs().find((l) => l.msg === "became leader"), { timeoutMs: 20_000, message: "the healthy replica to take the released Lease" });
+    await createPods("wk-h", 3);
+    await waitConverged("pods served by the replica that took over");
+    assert.equal(await leaderGauge(broken, "peerpods-worker"), 0);
+    assert.equal(await readyz(), 503, "still not ready: its worker never started");
   });
 
   it("holds a bound pod past limits.maxVMs with the reason on its PeerPod and an Event, and serves it once a VM goes", async () => {

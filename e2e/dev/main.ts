@@ -23,7 +23,7 @@ import { applyObjects, loadManifests, LOCAL_OVERLAY_DIR, MANIFESTS_DIR, withWebh
 import { startPeerpods, type Peerpods } from "../support/peerpods.js";
 import { serviceAccountKubeconfig } from "../support/tokens.js";
 import { waitFor } from "../support/wait.js";
-import { PEERPOD_GROUP, PEERPOD_PLURAL, PEERPOD_VERSION, type PeerPod } from "../../src/worker/peerpod.js";
+import { PEERPOD_GROUP, PEERPOD_PLURAL, PEERPOD_VERSION, type PeerPod } from "../../src/kube/peerpod.js";
 import { buildControlPlane, buildPodVmImage, ensureHostPackages } from "./prepare.js";
 import { formatElapsed, printLine, Steps } from "./progress.js";
 import { admission, progressLines, statusLine, type Milestone, type Snapshot } from "./timeline.js";

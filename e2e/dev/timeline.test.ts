@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { CoreV1Event, V1Pod } from "@kubernetes/client-node";
-import type { PeerPod } from "../../src/worker/peerpod.js";
+import type { PeerPod } from "../../src/kube/peerpod.js";
 import { admission, progressLines, statusLine, type Snapshot } from "./timeline.js";
 
 const pod = (nodeName?: string, conditions: { type: string; status: string; message?: string }[] = []): V1Pod => ({

@@ -1,6 +1,6 @@
 import type { CoreV1Event, V1Pod, V1PodCondition } from "@kubernetes/client-node";
 import { ANNOTATION, VM_READY_CONDITION } from "../../src/kube/annotations.js";
-import type { PeerPod } from "../../src/worker/peerpod.js";
+import type { PeerPod } from "../../src/kube/peerpod.js";
 
 /** What the demo looks at on every tick: the sample pod, its PeerPod record and its Events. */
 export interface Snapshot {

@@ -13,7 +13,7 @@ import { rmSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { CoreV1Api, CustomObjectsApi } from "@kubernetes/client-node";
-import { PEERPOD_GROUP, PEERPOD_PLURAL, PEERPOD_VERSION, type PeerPod } from "../../src/worker/peerpod.js";
+import { PEERPOD_GROUP, PEERPOD_PLURAL, PEERPOD_VERSION, type PeerPod } from "../../src/kube/peerpod.js";
 import { startCluster } from "../cluster/cluster.js";
 import { applyObjects, loadManifests, LOCAL_OVERLAY_DIR } from "../support/manifests.js";
 import { startPeerpods } from "../support/peerpods.js";

@@ -1,7 +1,7 @@
 import type { Operation } from "fast-json-patch";
 import { ANNOTATION } from "../kube/annotations.js";
 import type { CompiledPolicy } from "../policy/compiled.js";
-import { matchesSelector, slotsOf, type StringMap } from "./slots.js";
+import { matchesSelector, slotsOf, type StringMap } from "../policy/nodes.js";
 
 /** The parts of a Node the advertiser reads (informer objects and wire JSON alike). */
 export interface NodeStatusObject {

@@ -4,10 +4,10 @@ import type { SharedInformer } from "../kube/shared-informer.js";
 import type { Logger } from "../log/logger.js";
 import type { PartContext, RunningPart } from "../parts.js";
 import { TokenBucket } from "../providers/ratelimit.js";
-import { WorkQueue } from "../worker/queue.js";
+import { WorkQueue } from "../kube/work-queue.js";
 import { DevicePlugin, deviceList, type Device } from "./device-plugin.js";
 import { nodeStatusSync } from "./node-status.js";
-import { matchesSelector, slotsOf } from "./slots.js";
+import { matchesSelector, slotsOf } from "../policy/nodes.js";
 
 export const LEASE_NAME = "peerpods-advertiser";
 

@@ -1,4 +1,4 @@
-import { ZONE_LABEL } from "../advertiser/slots.js";
+import { ZONE_LABEL } from "../policy/nodes.js";
 import { ANNOTATION } from "../kube/annotations.js";
 import type { CompiledPolicy } from "../policy/compiled.js";
 import { hasLimits, limitExceeded } from "../policy/limits.js";

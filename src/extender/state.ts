@@ -1,4 +1,4 @@
-import { matchesSelector, slotsOf, ZONE_LABEL, type StringMap } from "../advertiser/slots.js";
+import { matchesSelector, slotsOf, ZONE_LABEL, type StringMap } from "../policy/nodes.js";
 import type { CompiledPolicy } from "../policy/compiled.js";
 import type { Usage } from "../policy/limits.js";
 import { ANNOTATION } from "../kube/annotations.js";

@@ -1,10 +1,9 @@
-import { CoreV1Api, CustomObjectsApi, type KubeConfig } from "@kubernetes/client-node";
-import { ANNOTATION } from "../kube/annotations.js";
+import { CoreV1Api, type KubeConfig } from "@kubernetes/client-node";
 import { apiStatus } from "../kube/errors.js";
-import type { Logger } from "../log/logger.js";
-import { PEERPOD_GROUP, PEERPOD_PLURAL, PEERPOD_VERSION, type PeerPod } from "../worker/peerpod.js";
-import type { PodRef, WorkerRecord } from "./vms.js";
 import { objectKey } from "../kube/keys.js";
+import { peerPodRecords } from "../kube/peerpod-records.js";
+import type { Logger } from "../log/logger.js";
+import { podRef, workerRecord, type PodRef, type WorkerRecord } from "./vms.js";
 
 /** What CreateVM asks the cluster. Both answer undefined when the object is absent or the apiserver cannot be reached. */
 export interface ClusterView {
@@ -17,25 +16,19 @@ const LOOKUP_TIMEOUT_MS = 3000;
 
 export function kubeClusterView(kc: KubeConfig, log: Logger): ClusterView {
   const core = kc.makeApiClient(CoreV1Api);
-  const custom = kc.makeApiClient(CustomObjectsApi);
+  const records = peerPodRecords(kc);
   return {
     pod: (namespace, name) =>
       lookup(log, `pod ${objectKey({ namespace, name })}`, async () => {
         // A list by name rather than a get: the main ClusterRole grants list on pods, so the
         // hypervisor needs no extra verb whether it runs in the node DaemonSet or beside the worker.
         const pod = (await core.listNamespacedPod({ namespace, fieldSelector: `metadata.name=${name}` })).items[0];
-        const uid = pod?.metadata?.uid;
-        if (!uid) return undefined;
-        const { resourceVersion, annotations } = pod.metadata ?? {};
-        const instanceType = annotations?.[ANNOTATION.instanceType];
-        return { uid, ...(resourceVersion && { resourceVersion }), ...(instanceType && { instanceType }) };
+        return pod && podRef(pod);
       }),
     record: (namespace, name) =>
       lookup(log, `PeerPod ${objectKey({ namespace, name })}`, async () => {
-        const record = (await custom.getNamespacedCustomObject({ group: PEERPOD_GROUP, version: PEERPOD_VERSION, plural: PEERPOD_PLURAL, namespace, name })) as PeerPod;
-        const { podUID, instanceName, instanceType } = record.spec;
-        const instanceID = record.status?.instanceID ?? undefined;
-        return instanceID ? { podUID, instanceName, instanceType, instanceID } : { podUID, instanceName, instanceType };
+        const record = await records.getRecord(namespace, name);
+        return record && workerRecord(record);
       }),
   };
 }

@@ -10,7 +10,7 @@ import { defaultPolicy } from "../policy/schema.js";
 import { ProviderError, TAG } from "../providers/types.js";
 import { kataHealthCheck, lineAgent } from "../test-support/agents.js";
 import { MemoryProvider } from "../test-support/memory-provider.js";
-import { instanceName } from "../worker/peerpod.js";
+import { instanceName } from "../kube/peerpod.js";
 import { SANDBOX_ANNOTATION as A, parseSandboxAnnotations, type SandboxTarget } from "./annotations.js";
 import type { ClusterView } from "./cluster.js";
 import { Sandboxes } from "./sandboxes.js";

@@ -1,8 +1,12 @@
 import assert from "node:assert/strict";
+import type { V1Pod } from "@kubernetes/client-node";
+import { ANNOTATION } from "../kube/annotations.js";
+import { instanceName, PEERPOD_API_VERSION, PEERPOD_KIND, type PeerPod } from "../kube/peerpod.js";
 import { compilePolicy } from "../policy/compiled.js";
 import { defaultPolicy, parsePolicy } from "../policy/schema.js";
 import { TAG, type Instance } from "../providers/types.js";
-import { pickLive, planInstance, type VmRequest } from "./vms.js";
+import { podInstanceSpec } from "../worker/lifecycle/launch.js";
+import { pickLive, planInstance, podRef, workerRecord, type VmRequest } from "./vms.js";
 
 const policy = compilePolicy(defaultPolicy(), 1);
 const request = (overrides: Partial<VmRequest>): VmRequest => ({ sandboxId: "sbx", target: { name: "web", namespace: "shop", ignored: [] }, clusterId: "c1", ...overrides });
@@ -42,6 +46,26 @@ describe("planning a sandbox's VM", () => {
     assert.ok(unknown.ok);
     assert.equal(unknown.spec.name, "pp-sandbox-sbx");
     assert.deepEqual(unknown.spec.tags, { [TAG.cluster]: "c1", [TAG.instanceType]: "small" });
+  });
+
+  it("asks for the very VM the worker asks for, whichever of them gets to the pod first", () => {
+    const pod: V1Pod = {
+      metadata: { name: "web", namespace: "shop", uid: "u1", annotations: { [ANNOTATION.instanceType]: "medium" } },
+      spec: { nodeName: "n1", runtimeClassName: "kata-remote", containers: [{ name: "app", image: "busybox", command: ["sh", "-c"], args: ["sleep 1d"] }] },
+    };
+    const record: PeerPod = {
+      apiVersion: PEERPOD_API_VERSION,
+      kind: PEERPOD_KIND,
+      metadata: { name: "web", namespace: "shop" },
+      spec: { podUID: "u1", nodeName: "n1", instanceType: "medium", provider: "sim", instanceName: instanceName("u1") },
+    };
+    const fromWorker = podInstanceSpec(pod, record, policy, "c1");
+    const target = { name: "web", namespace: "shop", uid: "u1", ignored: [] };
+    const beforeTheRecord = planInstance(request({ target, pod: podRef(pod)! }), policy);
+    const afterTheRecord = planInstance(request({ target, pod: podRef(pod)!, record: workerRecord(record) }), policy);
+    assert.deepEqual(beforeTheRecord, { ok: true, spec: fromWorker });
+    assert.deepEqual(afterTheRecord, { ok: true, spec: fromWorker });
+    assert.deepEqual(JSON.parse(fromWorker.userData).command, ["sh", "-c", "sleep 1d"]);
   });
 
   it("attaches to a live instance: ready first, then the newest; never a dying one", () => {

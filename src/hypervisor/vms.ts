@@ -1,9 +1,12 @@
+import type { V1Pod } from "@kubernetes/client-node";
+import { ANNOTATION } from "../kube/annotations.js";
 import { MIB, type Envelope } from "../kube/envelope.js";
+import { instanceName, type PeerPod } from "../kube/peerpod.js";
 import type { CompiledPolicy } from "../policy/compiled.js";
 import type { InstanceType } from "../policy/schema.js";
 import { selectInstanceType } from "../policy/select.js";
-import { TAG, type Instance, type InstanceSpec, type Tags } from "../providers/types.js";
-import { instanceName } from "../worker/peerpod.js";
+import { instanceSpecFor, podCommand } from "../providers/instance-spec.js";
+import type { Instance, InstanceSpec } from "../providers/types.js";
 import type { SandboxTarget } from "./annotations.js";
 
 /** What the cluster knows about the sandbox's pod. */
@@ -13,6 +16,8 @@ export interface PodRef {
   resourceVersion?: string;
   /** The webhook's choice (`peerpods.io/instance-type`), if the pod went through it. */
   instanceType?: string;
+  /** The first container's command and args, for the VM's user data. */
+  command?: string[];
 }
 
 /** The worker's PeerPod record of the pod, if it has one. */
@@ -37,8 +42,8 @@ const NOTHING: Envelope = { cpuMillis: 0, memoryBytes: 0, gpus: 0 };
 
 /**
  * The instance CreateVM asks the provider for. A known pod gets exactly the VM the worker would
- * create (same name, so the provider's idempotency makes both one VM); an unknown pod gets a VM
- * sized from the shim's annotations within the policy, named after the sandbox.
+ * create (`instanceSpecFor`); an unknown pod gets a VM sized from the shim's annotations within
+ * the policy, named after the sandbox.
  */
 export function planInstance(request: VmRequest, policy: CompiledPolicy): VmPlan {
   const { target, pod, record } = request;
@@ -46,26 +51,26 @@ export function planInstance(request: VmRequest, policy: CompiledPolicy): VmPlan
   const chosen = knownType(policy, record?.instanceType) ?? knownType(policy, pod?.instanceType);
   const selection = chosen ? { ok: true as const, instanceType: chosen } : typeFromAnnotations(policy, target);
   if (!selection.ok) return { ok: false, reason: selection.reason };
-  const type = selection.instanceType;
-  return {
-    ok: true,
-    spec: {
-      name: record?.instanceName ?? (uid ? instanceName(uid) : `pp-sandbox-${request.sandboxId}`),
-      instanceType: type,
-      // The worker's user-data shape, so a VM either of them creates first is the same VM.
-      userData: JSON.stringify({ cluster: request.clusterId, namespace: target.namespace, pod: target.name, podUID: uid }),
-      tags: instanceTags(request.clusterId, type, target, uid),
-    },
-  };
+  const name = record?.instanceName ?? (uid ? instanceName(uid) : `pp-sandbox-${request.sandboxId}`);
+  const owner = { podUID: uid, namespace: target.namespace, name: target.name, command: pod?.command };
+  return { ok: true, spec: instanceSpecFor(request.clusterId, name, selection.instanceType, owner) };
 }
 
-/** The worker's tags; the pod UID, namespace and name only where known. */
-function instanceTags(clusterId: string, type: InstanceType, target: SandboxTarget, uid: string | undefined): Tags {
-  const tags: Tags = { [TAG.cluster]: clusterId, [TAG.instanceType]: type.name };
-  if (uid) tags[TAG.podUid] = uid;
-  if (target.namespace) tags[TAG.namespace] = target.namespace;
-  if (target.name) tags[TAG.podName] = target.name;
-  return tags;
+/** What the hypervisor needs of the sandbox's pod. */
+export function podRef(pod: V1Pod): PodRef | undefined {
+  const uid = pod.metadata?.uid;
+  if (!uid) return undefined;
+  const { resourceVersion, annotations } = pod.metadata ?? {};
+  const instanceType = annotations?.[ANNOTATION.instanceType];
+  const command = podCommand(pod);
+  return { uid, ...(resourceVersion && { resourceVersion }), ...(instanceType && { instanceType }), ...(command.length ? { command } : {}) };
+}
+
+/** What the hypervisor needs of the worker's PeerPod record. */
+export function workerRecord(record: PeerPod): WorkerRecord {
+  const { podUID, instanceName, instanceType } = record.spec;
+  const instanceID = record.status?.instanceID ?? undefined;
+  return instanceID ? { podUID, instanceName, instanceType, instanceID } : { podUID, instanceName, instanceType };
 }
 
 function knownType(policy: CompiledPolicy, name: string | undefined): InstanceType | undefined {

@@ -98,7 +98,7 @@ describe("CurrentProvider", () => {
 
   it("keeps the cloud it started with when the policy names another, and still follows that cloud's settings", async () => {
     const provider = current();
-    const wrapped = aroundCalls(await provider.ready(), (_name, call) => call());
+    const wrapped = aroundCalls(await provider.ready(), (_name, call, options) => call(options));
     block = { name: "aws", aws: { region: "eu-west-1" } };
     await wrapped.list({});
     assert.deepEqual([wrapped.name, wrapped.readyPollMs], ["qemu", undefined]);

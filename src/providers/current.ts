@@ -1,6 +1,6 @@
 import type { Logger } from "../log/logger.js";
 import type { ProviderConfig } from "./factory.js";
-import { ProviderError, type ClaimSpec, type Instance, type InstanceSpec, type Provider, type ProviderHealth, type Tags } from "./types.js";
+import { ProviderError, type CallOptions, type ClaimSpec, type Instance, type InstanceSpec, type Provider, type ProviderHealth, type Tags } from "./types.js";
 
 export interface CurrentProviderOptions {
   /** The policy's provider block in force now. */
@@ -64,26 +64,26 @@ export class CurrentProvider implements Provider {
     return this;
   }
 
-  create(spec: InstanceSpec): Promise<Instance> {
-    return this.#use((provider) => provider.create(spec));
+  create(spec: InstanceSpec, options?: CallOptions): Promise<Instance> {
+    return this.#use((provider) => provider.create(spec, options));
   }
 
-  get(id: string): Promise<Instance | undefined> {
-    return this.#use((provider) => provider.get(id));
+  get(id: string, options?: CallOptions): Promise<Instance | undefined> {
+    return this.#use((provider) => provider.get(id, options));
   }
 
-  list(tagFilter: Tags): Promise<Instance[]> {
-    return this.#use((provider) => provider.list(tagFilter));
+  list(tagFilter: Tags, options?: CallOptions): Promise<Instance[]> {
+    return this.#use((provider) => provider.list(tagFilter, options));
   }
 
-  delete(id: string): Promise<void> {
-    return this.#use((provider) => provider.delete(id));
+  delete(id: string, options?: CallOptions): Promise<void> {
+    return this.#use((provider) => provider.delete(id, options));
   }
 
-  claim(id: string, claim: ClaimSpec): Promise<Instance> {
+  claim(id: string, claim: ClaimSpec, options?: CallOptions): Promise<Instance> {
     return this.#use((provider) => {
       if (!provider.claim) throw new ProviderError("invalid", `provider ${provider.name} cannot hand a pool VM to a pod`);
-      return provider.claim(id, claim);
+      return provider.claim(id, claim, options);
     });
   }
 

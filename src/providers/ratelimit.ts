@@ -1,4 +1,5 @@
 import type { Provider } from "./types.js";
+import { delay } from "./cancel.js";
 import { aroundCalls } from "./wrap.js";
 
 /** A token bucket: `rate` tokens per second, at most `burst` saved up. */
@@ -35,23 +36,24 @@ export class TokenBucket {
     return this.#tokens >= 1 ? 0 : Math.ceil(((1 - this.#tokens) / this.rate) * 1000);
   }
 
-  /** Waits for a token, then takes it. */
-  async take(): Promise<void> {
+  /** Waits for a token, then takes it; an aborted `signal` ends the wait with its reason. */
+  async take(signal?: AbortSignal): Promise<void> {
     for (;;) {
+      signal?.throwIfAborted();
       const wait = this.waitMs();
       if (wait === 0) {
         this.#tokens -= 1;
         return;
       }
-      await new Promise((resolve) => setTimeout(resolve, wait));
+      await delay(wait, signal);
     }
   }
 }
 
 /** The same provider with every cloud API call waiting for a token, so a burst of pods cannot get the account throttled. */
 export function rateLimited(provider: Provider, bucket: TokenBucket): Provider {
-  return aroundCalls(provider, async (_name, call) => {
-    await bucket.take();
-    return call();
+  return aroundCalls(provider, async (_name, call, options) => {
+    await bucket.take(options?.signal);
+    return call(options);
   });
 }

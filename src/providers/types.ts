@@ -84,6 +84,15 @@ export class ProviderError extends Error {
   }
 }
 
+/** What every cloud call may be given besides its arguments. */
+export interface CallOptions {
+  /**
+   * Cancels the call: its waits end at once with the signal's reason, and a VM it was starting is
+   * stopped again where the provider can tell (peerpods stopping, or losing its Lease).
+   */
+  signal?: AbortSignal;
+}
+
 /**
  * A cloud. `create` is idempotent per pod: a second call with the same `spec.name` / pod-UID tag
  * returns the instance the first one made. `get` returns undefined for an unknown id; `delete` of an
@@ -93,19 +102,19 @@ export interface Provider {
   readonly name: string;
   /** How often the worker may list booting VMs to see them ready; a cloud whose listing is costly asks for less often. */
   readonly readyPollMs?: number;
-  create(spec: InstanceSpec): Promise<Instance>;
-  get(id: string): Promise<Instance | undefined>;
+  create(spec: InstanceSpec, options?: CallOptions): Promise<Instance>;
+  get(id: string, options?: CallOptions): Promise<Instance | undefined>;
   /** Instances whose tags include every key/value of `tagFilter`. */
-  list(tagFilter: Tags): Promise<Instance[]>;
-  delete(id: string): Promise<void>;
+  list(tagFilter: Tags, options?: CallOptions): Promise<Instance[]>;
+  delete(id: string, options?: CallOptions): Promise<void>;
   /**
    * Hands an idle warm-pool VM to a pod: delivers the pod's data first, then swaps the pool tag for
    * the pod's tags, so a VM still tagged as pool has not been handed over yet. Idempotent. Throws
    * `notFound` when the VM is gone. Providers without it get no warm pool.
    */
-  claim?(id: string, claim: ClaimSpec): Promise<Instance>;
+  claim?(id: string, claim: ClaimSpec, options?: CallOptions): Promise<Instance>;
   health(): Promise<ProviderHealth>;
-  /** Releases clients and timers; running VMs are left as they are. */
+  /** Releases clients and timers, and cancels what is in flight (a qemu probe boot); running VMs are left as they are. */
   close(): Promise<void>;
 }
 

@@ -1,14 +1,14 @@
-import type { Provider } from "./types.js";
+import type { CallOptions, Provider } from "./types.js";
 
-/** Runs one cloud API call (`name` is the method) and returns its result. */
-export type AroundCall = <R>(name: string, call: () => Promise<R>) => Promise<R>;
+/**
+ * Runs one cloud API call (`name` is the method): `call` makes it with the options it is given,
+ * `options` are the caller's (a wrapper may pass others on, e.g. with its own signal).
+ */
+export type AroundCall = <R>(name: string, call: (options: CallOptions | undefined) => Promise<R>, options: CallOptions | undefined) => Promise<R>;
 
 /** The same provider with `around` wrapped about every cloud API call; health and close pass straight through. */
 export function aroundCalls(provider: Provider, around: AroundCall): Provider {
-  const wrap =
-    <A extends unknown[], R>(name: string, call: (...args: A) => Promise<R>) =>
-    (...args: A): Promise<R> =>
-      around(name, () => call.apply(provider, args));
+  const { claim } = provider;
   return {
     // read through, for a provider whose name and polling change (CurrentProvider)
     get name() {
@@ -17,11 +17,11 @@ export function aroundCalls(provider: Provider, around: AroundCall): Provider {
     get readyPollMs() {
       return provider.readyPollMs;
     },
-    create: wrap("create", provider.create),
-    get: wrap("get", provider.get),
-    list: wrap("list", provider.list),
-    delete: wrap("delete", provider.delete),
-    ...(provider.claim ? { claim: wrap("claim", provider.claim) } : {}),
+    create: (spec, options) => around("create", (passed) => provider.create(spec, passed), options),
+    get: (id, options) => around("get", (passed) => provider.get(id, passed), options),
+    list: (tags, options) => around("list", (passed) => provider.list(tags, passed), options),
+    delete: (id, options) => around("delete", (passed) => provider.delete(id, passed), options),
+    ...(claim ? { claim: (id, spec, options) => around("claim", (passed) => claim.call(provider, id, spec, passed), options) } : {}),
     health: () => provider.health(),
     close: () => provider.close(),
   };

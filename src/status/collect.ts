@@ -2,7 +2,7 @@ import { CoreV1Api, CustomObjectsApi, type KubeConfig } from "@kubernetes/client
 import { apiStatus } from "../kube/errors.js";
 import { compilePolicy } from "../policy/compiled.js";
 import { defaultPolicy, parsePolicy, POLICY_GROUP, POLICY_NAME, POLICY_PLURAL, POLICY_VERSION } from "../policy/schema.js";
-import { PEERPOD_GROUP, PEERPOD_PLURAL, PEERPOD_VERSION, type PeerPod } from "../worker/peerpod.js";
+import { PEERPOD_GROUP, PEERPOD_PLURAL, PEERPOD_VERSION, type PeerPod } from "../kube/peerpod.js";
 import { buildReport, type NodeInfo, type PodInfo, type StatusReport } from "./report.js";
 
 /** Reads pods, PeerPods, nodes and the policy in force from the cluster and builds the report. */

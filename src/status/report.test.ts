@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { compilePolicy } from "../policy/compiled.js";
 import { policySpecSchema } from "../policy/schema.js";
-import type { PeerPod } from "../worker/peerpod.js";
+import type { PeerPod } from "../kube/peerpod.js";
 import { buildReport, renderReport, type NodeInfo, type PodInfo } from "./report.js";
 
 const policy = compilePolicy(policySpecSchema.parse({ limits: { maxVMs: 5 }, warmPool: { pools: [{ instanceType: "small", min: 2, maxIdleSeconds: 600 }], maxIdleCost: 0.5 } }), 3);

@@ -1,7 +1,7 @@
 import type { CompiledPolicy } from "../policy/compiled.js";
 import { ANNOTATION } from "../kube/annotations.js";
 import { objectKey } from "../kube/keys.js";
-import type { PeerPod } from "../worker/peerpod.js";
+import type { PeerPod } from "../kube/peerpod.js";
 
 /** The slice of a Pod / Node the status report reads (as returned by the API, dates as strings or Dates). */
 export interface PodInfo {

@@ -1,22 +1,27 @@
-import { CustomObjectsApi, type KubeConfig, type ObjectCache, type V1Pod } from "@kubernetes/client-node";
-import { VM_READY_CONDITION } from "../kube/annotations.js";
+import type { KubeConfig, V1Pod } from "@kubernetes/client-node";
 import type { EventRecorder } from "../kube/events.js";
-import { startInformer } from "../kube/informer.js";
+import type { PeerPod } from "../kube/peerpod.js";
+import { watchPeerPods } from "../kube/peerpod-records.js";
 import type { SharedInformer } from "../kube/shared-informer.js";
+import { WorkQueue, type HandlerResult } from "../kube/work-queue.js";
 import type { Logger } from "../log/logger.js";
-import { gcDeleted, vmOperations, workerView } from "../metrics/worker.js";
 import type { PolicyStore } from "../policy/store.js";
 import type { ProviderHealthMonitor } from "../providers/health.js";
-import { TAG, type Instance, type Provider } from "../providers/types.js";
-import { podFacts } from "./decide.js";
-import { findLeaks, recordsToRevisit, type LivePods } from "./gc.js";
-import { heldInstanceIds, warmPoolFor } from "./pool/manager.js";
-import { PEERPOD_GROUP, PEERPOD_PLURAL, PEERPOD_VERSION, type PeerPod } from "./peerpod.js";
-import { WorkQueue } from "./queue.js";
+import { cancelledBy } from "../providers/cancel.js";
+import type { Provider } from "../providers/types.js";
+import { clusterWrites } from "./cluster-writes.js";
+import { GarbageCollector } from "./garbage-collector.js";
+import { splitKey } from "./lifecycle/step.js";
+import { PodChanges } from "./pod-changes.js";
+import { heldInstanceIds, warmPoolFor, type WarmPool } from "./pool/manager.js";
 import { ReadyWatcher } from "./ready-watch.js";
-import { Reconciler } from "./reconcile.js";
-import { clusterWrites } from "./records.js";
+import { Reconciler, type KeyedView } from "./reconcile.js";
+import { RecordChanges } from "./record-changes.js";
+import { publishWorkerView } from "./status-view.js";
 import { VmBudget } from "./vm-budget.js";
+
+/** How long reconciles cancelled at the end of the grace period get to unwind (their cloud calls end at once). */
+const CANCELLED_SETTLE_MS = 5000;
 
 export interface ControllerOptions {
   kc: KubeConfig;
@@ -38,212 +43,142 @@ export interface ControllerOptions {
 export interface Controller {
   /** Resolves once both caches have their first list and the queue runs. */
   synced: Promise<void>;
+  /** Takes no new work, gives the reconciles under way `graceMs`, then cancels every cloud call still in flight. */
   stop(graceMs: number): Promise<void>;
 }
 
 /**
- * The worker's control loop: the shared pod cache and an informer on PeerPods feed a keyed queue; each
- * key is reconciled by `Reconciler`; a periodic garbage collection removes VMs no live pod owns. Nothing
- * is acted upon before both have delivered their first list, so a cold cache never looks like deleted pods.
+ * The worker's control loop, wired from its units: pod and PeerPod events (filtered by PodChanges
+ * and RecordChanges) feed a keyed queue; each key is reconciled by `Reconciler`; the garbage
+ * collector, the ready watcher and the warm pool run beside it. Nothing is acted upon before both
+ * caches have delivered their first list, so a cold cache never looks like deleted pods.
  */
 export function startController(options: ControllerOptions): Controller {
-  const { kc, provider, policy, clusterId, log } = options;
-  const custom = kc.makeApiClient(CustomObjectsApi);
-  const queue = new WorkQueue((key) => reconciler.reconcile(key), {
-    concurrency: options.concurrency,
-    baseBackoffMs: 500,
-    maxBackoffMs: 5 * 60_000,
-    jitter: 0.2,
-    onError: (key, error, failures, retryInMs) => log.warn({ pod: key, err: error, failures, retryInMs }, "reconcile failed; retrying"),
-  });
-  const enqueue = (key: string): void => queue.add(key);
-
-  /** When this replica saw each pod go from unbound to bound; pods bound before it saw them use PodScheduled. */
-  const boundSeen = new Map<string, number>();
-  const seenUnbound = new Set<string>();
-  const podSignatures = new Map<string, string>();
-  const onPod = (pod: V1Pod, deleted = false): void => {
-    if (!pod.spec?.runtimeClassName) return;
-    const key = `${pod.metadata?.namespace}/${pod.metadata?.name}`;
-    if (deleted) {
-      podSignatures.delete(key);
-      boundSeen.delete(key);
-      seenUnbound.delete(key);
-      return enqueue(key);
-    }
-    if (!pod.spec.nodeName) seenUnbound.add(key);
-    else if (seenUnbound.delete(key)) boundSeen.set(key, Date.now());
-    const signature = podSignature(pod);
-    if (podSignatures.get(key) === signature) return;
-    podSignatures.set(key, signature);
-    enqueue(key);
+  const { kc, policy, clusterId, log, pods } = options;
+  const stopping = new AbortController();
+  // Every cloud call of the worker's units ends when the worker stops or loses its Lease.
+  const provider = cancelledBy(options.provider, stopping.signal);
+  const queue = reconcileQueue((key) => reconciler.reconcile(key), options.concurrency, log, stopping.signal);
+  const enqueue = (key: string | undefined): void => {
+    if (key !== undefined) queue.add(key);
   };
-  const { pods } = options;
-  // Subscribing replays every cached pod as an add, so a new leader term starts from all of them.
-  const unsubscribePods = pods.subscribe({ add: (pod) => onPod(pod), update: (pod) => onPod(pod), delete: (pod) => onPod(pod, true) });
-
-  const budget = new VmBudget(
-    () => recordCache.list(),
-    (instanceType) => policy.current.instanceTypes.get(instanceType)?.vcpus ?? 0,
-  );
-  /** A VM went or the limits changed: pods waiting for room try again (the queue drops duplicates). */
-  function wakeWaitingForRoom(): void {
-    for (const key of budget.waiting()) enqueue(key);
-  }
-  const recordSignatures = new Map<string, string>();
-  const onRecord = (record: PeerPod, deleted = false): void => {
-    const key = `${record.metadata.namespace}/${record.metadata.name}`;
-    const signature = deleted ? undefined : `${record.metadata.uid}|${record.metadata.deletionTimestamp ?? ""}|${record.metadata.generation ?? ""}`;
-    if (signature === recordSignatures.get(key)) return;
-    if (signature === undefined) recordSignatures.delete(key);
-    else recordSignatures.set(key, signature);
+  const podChanges = new PodChanges();
+  const unsubscribePods = queuePodChanges(pods, podChanges, enqueue);
+  const recordChanges = new RecordChanges();
+  const records = watchPeerPods(kc, log, (record, deleted) => {
+    const key = recordChanges.changed(record, deleted);
     enqueue(key);
-    if (deleted) {
-      budget.release(key);
-      wakeWaitingForRoom();
-    }
-  };
-  const listRecords = () => custom.listClusterCustomObject({ group: PEERPOD_GROUP, version: PEERPOD_VERSION, plural: PEERPOD_PLURAL });
-  const records = startInformer<PeerPod>(
-    kc,
-    `/apis/${PEERPOD_GROUP}/${PEERPOD_VERSION}/${PEERPOD_PLURAL}`,
-    listRecords as never,
-    log,
-    (informer) => {
-      informer.on("add", (r) => onRecord(r));
-      informer.on("update", (r) => onRecord(r));
-      informer.on("delete", (r) => onRecord(r, true));
-    },
-  );
-  // The informer is a client-node ListWatch, which is also its cache.
-  const recordCache = records.informer as unknown as ObjectCache<PeerPod>;
-  const pool = warmPoolFor(provider, { clusterId, policy: () => policy.current, claimedIds: () => heldInstanceIds(recordCache.list()), log: log.child({ component: "warm-pool" }) });
-  const onPolicyChange = (): void => {
-    pool?.wake();
+    if (!deleted || key === undefined) return;
+    budget.release(key);
     wakeWaitingForRoom();
-  };
-  const onHealth = (healthy: boolean): void => {
-    if (!healthy) return;
-    log.info({ backingOff: queue.delayed }, "provider healthy again: retrying every pod now");
-    queue.retryDelayedNow();
-    runGc();
-  };
-  const listed = new Map<string, Instance | undefined>();
-  /** Keys whose VM the last GC listing did not show. */
-  const verify = new Set<string>();
-  const ready = new ReadyWatcher(provider, clusterId, options.readyPollMs, (key, instance) => {
-    listed.set(key, instance);
-    queue.add(key, true);
-  }, log);
+  });
+  const recordList = (): readonly PeerPod[] => records.cache.list();
+  const budget = new VmBudget(recordList, (instanceType) => policy.current.instanceTypes.get(instanceType)?.vcpus ?? 0);
+  /** A VM went or the limits changed: pods waiting for room try again (the queue drops duplicates). */
+  const wakeWaitingForRoom = (): void => budget.waiting().forEach(enqueue);
+  const pool = warmPoolFor(provider, { clusterId, policy: () => policy.current, claimedIds: () => heldInstanceIds(recordList()), log: log.child({ component: "warm-pool" }) });
+  const gc = new GarbageCollector({ provider, clusterId, log, records: recordList, revisit: enqueue, policy: () => policy.current, pods: () => pods.list(), graceMs: options.gcGraceMs, intervalMs: options.gcIntervalMs });
+  const ready = new ReadyWatcher(provider, clusterId, options.readyPollMs, (key) => queue.add(key, true), log);
   const reconciler = new Reconciler({
     clusterId,
     provider,
     writes: clusterWrites(kc),
     events: options.events,
     policy: () => policy.current,
-    pod: (key) => getByKey(pods, key),
-    record: (key) => getByKey(recordCache, key),
-    boundAt: (key, pod) => boundSeen.get(key) ?? scheduledAt(pod) ?? Date.now(),
-    waitForReady: (key, id) => ready.wait(key, id),
+    pods: byKey(pods),
+    records: byKey(records.cache),
+    bindTimes: podChanges,
+    ready,
+    revisits: gc,
     ...(pool ? { pool } : {}),
     budget,
-    mustVerify: (key) => verify.delete(key),
-    takeListedInstance: (key) => {
-      const instance = listed.get(key);
-      listed.delete(key);
-      return instance;
-    },
+    signal: stopping.signal,
     log,
   });
-  workerView.queueDepth = () => queue.depth;
-  workerView.vmCounts = () => countByPhase(recordCache.list());
-
-  const livePods = (): LivePods => {
-    const current = policy.current;
-    const live = pods.list().filter((pod) => !podFacts(pod, current).done);
-    return { uids: new Set(live.map((pod) => pod.metadata!.uid!)), names: new Set(live.map((pod) => `${pod.metadata!.namespace}/${pod.metadata!.name}`)) };
-  };
-  let gcRunning: Promise<void> | undefined;
-  const collectGarbage = async (): Promise<void> => {
-    try {
-      const instances = await provider.list({ [TAG.cluster]: clusterId });
-      const live = livePods();
-      for (const record of recordsToRevisit(recordCache.list(), live.uids, new Set(instances.map((i) => i.id)))) {
-        const key = `${record.metadata.namespace}/${record.metadata.name}`;
-        verify.add(key);
-        enqueue(key);
-      }
-      for (const leak of findLeaks(instances, live, Date.now(), options.gcGraceMs)) {
-        await provider.delete(leak.id);
-        gcDeleted.inc();
-        vmOperations.inc({ op: "gc", result: "ok" });
-        const owner = `${leak.tags[TAG.namespace] ?? "?"}/${leak.tags[TAG.podName] ?? "?"}`;
-        log.warn({ instanceId: leak.id, podUid: leak.tags[TAG.podUid], pod: owner, createdAt: leak.createdAt }, "leaked VM deleted: no live pod owns it");
-      }
-    } catch (error) {
-      vmOperations.inc({ op: "gc", result: "error" });
-      log.warn({ err: error }, "garbage collection failed; trying again next interval");
-    }
-  };
-  const runGc = (): void => {
-    gcRunning ??= collectGarbage().finally(() => (gcRunning = undefined));
-  };
-  let gcTimer: NodeJS.Timeout | undefined;
+  const unpublish = publishWorkerView(queue, recordList);
+  let stopListening = (): void => undefined;
   let stopped = false;
   const synced = Promise.all([pods.synced, records.synced]).then(() => {
     if (stopped) return;
-    runGc();
-    gcTimer = setInterval(runGc, options.gcIntervalMs);
+    gc.start();
     pool?.start();
-    policy.on("change", onPolicyChange);
-    options.health.on("change", onHealth);
+    stopListening = wakeUps(options, { queue, gc, pool, wakeWaitingForRoom });
     queue.start();
-    log.info({ pods: podSignatures.size, records: recordSignatures.size, concurrency: options.concurrency }, "worker started");
+    log.info({ pods: podChanges.size, records: recordChanges.size, concurrency: options.concurrency }, "worker started");
   });
 
   return {
     synced,
     stop: async (graceMs) => {
       stopped = true;
-      clearInterval(gcTimer);
+      stopListening();
       ready.stop();
-      policy.off("change", onPolicyChange);
-      options.health.off("change", onHealth);
-      await pool?.stop();
+      const unitsStopped = Promise.all([gc.stop(), pool?.stop()]);
+      // The reconciles under way get the grace period; then whatever is still in flight is cancelled.
       await queue.stop(graceMs);
-      await gcRunning;
-      workerView.queueDepth = undefined;
-      workerView.vmCounts = undefined;
+      stopping.abort(new Error("the worker is stopping"));
+      await Promise.all([queue.stop(CANCELLED_SETTLE_MS), unitsStopped]);
+      unpublish();
       unsubscribePods();
       await records.stop();
     },
   };
 }
 
-/** The fields whose change may call for an action; other pod updates (status churn) are not queued. */
-function podSignature(pod: V1Pod): string {
-  const vmReady = pod.status?.conditions?.find((c) => c.type === VM_READY_CONDITION)?.status ?? "";
-  return [pod.metadata?.uid, pod.spec?.nodeName ?? "", pod.metadata?.deletionTimestamp ? "deleting" : "", pod.status?.phase ?? "", vmReady, pod.spec?.runtimeClassName].join("|");
-}
-
-function getByKey<T>(cache: Pick<ObjectCache<T>, "get">, key: string): T | undefined {
-  const slash = key.indexOf("/");
-  return cache.get(key.slice(slash + 1), key.slice(0, slash));
-}
-
-function scheduledAt(pod: V1Pod): number | undefined {
-  const time = pod.status?.conditions?.find((c) => c.type === "PodScheduled" && c.status === "True")?.lastTransitionTime;
-  return time ? new Date(time).getTime() : undefined;
-}
-
-function countByPhase(records: readonly PeerPod[]): [string, string, number][] {
-  const counts = new Map<string, number>();
-  for (const record of records) {
-    const key = `${record.status?.phase ?? "Pending"}\u0000${record.spec.instanceType}`;
-    counts.set(key, (counts.get(key) ?? 0) + 1);
-  }
-  return [...counts].map(([key, count]) => {
-    const [phase, type] = key.split("\u0000") as [string, string];
-    return [phase, type, count];
+/** Queues the pods whose change may call for an action. Subscribing replays every cached pod as an add, so a new leader term starts from all of them. */
+function queuePodChanges(pods: SharedInformer<V1Pod>, changes: PodChanges, enqueue: (key: string | undefined) => void): () => void {
+  return pods.subscribe({
+    add: (pod) => enqueue(changes.changed(pod, false)),
+    update: (pod) => enqueue(changes.changed(pod, false)),
+    delete: (pod) => enqueue(changes.changed(pod, true)),
   });
+}
+
+function reconcileQueue(reconcile: (key: string) => Promise<HandlerResult>, concurrency: number, log: Logger, stopping: AbortSignal): WorkQueue {
+  return new WorkQueue(reconcile, {
+    concurrency,
+    baseBackoffMs: 500,
+    maxBackoffMs: 5 * 60_000,
+    jitter: 0.2,
+    onError: (key, error, failures, retryInMs) => {
+      if (stopping.aborted) log.debug({ pod: key, err: error }, "reconcile cancelled: the worker is stopping");
+      else log.warn({ pod: key, err: error, failures, retryInMs }, "reconcile failed; retrying");
+    },
+  });
+}
+
+/**
+ * What a policy change or the provider's return wakes: the warm pool and the pods waiting for room
+ * under the limits; pods backing off after failed calls and a garbage collection. Returns what stops listening.
+ */
+function wakeUps(
+  { policy, health, log }: Pick<ControllerOptions, "policy" | "health" | "log">,
+  units: { queue: WorkQueue; gc: GarbageCollector; pool: WarmPool | undefined; wakeWaitingForRoom: () => void },
+): () => void {
+  const onPolicyChange = (): void => {
+    units.pool?.wake();
+    units.wakeWaitingForRoom();
+  };
+  const onHealth = (healthy: boolean): void => {
+    if (!healthy) return;
+    log.info({ backingOff: units.queue.delayed }, "provider healthy again: retrying every pod now");
+    units.queue.retryDelayedNow();
+    units.gc.run();
+  };
+  policy.on("change", onPolicyChange);
+  health.on("change", onHealth);
+  return () => {
+    policy.off("change", onPolicyChange);
+    health.off("change", onHealth);
+  };
+}
+
+/** An informer cache read by `namespace/name` key. */
+function byKey<T>(cache: { get(name: string, namespace?: string): T | undefined }): KeyedView<T> {
+  return {
+    get: (key) => {
+      const [namespace, name] = splitKey(key);
+      return cache.get(name, namespace);
+    },
+  };
 }

@@ -4,7 +4,7 @@ import { VM_READY_CONDITION } from "../kube/annotations.js";
 import { compilePolicy } from "../policy/compiled.js";
 import { defaultPolicy } from "../policy/schema.js";
 import { decide, podFacts, recordFacts, type Action, type InstanceFacts, type PodFacts, type RecordFacts } from "./decide.js";
-import { VM_FINALIZER, instanceName, nextInstanceName, type PeerPod } from "./peerpod.js";
+import { REFUSED_CONDITION, VM_FINALIZER, instanceName, nextInstanceName, type PeerPod } from "../kube/peerpod.js";
 
 const pod = (overrides: Partial<PodFacts> = {}): PodFacts => ({ uid: "u1", peer: true, bound: true, done: false, vmReady: false, ...overrides });
 const record = (overrides: Partial<RecordFacts> = {}): RecordFacts => ({
@@ -13,6 +13,10 @@ const record = (overrides: Partial<RecordFacts> = {}): RecordFacts => ({
   instanceID: "i-1",
   deleting: false,
   finalized: false,
+  refused: false,
+  pooled: false,
+  fresh: true,
+  markedReadyHere: false,
   ...overrides,
 });
 const unknown: InstanceFacts = { kind: "unknown" };
@@ -49,6 +53,14 @@ const cases: [string, PodFacts | undefined, RecordFacts | undefined, InstanceFac
   ["record deleted by hand while the pod lives", pod(), record({ deleting: true }), ready, "teardown"],
   ["record deleting and released", undefined, record({ deleting: true, finalized: true }), unknown, "none"],
   ["record released by hand but not deleted, pod gone", undefined, record({ finalized: true }), unknown, "teardown"],
+  ["pooled type, the informer's record: read it before claiming", pod(), record({ instanceID: undefined, pooled: true, fresh: false }), unknown, "refreshRecord"],
+  ["pooled type, the apiserver's record", pod(), record({ instanceID: undefined, pooled: true }), unknown, "createInstance"],
+  ["cold create on the informer's record", pod(), record({ instanceID: undefined, fresh: false }), unknown, "createInstance"],
+  ["VM lost, the informer's record: read it before replacing", pod(), record({ fresh: false }), absent, "refreshRecord"],
+  ["VM ready, record not but marked ready here: the informer lags", pod(), record({ markedReadyHere: true, fresh: false }), ready, "refreshRecord"],
+  ["VM ready, the apiserver's record not Ready though marked here", pod(), record({ markedReadyHere: true }), ready, "markReady"],
+  ["the provider refused the pod's VM: no more attempts", pod(), record({ instanceID: undefined, phase: "Failed", refused: true }), unknown, "none"],
+  ["refused, pod gone: the record is still released", undefined, record({ instanceID: undefined, phase: "Failed", refused: true }), unknown, "teardown"],
 ];
 
 describe("decide", () => {
@@ -57,6 +69,16 @@ describe("decide", () => {
       assert.equal(decide(podState, recordState, instance).kind, expected);
     });
   }
+
+  it("says where a VM comes from, what a replacement deletes, and whether the record is marked ready", () => {
+    assert.deepEqual(decide(pod(), record({ instanceID: undefined, pooled: true }), unknown), { kind: "createInstance", from: "pool" });
+    assert.deepEqual(decide(pod(), record({ instanceID: undefined }), unknown), { kind: "createInstance", from: "cloud" });
+    assert.deepEqual(decide(pod(), record(), absent), { kind: "replaceInstance", deleteLost: false });
+    assert.deepEqual(decide(pod(), record(), { kind: "present", state: "stopping", ready: false }), { kind: "replaceInstance", deleteLost: true });
+    assert.deepEqual(decide(pod(), record(), { kind: "present", state: "running", ready: false, pooled: true }), { kind: "replaceInstance", deleteLost: true });
+    assert.deepEqual(decide(pod(), record(), ready), { kind: "markReady", patchRecord: true });
+    assert.deepEqual(decide(pod({ vmReady: false }), record({ phase: "Ready" }), ready), { kind: "markReady", patchRecord: false });
+  });
 
   it("never creates a VM for a pod that is not live", () => {
     for (const podState of [undefined, pod({ done: true }), pod({ uid: "other" })]) {
@@ -98,8 +120,11 @@ describe("facts", () => {
       spec: { podUID: "u1", nodeName: "n1", instanceType: "small", provider: "sim", instanceName: instanceName("u1") },
       status: { phase: "Creating", instanceID: null },
     };
-    assert.deepEqual(recordFacts(peerPod), { podUID: "u1", phase: "Creating", instanceID: undefined, deleting: false, finalized: false });
-    assert.equal(recordFacts({ ...peerPod, metadata: { ...peerPod.metadata, finalizers: [] } }).finalized, true);
+    const context = { pooled: false, fresh: true, markedReadyHere: false };
+    assert.deepEqual(recordFacts(peerPod, context), { podUID: "u1", phase: "Creating", instanceID: undefined, deleting: false, finalized: false, refused: false, ...context });
+    assert.equal(recordFacts({ ...peerPod, metadata: { ...peerPod.metadata, finalizers: [] } }, context).finalized, true);
+    const refused = { ...peerPod, status: { phase: "Failed" as const, conditions: [{ type: REFUSED_CONDITION, status: "True" as const }] } };
+    assert.equal(recordFacts(refused, context).refused, true);
   });
 
   it("names replacement VMs with an increasing number", () => {

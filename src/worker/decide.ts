@@ -2,7 +2,7 @@ import type { V1Pod } from "@kubernetes/client-node";
 import { VM_READY_CONDITION } from "../kube/annotations.js";
 import type { CompiledPolicy } from "../policy/compiled.js";
 import type { InstanceState } from "../providers/types.js";
-import { VM_FINALIZER, type PeerPod, type PeerPodPhase } from "./peerpod.js";
+import { REFUSED_CONDITION, VM_FINALIZER, type PeerPod, type PeerPodPhase } from "../kube/peerpod.js";
 
 /** What the worker needs to know about a pod. */
 export interface PodFacts {
@@ -22,7 +22,18 @@ export interface RecordFacts {
   instanceID: string | undefined;
   deleting: boolean;
   finalized: boolean;
+  /** The provider refused the pod's VM for good: nothing more is tried until the pod goes. */
+  refused: boolean;
+  /** The policy keeps a warm pool of the record's instance type (and the provider can hand its VMs over). */
+  pooled: boolean;
+  /** Read from the apiserver (or returned by a write) during this reconcile, not the informer's copy, which may lag. */
+  fresh: boolean;
+  /** This replica already marked the record's VM ready, so a record that does not say Ready may be a lagging copy. */
+  markedReadyHere: boolean;
 }
+
+/** What the record alone does not say: the worker's knowledge around it. */
+export type RecordContext = Pick<RecordFacts, "pooled" | "fresh" | "markedReadyHere">;
 
 /** What the provider said about the record's instance; `unknown` until asked. */
 export type InstanceFacts =
@@ -36,17 +47,22 @@ export type Action =
   | { kind: "none"; reason: string }
   /** Write the PeerPod record (before any VM exists). */
   | { kind: "createRecord" }
-  /** Ask the provider for the VM (idempotent on the record's instance name). */
-  | { kind: "createInstance" }
+  /**
+   * Read the record from the apiserver before a step that must not be done twice on a lagging copy
+   * (a pool claim, a replacement, a second VMReady).
+   */
+  | { kind: "refreshRecord" }
+  /** Ask for the VM (idempotent on the record's instance name): an idle pool VM first for a pooled type, else a cold boot. */
+  | { kind: "createInstance"; from: "pool" | "cloud" }
   | { kind: "lookUpInstance" }
   /** The record holds a warm-pool VM: hand it to the pod (its data, then its tags). */
   | { kind: "claimInstance" }
   /** The VM exists but is not ready yet: look again later. */
   | { kind: "waitReady" }
-  /** Record Ready, pod condition True, Event. */
-  | { kind: "markReady" }
-  /** The VM is gone or dying behind peerpods' back while the pod lives: replace it. */
-  | { kind: "replaceInstance" }
+  /** Pod condition True; with `patchRecord`, the record Ready too and an Event (else only the pod's condition was lost). */
+  | { kind: "markReady"; patchRecord: boolean }
+  /** The VM is gone or dying behind peerpods' back while the pod lives: replace it, deleting what is left of it (`deleteLost`). */
+  | { kind: "replaceInstance"; deleteLost: boolean }
   /** The pod is gone or done: delete every VM tagged with its UID, then release and delete the record. */
   | { kind: "teardown" };
 
@@ -73,19 +89,37 @@ function withoutRecord(pod: PodFacts | undefined): Action {
   return { kind: "createRecord" };
 }
 
+const REFRESH: Action = { kind: "refreshRecord" };
+
 function forLivePod(pod: PodFacts, record: RecordFacts, instance: InstanceFacts): Action {
-  if (!record.instanceID) return { kind: "createInstance" };
+  if (record.refused) return { kind: "none", reason: "the provider refused the pod's VM" };
+  if (!record.instanceID) {
+    // A second claim from the pool would give the pod two VMs; a cold create is idempotent and needs no check.
+    if (record.pooled) return record.fresh ? { kind: "createInstance", from: "pool" } : REFRESH;
+    return { kind: "createInstance", from: "cloud" };
+  }
   if (instance.kind === "unknown") {
     // A served pod's VM is not asked after on every pod update: the periodic GC listing checks it.
     if (record.phase === "Ready" && pod.vmReady && !instance.verify) return { kind: "none", reason: "VM ready and pod told" };
     return { kind: "lookUpInstance" };
   }
-  if (instance.kind === "absent" || instance.state === "stopping" || instance.state === "terminated") return { kind: "replaceInstance" };
+  if (instance.kind === "absent" || instance.state === "stopping" || instance.state === "terminated") return replace(record, instance.kind === "present");
   // A pool VM is taken only when ready; one that is not any more has lost its agent.
-  if (instance.pooled) return instance.ready ? { kind: "claimInstance" } : { kind: "replaceInstance" };
+  if (instance.pooled) return instance.ready ? { kind: "claimInstance" } : replace(record, true);
   if (!instance.ready) return { kind: "waitReady" };
-  if (record.phase !== "Ready" || !pod.vmReady) return { kind: "markReady" };
+  return forReadyVm(pod, record);
+}
+
+function forReadyVm(pod: PodFacts, record: RecordFacts): Action {
+  // Marked ready here, yet the record does not say so: the informer's copy lags behind that patch.
+  if (record.phase !== "Ready") return record.markedReadyHere && !record.fresh ? REFRESH : { kind: "markReady", patchRecord: true };
+  if (!pod.vmReady) return { kind: "markReady", patchRecord: false };
   return { kind: "none", reason: "VM ready and pod told" };
+}
+
+/** A replacement renames the pod's VM: only on the record as the apiserver has it. */
+function replace(record: RecordFacts, deleteLost: boolean): Action {
+  return record.fresh ? { kind: "replaceInstance", deleteLost } : REFRESH;
 }
 
 export function podFacts(pod: V1Pod, policy: CompiledPolicy): PodFacts {
@@ -100,12 +134,14 @@ export function podFacts(pod: V1Pod, policy: CompiledPolicy): PodFacts {
   };
 }
 
-export function recordFacts(record: PeerPod): RecordFacts {
+export function recordFacts(record: PeerPod, context: RecordContext): RecordFacts {
   return {
+    ...context,
     podUID: record.spec.podUID,
     phase: record.status?.phase,
     instanceID: record.status?.instanceID ?? undefined,
     deleting: Boolean(record.metadata.deletionTimestamp),
     finalized: !(record.metadata.finalizers ?? []).includes(VM_FINALIZER),
+    refused: (record.status?.conditions ?? []).some((c) => c.type === REFUSED_CONDITION && c.status === "True"),
   };
 }

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { TAG, type Instance } from "../providers/types.js";
 import { findLeaks, recordsToRevisit, type LivePods } from "./gc.js";
-import type { PeerPod } from "./peerpod.js";
+import type { PeerPod } from "../kube/peerpod.js";
 
 const now = Date.parse("2026-01-01T12:00:00Z");
 const instance = (id: string, tags: Record<string, string>, ageMs: number): Instance => ({

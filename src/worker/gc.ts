@@ -1,10 +1,20 @@
+import type { V1Pod } from "@kubernetes/client-node";
+import { objectKey } from "../kube/keys.js";
+import type { PeerPod } from "../kube/peerpod.js";
+import type { CompiledPolicy } from "../policy/compiled.js";
 import { TAG, taggedPod, type Instance } from "../providers/types.js";
-import type { PeerPod } from "./peerpod.js";
+import { podFacts } from "./decide.js";
 
 /** The pods that may own VMs: by UID, and by `namespace/name` for VMs made without a pod UID. */
 export interface LivePods {
   uids: ReadonlySet<string>;
   names: ReadonlySet<string>;
+}
+
+/** The pods not done (terminating, Succeeded or Failed): their VMs are not leaks. */
+export function livePods(pods: readonly V1Pod[], policy: CompiledPolicy): LivePods {
+  const live = pods.filter((pod) => !podFacts(pod, policy).done);
+  return { uids: new Set(live.map((pod) => pod.metadata!.uid!)), names: new Set(live.map((pod) => objectKey(pod.metadata))) };
 }
 
 /**

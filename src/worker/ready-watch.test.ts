@@ -28,12 +28,13 @@ describe("ReadyWatcher", () => {
   it("lists once per interval for every waiting VM and hands each key back when its VM is ready", async () => {
     const provider = cloud(3);
     const woken: string[] = [];
-    watcher = new ReadyWatcher(provider, "c1", 10, (key, instance) => woken.push(`${key}:${instance?.ready}`), silentLogger);
+    watcher = new ReadyWatcher(provider, "c1", 10, (key) => woken.push(`${key}:${watcher!.take(key)?.ready}`), silentLogger);
     watcher.wait("ns/a", "vm-1");
     watcher.wait("ns/b", "vm-1");
     await sleep(100);
     assert.deepEqual(woken.sort(), ["ns/a:true", "ns/b:true"]);
     assert.equal(provider.listings, 3, "one listing per interval for both, none once nothing waits");
+    assert.equal(watcher.take("ns/a"), undefined, "what the listing showed is taken once");
   });
 
   it("polls at the provider's own readyPollMs, also through the worker's wrappers", async () => {

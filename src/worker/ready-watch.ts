@@ -1,13 +1,16 @@
 import type { Logger } from "../log/logger.js";
 import { TAG, type Instance, type Provider } from "../providers/types.js";
+import type { ReadyWaits } from "./reconcile.js";
 
 /**
  * Watches booting VMs with one provider listing per interval for all of them (not one call per VM),
- * and hands a pod back to the queue as soon as its VM is ready, gone, or no longer booting. The
- * interval is the provider's `readyPollMs` when it names one, else `intervalMs`.
+ * and hands a pod back to the queue as soon as its VM is ready, gone, or no longer booting, keeping
+ * what the listing showed of the VM for the reconcile (`take`). The interval is the provider's
+ * `readyPollMs` when it names one, else `intervalMs`.
  */
-export class ReadyWatcher {
+export class ReadyWatcher implements ReadyWaits {
   readonly #waiting = new Map<string, string>();
+  readonly #listed = new Map<string, Instance | undefined>();
   readonly #intervalMs: number;
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
@@ -16,7 +19,7 @@ export class ReadyWatcher {
     private readonly provider: Provider,
     private readonly clusterId: string,
     intervalMs: number,
-    private readonly changed: (key: string, instance: Instance | undefined) => void,
+    private readonly changed: (key: string) => void,
     private readonly log: Logger,
   ) {
     this.#intervalMs = provider.readyPollMs ?? intervalMs;
@@ -25,6 +28,12 @@ export class ReadyWatcher {
   wait(key: string, instanceId: string): void {
     this.#waiting.set(key, instanceId);
     this.#schedule();
+  }
+
+  take(key: string): Instance | undefined {
+    const instance = this.#listed.get(key);
+    this.#listed.delete(key);
+    return instance;
   }
 
   stop(): void {
@@ -45,10 +54,11 @@ export class ReadyWatcher {
         const instance = byId.get(id);
         if (instance && !instance.ready && instance.state === "pending") continue;
         this.#waiting.delete(key);
-        this.changed(key, instance);
+        this.#listed.set(key, instance);
+        this.changed(key);
       }
     } catch (error) {
-      this.log.warn({ err: error }, "could not list instances to check readiness");
+      if (!this.#stopped) this.log.warn({ err: error }, "could not list instances to check readiness");
     }
     this.#timer = undefined;
     this.#schedule();

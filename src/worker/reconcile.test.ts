@@ -1,129 +1,49 @@
 import assert from "node:assert/strict";
-import type { V1Pod } from "@kubernetes/client-node";
-import { ANNOTATION, VM_READY_CONDITION } from "../kube/annotations.js";
 import type { EventRecorder } from "../kube/events.js";
 import { silentLogger } from "../log/logger.js";
 import { compilePolicy } from "../policy/compiled.js";
 import { defaultPolicy, type PolicySpec } from "../policy/schema.js";
 import { createProvider } from "../providers/sim/index.js";
+import { cancelledBy } from "../providers/cancel.js";
 import { TAG, type Provider } from "../providers/types.js";
-import { PEERPOD_API_VERSION, PEERPOD_KIND, VM_FINALIZER, type PeerPod } from "./peerpod.js";
+import { ANNOTATION, VM_READY_CONDITION } from "../kube/annotations.js";
+import { REFUSED_CONDITION, type PeerPod } from "../kube/peerpod.js";
 import { Reconciler } from "./reconcile.js";
-import type { ClusterWrites } from "./records.js";
+import { MemoryCluster } from "../test-support/memory-cluster.js";
 import { VmBudget } from "./vm-budget.js";
 
 const CLUSTER = "c1";
 const policy = compilePolicy(defaultPolicy(), 1);
 const limited = (limits: PolicySpec["limits"]) => compilePolicy({ ...defaultPolicy(), limits }, 2);
 
-/** The cluster as the worker sees it: pods and PeerPods, with writes that may fail like a flaky apiserver. */
-class FakeCluster implements ClusterWrites {
-  readonly pods = new Map<string, V1Pod>();
-  readonly records = new Map<string, PeerPod>();
-  readonly reasons: string[] = [];
-  failureRate = 0;
-  #random = seeded(3);
-
-  addPod(name: string): void {
-    this.pods.set(`ns/${name}`, {
-      metadata: { name, namespace: "ns", uid: `uid-${name}`, annotations: { [ANNOTATION.instanceType]: "small" } },
-      spec: { runtimeClassName: "kata-remote", nodeName: "node-1", containers: [] },
-      status: { phase: "Pending", conditions: [] },
-    });
-  }
-
-  #maybeFail(what: string): void {
-    if (this.#random() < this.failureRate) throw new Error(`apiserver unavailable during ${what}`);
-  }
-
-  async createRecord(pod: V1Pod, spec: PeerPod["spec"]): Promise<PeerPod> {
-    this.#maybeFail("create");
-    const key = `${pod.metadata!.namespace}/${pod.metadata!.name}`;
-    const existing = this.records.get(key);
-    if (existing) return existing;
-    const record: PeerPod = {
-      apiVersion: PEERPOD_API_VERSION,
-      kind: PEERPOD_KIND,
-      metadata: { name: pod.metadata!.name!, namespace: "ns", uid: `rec-${spec.podUID}`, finalizers: [VM_FINALIZER] },
-      spec,
-    };
-    this.records.set(key, record);
-    return structuredClone(record);
-  }
-
-  async getRecord(namespace: string, name: string): Promise<PeerPod | undefined> {
-    const record = this.records.get(`${namespace}/${name}`);
-    return record && structuredClone(record);
-  }
-
-  async patchRecordStatus(record: PeerPod, status: NonNullable<PeerPod["status"]>): Promise<PeerPod> {
-    this.#maybeFail("status patch");
-    const stored = this.#stored(record);
-    stored.status = { ...stored.status, ...status };
-    return structuredClone(stored);
-  }
-
-  async patchRecordSpec(record: PeerPod, spec: Partial<PeerPod["spec"]>): Promise<PeerPod> {
-    this.#maybeFail("spec patch");
-    const stored = this.#stored(record);
-    stored.spec = { ...stored.spec, ...spec };
-    return structuredClone(stored);
-  }
-
-  async releaseRecord(record: PeerPod): Promise<void> {
-    this.#maybeFail("release");
-    this.records.delete(`${record.metadata.namespace}/${record.metadata.name}`);
-  }
-
-  async setPodCondition(pod: V1Pod, status: "True" | "False", reason: string): Promise<void> {
-    this.#maybeFail("pod status patch");
-    const stored = this.pods.get(`${pod.metadata!.namespace}/${pod.metadata!.name}`);
-    if (!stored) throw new Error("pod not found");
-    const others = (stored.status!.conditions ?? []).filter((c) => c.type !== VM_READY_CONDITION);
-    stored.status!.conditions = [...others, { type: VM_READY_CONDITION, status, reason }];
-  }
-
-  #stored(record: PeerPod): PeerPod {
-    const stored = this.records.get(`${record.metadata.namespace}/${record.metadata.name}`);
-    if (!stored) throw new Error("PeerPod not found");
-    return stored;
-  }
-}
-
-function seeded(seed: number): () => number {
-  let state = seed;
-  return () => {
-    state = (state * 1103515245 + 12345) % 2 ** 31;
-    return state / 2 ** 31;
-  };
-}
-
 describe("Reconciler", () => {
-  let cluster: FakeCluster;
+  let cluster: MemoryCluster;
   let provider: Provider;
   /** As after a GC listing that missed the VM. */
   let verify = false;
   let current = policy;
   /** Shared by every reconciler of a test, as by the controller's. */
   let budget: VmBudget;
+  /** The controller's: aborted when the worker stops. */
+  let stopping: AbortController;
 
   /** `record` stands in for the PeerPod informer; by default it is up to date. */
   const reconciler = (record?: (key: string) => PeerPod | undefined): Reconciler => {
     const events: EventRecorder = { record: (_target, _type, reason) => cluster.reasons.push(reason) };
     return new Reconciler({
       clusterId: CLUSTER,
-      provider,
+      provider: cancelledBy(provider, stopping.signal),
       writes: cluster,
       events,
       policy: () => current,
       budget,
       // copies, as an informer cache holds its own objects
-      pod: (key) => structuredClone(cluster.pods.get(key)),
-      record: record ?? ((key) => structuredClone(cluster.records.get(key))),
-      boundAt: () => Date.now(),
-      waitForReady: () => undefined,
-      takeListedInstance: () => undefined,
-      mustVerify: () => verify,
+      pods: { get: (key) => structuredClone(cluster.pods.get(key)) },
+      records: { get: record ?? ((key) => structuredClone(cluster.records.get(key))) },
+      bindTimes: { boundAt: () => Date.now() },
+      ready: { wait: () => undefined, take: () => undefined },
+      signal: stopping.signal,
+      revisits: { mustVerify: () => verify },
       log: silentLogger,
     });
   };
@@ -149,9 +69,10 @@ describe("Reconciler", () => {
   };
 
   beforeEach(() => {
-    cluster = new FakeCluster();
+    cluster = new MemoryCluster();
     verify = false;
     current = policy;
+    stopping = new AbortController();
     budget = new VmBudget(() => [...cluster.records.values()], (name) => current.instanceTypes.get(name)?.vcpus ?? 0);
   });
   afterEach(() => provider.close());
@@ -245,6 +166,36 @@ describe("Reconciler", () => {
     assert.equal(record.status?.phase, "Failed");
     assert.match(record.status!.message!, /quota/);
     assert.ok(cluster.reasons.includes("VMQuotaExceeded"));
+  });
+
+  it("refuses for good a pod whose VM the provider cannot make, and says why once", async () => {
+    provider = await createProvider({ createMs: 0, readyMs: 0, deleteMs: 0, inventoryFile: null }, { clusterId: CLUSTER, stateDir: "", log: silentLogger });
+    cluster.addPod("a");
+    cluster.pods.get("ns/a")!.metadata!.annotations![ANNOTATION.instanceType] = "gone-from-the-catalog";
+    assert.equal(await reconciler().reconcile("ns/a"), undefined, "done, not retried");
+    const record = cluster.records.get("ns/a")!;
+    assert.equal(record.status?.phase, "Failed");
+    assert.match(record.status!.message!, /instance type "gone-from-the-catalog" is not in the policy's catalog/);
+    assert.deepEqual(record.status?.conditions?.map((c) => [c.type, c.status]), [[REFUSED_CONDITION, "True"]]);
+    assert.equal(cluster.pods.get("ns/a")!.status!.conditions!.find((c) => c.type === VM_READY_CONDITION)?.reason, "VMRefused");
+    assert.equal(await reconciler().reconcile("ns/a"), undefined);
+    assert.deepEqual(cluster.reasons, ["VMRefused"]);
+    assert.equal((await provider.list({})).length, 0);
+
+    cluster.pods.delete("ns/a");
+    await settle("ns/a");
+    assert.equal(cluster.records.size, 0, "the record is released with its pod");
+  });
+
+  it("records no failure for a create cancelled because the worker stops", async () => {
+    provider = await createProvider({ createMs: 60_000, readyMs: 0, deleteMs: 0, inventoryFile: null }, { clusterId: CLUSTER, stateDir: "", log: silentLogger });
+    cluster.addPod("a");
+    const reconciling = reconciler().reconcile("ns/a");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    stopping.abort(new Error("the worker is stopping"));
+    await assert.rejects(reconciling, /the worker is stopping/);
+    assert.equal(cluster.records.get("ns/a")!.status?.phase, undefined);
+    assert.deepEqual(cluster.reasons, []);
   });
 
   describe("cluster-wide limits", () => {

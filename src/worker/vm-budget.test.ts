@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { InstanceType } from "../policy/schema.js";
-import type { PeerPod } from "./peerpod.js";
+import type { PeerPod } from "../kube/peerpod.js";
 import { VmBudget } from "./vm-budget.js";
 
 const type = (name: string, vcpus: number): InstanceType => ({ name, vcpus, memoryMiB: 1024, gpus: 0 }) as InstanceType;

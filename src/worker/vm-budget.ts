@@ -1,7 +1,7 @@
 import { hasLimits, limitExceeded, type Limits, type Usage } from "../policy/limits.js";
 import type { InstanceType } from "../policy/schema.js";
-import type { PeerPod } from "./peerpod.js";
 import { objectKey } from "../kube/keys.js";
+import type { PeerPod } from "../kube/peerpod.js";
 
 export type TakeResult =
   | { ok: true }

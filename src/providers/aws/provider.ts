@@ -18,7 +18,7 @@ import {
   type _InstanceType,
 } from "@aws-sdk/client-ec2";
 import { claimCheck, claimedTags } from "../claim.js";
-import { ProviderError, TAG, type ClaimSpec, type Instance, type InstanceSpec, type Provider, type ProviderHealth, type ProviderOptions, type Tags, taggedPod } from "../types.js";
+import { ProviderError, TAG, type CallOptions, type ClaimSpec, type Instance, type InstanceSpec, type Provider, type ProviderHealth, type ProviderOptions, type Tags, taggedPod } from "../types.js";
 import { errorCode, toProviderError, ZONE_CAPACITY_CODES } from "./errors.js";
 import { isLive, toInstance } from "./instances.js";
 import { clientToken, subnetCandidates, type Subnet } from "./placement.js";
@@ -52,14 +52,15 @@ export class AwsProvider implements Provider {
     return this.settings.readyPollMs;
   }
 
-  async create(spec: InstanceSpec): Promise<Instance> {
-    const existing = await this.#findExisting(spec);
-    if (existing) return this.#withStatus([existing]).then(([instance]) => instance as Instance);
+  async create(spec: InstanceSpec, options?: CallOptions): Promise<Instance> {
+    const signal = options?.signal;
+    const existing = await this.#findExisting(spec, signal);
+    if (existing) return this.#withStatus([existing], signal).then(([instance]) => instance as Instance);
     const input = await this.#runInput(spec);
     let zoneError: unknown;
     for (const subnet of await this.#subnetsFor(spec)) {
       try {
-        const instance = await this.#run(spec.name, { ...input, SubnetId: subnet?.id });
+        const instance = await this.#run(spec.name, { ...input, SubnetId: subnet?.id }, signal);
         this.options.log.info(
           { pod: taggedPod(spec.tags), instanceId: instance.id, instanceType: instance.instanceType, subnet: subnet?.id, zone: instance.zone },
           "instance launched",
@@ -74,11 +75,11 @@ export class AwsProvider implements Provider {
     throw toProviderError(zoneError, "RunInstances");
   }
 
-  async get(id: string): Promise<Instance | undefined> {
+  async get(id: string, options?: CallOptions): Promise<Instance | undefined> {
     try {
-      const output = await this.client.send(new DescribeInstancesCommand({ InstanceIds: [id] }));
+      const output = await this.client.send(new DescribeInstancesCommand({ InstanceIds: [id] }), { abortSignal: options?.signal });
       const found = output.Reservations?.flatMap((reservation) => reservation.Instances ?? []) ?? [];
-      const [instance] = await this.#withStatus(found.filter((candidate) => candidate.InstanceId === id));
+      const [instance] = await this.#withStatus(found.filter((candidate) => candidate.InstanceId === id), options?.signal);
       return instance ?? this.#recentLaunch(id);
     } catch (error) {
       const mapped = toProviderError(error, "DescribeInstances");
@@ -87,15 +88,15 @@ export class AwsProvider implements Provider {
     }
   }
 
-  async list(tagFilter: Tags): Promise<Instance[]> {
+  async list(tagFilter: Tags, options?: CallOptions): Promise<Instance[]> {
     const filters: Filter[] = [...tagFilters(tagFilter), { Name: "instance-state-name", Values: EXISTING_STATES }];
-    return this.#withStatus(await this.#describe(filters));
+    return this.#withStatus(await this.#describe(filters, options?.signal), options?.signal);
   }
 
-  async delete(id: string): Promise<void> {
+  async delete(id: string, options?: CallOptions): Promise<void> {
     try {
       this.#recentLaunches.delete(id);
-      await this.client.send(new TerminateInstancesCommand({ InstanceIds: [id] }));
+      await this.client.send(new TerminateInstancesCommand({ InstanceIds: [id] }), { abortSignal: options?.signal });
       this.options.log.info({ instanceId: id }, "instance terminated");
     } catch (error) {
       const mapped = toProviderError(error, "TerminateInstances");
@@ -108,13 +109,13 @@ export class AwsProvider implements Provider {
    * between leaves it marked as pool and the claim is repeated). EC2 cannot change the user data of
    * a running instance: the pod's data reaches it through the Kata agent when the shim attaches.
    */
-  async claim(id: string, claim: ClaimSpec): Promise<Instance> {
-    const { instance: current, owned } = claimCheck(id, await this.get(id), claim);
+  async claim(id: string, claim: ClaimSpec, options?: CallOptions): Promise<Instance> {
+    const { instance: current, owned } = claimCheck(id, await this.get(id, options), claim);
     if (owned) return current;
     const tags = { ...claim.tags, Name: claim.name };
     try {
-      await this.client.send(new CreateTagsCommand({ Resources: [id], Tags: toTagList(tags) }));
-      await this.client.send(new DeleteTagsCommand({ Resources: [id], Tags: [{ Key: TAG.pool }] }));
+      await this.client.send(new CreateTagsCommand({ Resources: [id], Tags: toTagList(tags) }), { abortSignal: options?.signal });
+      await this.client.send(new DeleteTagsCommand({ Resources: [id], Tags: [{ Key: TAG.pool }] }), { abortSignal: options?.signal });
     } catch (error) {
       throw toProviderError(error, "CreateTags/DeleteTags");
     }
@@ -140,11 +141,11 @@ export class AwsProvider implements Provider {
   }
 
   /** The live instance a previous create made for this VM, found by its pod-UID (or name) tag. */
-  async #findExisting(spec: InstanceSpec): Promise<Ec2Instance | undefined> {
+  async #findExisting(spec: InstanceSpec, signal: AbortSignal | undefined): Promise<Ec2Instance | undefined> {
     const podUid = spec.tags[TAG.podUid];
     const identity: Tags = podUid ? { [TAG.podUid]: podUid } : { Name: spec.name };
     const filters = [...tagFilters({ [TAG.cluster]: this.options.clusterId, ...identity }), { Name: "instance-state-name", Values: ["pending", "running"] }];
-    const live = (await this.#describe(filters)).filter(isLive);
+    const live = (await this.#describe(filters, signal)).filter(isLive);
     return live.sort((a, b) => (a.LaunchTime?.getTime() ?? 0) - (b.LaunchTime?.getTime() ?? 0))[0];
   }
 
@@ -153,11 +154,11 @@ export class AwsProvider implements Provider {
    * returns the same instance. When EC2 says the token's instance is already terminated, the next
    * token in the same fixed sequence is used: a restart walks the same sequence to the same VM.
    */
-  async #run(name: string, input: RunInstancesCommandInput): Promise<Instance> {
+  async #run(name: string, input: RunInstancesCommandInput, signal: AbortSignal | undefined): Promise<Instance> {
     for (let generation = 0; generation < MAX_TOKEN_GENERATIONS; generation++) {
       const token = clientToken(this.options.clusterId, name, input.SubnetId, generation);
       try {
-        const output = await this.client.send(new RunInstancesCommand({ ...input, ClientToken: token }));
+        const output = await this.client.send(new RunInstancesCommand({ ...input, ClientToken: token }), { abortSignal: signal });
         const instance = output.Instances?.[0];
         if (!instance) throw new ProviderError("retryable", "RunInstances: EC2 returned no instance");
         if (isLive(instance)) {
@@ -277,11 +278,13 @@ export class AwsProvider implements Provider {
     return device;
   }
 
-  async #describe(filters: Filter[]): Promise<Ec2Instance[]> {
+  async #describe(filters: Filter[], signal: AbortSignal | undefined): Promise<Ec2Instance[]> {
     const instances: Ec2Instance[] = [];
     try {
       const pages = paginateDescribeInstances({ client: this.client, pageSize: this.settings.pageSize }, { Filters: filters });
       for await (const page of pages) {
+        // the paginator takes no signal: a cancelled listing ends between pages
+        signal?.throwIfAborted();
         for (const reservation of page.Reservations ?? []) instances.push(...(reservation.Instances ?? []));
       }
     } catch (error) {
@@ -291,14 +294,14 @@ export class AwsProvider implements Provider {
   }
 
   /** Maps instances, with EC2 status checks for the running ones when readiness needs them. */
-  async #withStatus(instances: Ec2Instance[]): Promise<Instance[]> {
+  async #withStatus(instances: Ec2Instance[], signal: AbortSignal | undefined): Promise<Instance[]> {
     const statuses = new Map<string, InstanceStatus>();
     const running = this.settings.statusChecks
       ? instances.filter((instance) => instance.State?.Name === "running").map((instance) => instance.InstanceId ?? "")
       : [];
     try {
       for (let start = 0; start < running.length; start += STATUS_BATCH) {
-        const output = await this.client.send(new DescribeInstanceStatusCommand({ InstanceIds: running.slice(start, start + STATUS_BATCH) }));
+        const output = await this.client.send(new DescribeInstanceStatusCommand({ InstanceIds: running.slice(start, start + STATUS_BATCH) }), { abortSignal: signal });
         for (const status of output.InstanceStatuses ?? []) if (status.InstanceId) statuses.set(status.InstanceId, status);
       }
     } catch (error) {

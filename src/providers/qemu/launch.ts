@@ -31,12 +31,15 @@ export interface LaunchRequest {
   identity: Pick<VmRecord, "name" | "instanceType" | "tags">;
   /** When set, coreutils' `timeout` kills the VM then, whatever happens to this process. */
   lifetimeMs?: number;
+  /** Aborting it while qemu starts kills the VM and removes its folder. */
+  signal?: AbortSignal;
 }
 
 /** Starts a VM in its folder and returns its record once qemu answers on its monitor. */
 export async function launchVm(host: LaunchHost, request: LaunchRequest): Promise<VmRecord> {
-  const { dir, id, sizing, userData, platform, identity, lifetimeMs } = request;
+  const { dir, id, sizing, userData, platform, identity, lifetimeMs, signal } = request;
   const { settings } = host;
+  signal?.throwIfAborted();
   const image = await host.image();
   const workload = workloadScript(userData);
   // Owner-only: the initramfs overlay carries the pod's user data.
@@ -61,20 +64,22 @@ export async function launchVm(host: LaunchHost, request: LaunchRequest): Promis
     const process = spawnDetached(command, args, join(dir, VM_FILES.qemuLog));
     const record: VmRecord = { id, ...identity, ...sizing, createdAt: new Date().toISOString(), pid: process.pid, hostPort: launch.hostPort, ...platform, image: image.dir };
     await writeRecord(dir, record);
-    const failure = await started(dir, process.exited);
+    const failure = await started(dir, process.exited, signal);
     if (!failure) return record;
     killGroup(process.pid, "SIGKILL");
     // Another process can take the forwarded port between our check and qemu's bind.
     if (/host forwarding rule/i.test(failure) && attempt < 3) continue;
     await rm(dir, { recursive: true, force: true });
+    signal?.throwIfAborted();
     throw new ProviderError("retryable", `qemu did not start: ${failure}`);
   }
 }
 
 /** Undefined once qemu answers on its monitor (everything is set up), else why it did not. */
-async function started(dir: string, exited: () => boolean, timeoutMs = 15_000): Promise<string | undefined> {
+async function started(dir: string, exited: () => boolean, signal: AbortSignal | undefined, timeoutMs = 15_000): Promise<string | undefined> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
+    if (signal?.aborted) return "cancelled";
     if (exited()) return (await lastLogLine(dir)) ?? "qemu exited";
     try {
       await qmpCommand(join(dir, VM_FILES.qmp), "query-status", 2000);

@@ -29,10 +29,12 @@ export interface ProbeOutcome {
 export class PlatformProbe {
   #probe: Promise<ProbeOutcome> | undefined;
 
+  /** `signal` (the provider closing) stops a probe boot under way, its VM included. */
   constructor(
     private readonly host: LaunchHost & { imageDir: string },
     private readonly probeDir: string,
     private readonly log: Logger,
+    private readonly signal: AbortSignal,
   ) {}
 
   /** The platform VMs get; throws a retryable error while no candidate has booted. */
@@ -55,6 +57,11 @@ export class PlatformProbe {
     return this.#probe;
   }
 
+  /** Resolves once no probe boot runs (its VM stopped). */
+  async settled(): Promise<void> {
+    await this.#probe;
+  }
+
   /**
    * Boots a small VM with each candidate platform until one reports ready. The winner is remembered
    * next to the image for this qemu binary, settings and host boot, so other state folders and
@@ -70,6 +77,7 @@ export class PlatformProbe {
     if (saved?.key === key && saved.platform) return { platform: saved.platform, message: saved.message ?? "", at: Date.now() };
     const failures: string[] = [];
     for (const platform of probeCandidates(settings, await kvmUsable())) {
+      this.signal.throwIfAborted();
       const started = Date.now();
       try {
         const bootMs = await this.#boot(platform);
@@ -79,6 +87,7 @@ export class PlatformProbe {
         this.log.info({ ...platform, failures }, "qemu probe boot succeeded");
         return { platform, message, at: Date.now() };
       } catch (error) {
+        this.signal.throwIfAborted();
         failures.push(`${platform.accelerator}/${platform.machine}: ${(error as Error).message}`);
         this.log.warn({ ...platform, reason: (error as Error).message }, "qemu probe boot failed");
       }
@@ -98,10 +107,11 @@ export class PlatformProbe {
     const timeoutMs = platform.accelerator === "kvm" ? Math.min(KVM_PROBE_TIMEOUT_MS, probeTimeoutMs) : probeTimeoutMs;
     // A probe VM must not outlive its probe, even when peerpods is killed in the middle of it.
     const identity = { name: id, instanceType: "probe", tags: {} };
-    const record = await launchVm(this.host, { dir, id, sizing: PROBE_VM, userData: "", platform, identity, lifetimeMs: timeoutMs + 5000 });
+    const record = await launchVm(this.host, { dir, id, sizing: PROBE_VM, userData: "", platform, identity, lifetimeMs: timeoutMs + 5000, signal: this.signal });
     try {
       const deadline = Date.now() + timeoutMs;
       while (Date.now() < deadline) {
+        this.signal.throwIfAborted();
         const { bootMs } = await agentStatus(dir);
         if (bootMs !== undefined) return bootMs;
         if (!(await isVmProcessAlive(record.pid, dir))) throw new Error(`qemu exited: ${(await lastLogLine(dir)) ?? "no message"}`);

@@ -2,8 +2,9 @@ import { constants } from "node:fs";
 import { access, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "../../log/logger.js";
+import { eitherSignal, untilAborted } from "../cancel.js";
 import { claimCheck, claimedTags } from "../claim.js";
-import { ProviderError, TAG, type ClaimSpec, type Instance, type InstanceSpec, type Provider, type ProviderHealth, type ProviderOptions, type Tags } from "../types.js";
+import { ProviderError, TAG, type CallOptions, type ClaimSpec, type Instance, type InstanceSpec, type Provider, type ProviderHealth, type ProviderOptions, type Tags } from "../types.js";
 import { handOverPodData } from "./agent.js";
 import { tscKhzFromCpuinfo, VM_FILES } from "./args.js";
 import { checkRoom, sameVm } from "./capacity.js";
@@ -35,6 +36,8 @@ export class QemuProvider implements Provider {
   /** Creates run one at a time so that the idempotency and capacity checks see each other. */
   #createQueue: Promise<unknown> = Promise.resolve();
   readonly #deleting = new Map<string, Promise<void>>();
+  /** Aborted by close: the probe boot and the creates under way stop, their VMs with them. */
+  readonly #closing = new AbortController();
 
   constructor(
     private readonly settings: QemuSettings,
@@ -44,7 +47,7 @@ export class QemuProvider implements Provider {
     this.#log = options.log;
     this.#image = new ImageLoader(settings.imageDir ?? defaultImageDir());
     this.#host = { settings, tscKhz: tscKhzFromCpuinfo(readCpuinfo()), image: () => this.#image.load() };
-    this.#probe = new PlatformProbe({ ...this.#host, imageDir: this.#image.imageDir }, join(options.stateDir, "qemu-probe"), this.#log);
+    this.#probe = new PlatformProbe({ ...this.#host, imageDir: this.#image.imageDir }, join(options.stateDir, "qemu-probe"), this.#log, this.#closing.signal);
   }
 
   /** Which accelerator and machine VMs get; runs (once, cached on disk) the probe boot. */
@@ -52,15 +55,18 @@ export class QemuProvider implements Provider {
     return this.#probe.platform();
   }
 
-  create(spec: InstanceSpec): Promise<Instance> {
-    const run = this.#createQueue.then(() => this.#create(spec));
+  /** A cancelled create stops waiting for its turn or the probe at once, and kills a VM it was starting. */
+  create(spec: InstanceSpec, options?: CallOptions): Promise<Instance> {
+    const signal = eitherSignal(this.#closing.signal, options?.signal);
+    const run = this.#createQueue.then(() => this.#create(spec, signal));
     this.#createQueue = run.catch(() => undefined);
-    return run;
+    return untilAborted(run, signal);
   }
 
-  async #create(spec: InstanceSpec): Promise<Instance> {
+  async #create(spec: InstanceSpec, signal: AbortSignal): Promise<Instance> {
+    signal.throwIfAborted();
     checkUserData(spec.userData);
-    const platform = await this.platform();
+    const platform = await untilAborted(this.platform(), signal);
     const records = await listRecords(this.#vmsDir, this.#log);
     const observed = await Promise.all(records.map(async (record) => ({ record, instance: await this.#observe(record) })));
     const live = observed.filter(({ instance }) => instance.state !== "terminated");
@@ -70,7 +76,7 @@ export class QemuProvider implements Provider {
     const id = newVmId();
     const sizing = { vcpus: spec.instanceType.vcpus, memoryMiB: spec.instanceType.memoryMiB };
     const identity = { name: spec.name, instanceType: spec.instanceType.name, tags: spec.tags };
-    const record = await launchVm(this.#host, { dir: join(this.#vmsDir, id), id, sizing, userData: spec.userData, platform, identity });
+    const record = await launchVm(this.#host, { dir: join(this.#vmsDir, id), id, sizing, userData: spec.userData, platform, identity, signal });
     this.#log.info({ instanceId: id, name: spec.name, pid: record.pid, accelerator: platform.accelerator, port: record.hostPort }, "qemu VM started");
     return this.#observe(record);
   }
@@ -87,11 +93,15 @@ export class QemuProvider implements Provider {
     return Promise.all(matching.map((record) => this.#observe(record)));
   }
 
-  /** Concurrent deletes of one VM (pod teardown and a StopVM) share one shutdown. */
-  delete(id: string): Promise<void> {
+  /**
+   * Concurrent deletes of one VM (pod teardown and a StopVM) share one shutdown. A cancelled call
+   * starts none; one begun runs to its end (seconds at most), so no VM is left half stopped.
+   */
+  delete(id: string, options?: CallOptions): Promise<void> {
     if (!isVmId(id)) return Promise.resolve();
     let deleting = this.#deleting.get(id);
     if (!deleting) {
+      if (options?.signal?.aborted) return Promise.reject(options.signal.reason);
       deleting = this.#delete(id).finally(() => this.#deleting.delete(id));
       this.#deleting.set(id, deleting);
     }
@@ -109,7 +119,8 @@ export class QemuProvider implements Provider {
     if (record) this.#log.info({ instanceId: id, name: record.name }, "qemu VM deleted");
   }
 
-  async claim(id: string, claim: ClaimSpec): Promise<Instance> {
+  async claim(id: string, claim: ClaimSpec, options?: CallOptions): Promise<Instance> {
+    options?.signal?.throwIfAborted();
     checkUserData(claim.userData);
     const dir = join(this.#vmsDir, id);
     const record = isVmId(id) ? await readRecord(dir) : undefined;
@@ -138,8 +149,10 @@ export class QemuProvider implements Provider {
     }
   }
 
+  /** VMs keep running; a probe boot or a create under way is stopped, and waited for. */
   async close(): Promise<void> {
-    // Nothing to release: VMs keep running and no timers are held. A probe in flight finishes on its own.
+    this.#closing.abort(new Error("qemu provider closed"));
+    await Promise.all([this.#probe.settled(), this.#createQueue]);
   }
 
   /** Polls until the VM reports ready; throws when it ends or `timeoutMs` passes first. */

@@ -34,6 +34,19 @@ describe("sim provider", () => {
     assert.equal((await provider.list({ [TAG.podUid]: "u1" })).length, 1);
   });
 
+  it("ends a cancelled call at once, and every waiting call when closed", async () => {
+    const provider = await sim({ createMs: 60_000, deleteMs: 60_000 });
+    const cancel = new AbortController();
+    const creating = provider.create(spec("u1"), { signal: cancel.signal });
+    cancel.abort(new Error("stopping"));
+    await assert.rejects(creating, /stopping/);
+    await assert.rejects(provider.list({}, { signal: cancel.signal }), /stopping/);
+    const [vm] = await provider.list({});
+    const deleting = provider.delete(vm!.id);
+    await provider.close();
+    await assert.rejects(deleting, /provider closed/);
+  });
+
   it("hands a pool VM to a pod: pod tags and name in, pool tag out, the data kept, outlasting a restart", async () => {
     const provider = await sim({ claimMs: 0 });
     const pooled = await provider.create({ name: "pool-1", instanceType: small, userData: "", tags: { [TAG.cluster]: "c1", [TAG.pool]: "true" } });

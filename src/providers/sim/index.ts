@@ -1,10 +1,11 @@
 import { randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { delay, eitherSignal } from "../cancel.js";
 import { TokenBucket } from "../ratelimit.js";
 import { parseProviderSettings } from "../settings.js";
 import { claimCheck, claimedTags } from "../claim.js";
-import { ProviderError, type ClaimSpec, type Instance, type InstanceSpec, type Provider, type ProviderHealth, type ProviderOptions, type Tags } from "../types.js";
+import { ProviderError, type CallOptions, type ClaimSpec, type Instance, type InstanceSpec, type Provider, type ProviderHealth, type ProviderOptions, type Tags } from "../types.js";
 import { Inventory, type SimRecord } from "./inventory.js";
 import { sampleLatency, seededRandom, type Random } from "./random.js";
 import { simSettingsSchema, type SimSettings } from "./settings.js";
@@ -17,7 +18,8 @@ export class SimProvider implements Provider {
   readonly name = "sim";
   readonly #random: Random;
   readonly #throttle: TokenBucket | undefined;
-  readonly #timers = new Set<NodeJS.Timeout>();
+  /** Aborted by close: every call still waiting ends. */
+  readonly #closing = new AbortController();
   #nextAddress = 1;
 
   constructor(
@@ -29,11 +31,12 @@ export class SimProvider implements Provider {
     this.#nextAddress = inventory.records.size + 1;
   }
 
-  async create(spec: InstanceSpec): Promise<Instance> {
-    await this.#admit("create");
+  async create(spec: InstanceSpec, options?: CallOptions): Promise<Instance> {
+    const signal = this.#signal(options);
+    await this.#admit("create", signal);
     const existing = this.#byName(spec.name);
     if (existing) {
-      await this.#sleep(this.settings.createMs);
+      await this.#sleep(this.settings.createMs, signal);
       return toInstance(existing);
     }
     const { capacity } = this.settings;
@@ -54,38 +57,40 @@ export class SimProvider implements Provider {
     };
     this.inventory.records.set(record.id, record);
     await this.inventory.persist();
-    await this.#sleepMs(createMs);
+    await this.#sleepMs(createMs, signal);
     if (this.#random() < this.settings.crashRate) {
       throw new ProviderError("retryable", `connection reset before the response of creating ${spec.name} arrived`);
     }
     return toInstance(record);
   }
 
-  async get(id: string): Promise<Instance | undefined> {
-    await this.#admit("get");
+  async get(id: string, options?: CallOptions): Promise<Instance | undefined> {
+    await this.#admit("get", this.#signal(options));
     const record = this.inventory.records.get(id);
     return record && toInstance(record);
   }
 
-  async list(tagFilter: Tags): Promise<Instance[]> {
-    await this.#admit("list");
+  async list(tagFilter: Tags, options?: CallOptions): Promise<Instance[]> {
+    await this.#admit("list", this.#signal(options));
     const wanted = Object.entries(tagFilter);
     return [...this.inventory.records.values()].filter((r) => wanted.every(([k, v]) => r.tags[k] === v)).map(toInstance);
   }
 
-  async delete(id: string): Promise<void> {
-    await this.#admit("delete");
+  async delete(id: string, options?: CallOptions): Promise<void> {
+    const signal = this.#signal(options);
+    await this.#admit("delete", signal);
     if (!this.inventory.records.has(id)) return;
-    await this.#sleep(this.settings.deleteMs);
+    await this.#sleep(this.settings.deleteMs, signal);
     if (this.inventory.records.delete(id)) await this.inventory.persist();
   }
 
-  async claim(id: string, claim: ClaimSpec): Promise<Instance> {
-    await this.#admit("claim");
+  async claim(id: string, claim: ClaimSpec, options?: CallOptions): Promise<Instance> {
+    const signal = this.#signal(options);
+    await this.#admit("claim", signal);
     const record = this.inventory.records.get(id);
     const { instance, owned } = claimCheck(id, record && toInstance(record), claim);
     if (owned || !record) return instance; // claimCheck throws for a missing record
-    await this.#sleep(this.settings.claimMs);
+    await this.#sleep(this.settings.claimMs, signal);
     record.name = claim.name;
     record.userData = claim.userData;
     record.tags = claimedTags(record.tags, claim.tags);
@@ -106,13 +111,13 @@ export class SimProvider implements Provider {
   }
 
   async close(): Promise<void> {
-    for (const timer of this.#timers) clearTimeout(timer);
-    this.#timers.clear();
+    this.#closing.abort(new Error("sim: provider closed"));
     await this.inventory.settled();
   }
 
   /** The throttle and the random failures every API call may meet, after catching up with outside edits. */
-  async #admit(call: "create" | "get" | "list" | "delete" | "claim"): Promise<void> {
+  async #admit(call: "create" | "get" | "list" | "delete" | "claim", signal: AbortSignal): Promise<void> {
+    signal.throwIfAborted();
     await this.inventory.sync();
     if (this.settings.unhealthyFailsCalls) {
       const health = await this.health();
@@ -134,19 +139,17 @@ export class SimProvider implements Provider {
     return `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`;
   }
 
-  #sleep(latency: SimSettings["createMs"]): Promise<void> {
-    return this.#sleepMs(sampleLatency(latency, this.#random));
+  /** The call's own signal, and the provider's closing. */
+  #signal(options: CallOptions | undefined): AbortSignal {
+    return eitherSignal(this.#closing.signal, options?.signal);
   }
 
-  #sleepMs(ms: number): Promise<void> {
-    if (ms <= 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.#timers.delete(timer);
-        resolve();
-      }, ms);
-      this.#timers.add(timer);
-    });
+  #sleep(latency: SimSettings["createMs"], signal: AbortSignal): Promise<void> {
+    return this.#sleepMs(sampleLatency(latency, this.#random), signal);
+  }
+
+  #sleepMs(ms: number, signal: AbortSignal): Promise<void> {
+    return ms <= 0 ? Promise.resolve() : delay(ms, signal);
   }
 }
 

@@ -10,9 +10,9 @@ import { parsePolicy } from "../../policy/schema.js";
 import { TokenBucket } from "../../providers/ratelimit.js";
 import { createProvider } from "../../providers/sim/index.js";
 import { TAG, type Instance, type Provider } from "../../providers/types.js";
-import { PEERPOD_API_VERSION, PEERPOD_KIND, VM_FINALIZER, type PeerPod, type PeerPodSpec, type PeerPodStatus } from "../peerpod.js";
+import { PEERPOD_API_VERSION, PEERPOD_KIND, VM_FINALIZER, type PeerPod, type PeerPodSpec, type PeerPodStatus } from "../../kube/peerpod.js";
 import { Reconciler } from "../reconcile.js";
-import type { ClusterWrites } from "../records.js";
+import type { ClusterWrites } from "../cluster-writes.js";
 import { heldInstanceIds, WarmPool } from "./manager.js";
 
 const CLUSTER = "c1";
@@ -122,12 +122,12 @@ describe("warm pool claims with the sim provider, and crashes at every step", ()
       writes,
       events: { record: () => undefined },
       policy: () => policy,
-      pod: (key) => pods.get(key),
-      record,
-      boundAt: () => Date.now(),
-      waitForReady: () => undefined,
-      takeListedInstance: () => undefined,
-      mustVerify: () => false,
+      pods: { get: (key) => pods.get(key) },
+      records: { get: record },
+      bindTimes: { boundAt: () => Date.now() },
+      ready: { wait: () => undefined, take: () => undefined },
+      signal: new AbortController().signal,
+      revisits: { mustVerify: () => false },
       pool,
       log: silentLogger,
     });

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { silentLogger } from "../../log/logger.js";
 import { compilePolicy } from "../../policy/compiled.js";
 import { parsePolicy, type PolicySpec } from "../../policy/schema.js";
+import { cancelledBy } from "../../providers/cancel.js";
 import { TokenBucket } from "../../providers/ratelimit.js";
 import { createProvider } from "../../providers/sim/index.js";
 import { TAG, type Provider } from "../../providers/types.js";
@@ -12,13 +13,13 @@ const CLUSTER = "c1";
 describe("warm pool manager", () => {
   let sim: Provider;
   let pool: WarmPool;
-  const start = async (warmPool: object | undefined, sim_: object, claimedIds: ReadonlySet<string> = new Set()): Promise<void> => {
+  const start = async (warmPool: object | undefined, sim_: object, claimedIds: ReadonlySet<string> = new Set(), signal = new AbortController().signal): Promise<void> => {
     sim = await createProvider({ readyMs: 0, deleteMs: 0, inventoryFile: null, ...sim_ }, { clusterId: CLUSTER, stateDir: "/nonexistent", log: silentLogger });
     const parsed = parsePolicy({ warmPool });
     assert.ok(parsed.ok);
     const policy = compilePolicy(parsed.spec as PolicySpec, 1);
     pool = new WarmPool({
-      provider: sim,
+      provider: cancelledBy(sim, signal),
       clusterId: CLUSTER,
       policy: () => policy,
       claimedIds: () => claimedIds,
@@ -77,5 +78,19 @@ describe("warm pool manager", () => {
     assert.equal(pool.take("small").result, "miss");
     assert.equal(pool.serves("small"), true);
     assert.equal(pool.serves("large"), false);
+  });
+
+  it("stops once the boots under way end, which the worker's stopping cancels", async () => {
+    const stopping = new AbortController();
+    await start({ pools: [{ instanceType: "small", min: 1 }] }, { createMs: 60_000 }, new Set(), stopping.signal);
+    await pool.sync();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal((await vms()).length, 1, "a boot under way");
+    let stopped = false;
+    const poolStopped = pool.stop().then(() => (stopped = true));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(stopped, false, "waits for the boot");
+    stopping.abort(new Error("the worker is stopping"));
+    await poolStopped;
   });
 });

@@ -49,6 +49,7 @@ export class WarmPool implements PoolClaims {
   readonly #deleting = new Set<string>();
   /** Pool boots under way: VM name → instance type. */
   readonly #creating = new Map<string, string>();
+  readonly #boots = new Set<Promise<void>>();
   #timer: NodeJS.Timeout | undefined;
   #syncing: Promise<void> | undefined;
   #again = false;
@@ -73,10 +74,11 @@ export class WarmPool implements PoolClaims {
     this.#timer = setTimeout(() => this.#runSync(), 0);
   }
 
+  /** No sync or boot starts any more; resolves once those under way are done (cancelled by the provider's signal, if they are to end soon). */
   async stop(): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#timer);
-    await this.#syncing;
+    await Promise.all([this.#syncing, ...this.#boots]);
     // A replica that no longer leads keeps no pool: its gauges would go stale.
     poolVms.reset();
     poolIdleCost.set(0);
@@ -153,7 +155,8 @@ export class WarmPool implements PoolClaims {
         this.options.log.debug({ instanceType: type }, "pool refill deferred (rate limit)");
         return;
       }
-      void this.#create(type);
+      const boot: Promise<void> = this.#create(type).finally(() => this.#boots.delete(boot));
+      this.#boots.add(boot);
     }
   }
 
@@ -164,7 +167,9 @@ export class WarmPool implements PoolClaims {
   #runSync(): void {
     this.#timer = undefined;
     this.#syncing = this.sync()
-      .catch((error: unknown) => this.options.log.warn({ err: error }, "warm pool sync failed; trying again next interval"))
+      .catch((error: unknown) => {
+        if (!this.#stopped) this.options.log.warn({ err: error }, "warm pool sync failed; trying again next interval");
+      })
       .finally(() => {
         this.#syncing = undefined;
         if (this.#stopped) return;
@@ -182,6 +187,7 @@ export class WarmPool implements PoolClaims {
       poolOperations.inc({ op: "delete", reason, result: "ok" });
       this.options.log.info({ instanceId: instance.id, instanceType: instance.instanceType, reason, state: instance.state, message: instance.message }, "pool VM deleted");
     } catch (error) {
+      if (this.#stopped) return;
       poolOperations.inc({ op: "delete", reason, result: "error" });
       this.options.log.warn({ err: error, instanceId: instance.id, reason }, "could not delete a pool VM; trying again next sync");
     } finally {
@@ -205,6 +211,7 @@ export class WarmPool implements PoolClaims {
       poolOperations.inc({ op: "create", reason: "refill", result: "ok" });
       log.info({ instanceId: instance.id, instanceType: type }, "pool VM booting");
     } catch (error) {
+      if (this.#stopped) return;
       const kind = error instanceof ProviderError ? error.kind : "unknown";
       poolOperations.inc({ op: "create", reason: "refill", result: kind === "quota" ? "quota" : "error" });
       log.warn({ err: error, instanceType: type, kind }, "could not boot a pool VM; trying again later");

@@ -11,6 +11,9 @@ export const PEERPOD_API_VERSION = `${PEERPOD_GROUP}/${PEERPOD_VERSION}`;
 /** Holds a PeerPod until its VM is gone. */
 export const VM_FINALIZER = "peerpods.io/vm";
 
+/** PeerPod condition set True when the provider refused the pod's VM for good (a ProviderError of kind "invalid"): no more attempts are made. */
+export const REFUSED_CONDITION = "Refused";
+
 export type PeerPodPhase = "Pending" | "Creating" | "Ready" | "Deleting" | "Failed";
 
 export interface PeerPodSpec {

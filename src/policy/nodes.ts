@@ -1,5 +1,5 @@
 import { ANNOTATION } from "../kube/annotations.js";
-import type { CompiledPolicy } from "../policy/compiled.js";
+import type { CompiledPolicy } from "./compiled.js";
 
 /** Label that names a node's zone; compared with an instance type's `zones`. */
 export const ZONE_LABEL = "topology.kubernetes.io/zone";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { WorkQueue, type HandlerResult } from "./queue.js";
+import { WorkQueue, type HandlerResult } from "./work-queue.js";
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 const options = { concurrency: 2, baseBackoffMs: 10, maxBackoffMs: 1000, jitter: 0 };
