@@ -7,7 +7,7 @@ import { CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesObject, ty
 import { DEFAULT_DEVICE_PLUGIN_DIR, SLOT_ENV } from "../src/advertiser/device-plugin.js";
 import { VM_READY_CONDITION } from "../src/kube/annotations.js";
 import { TAG } from "../src/providers/types.js";
-import { PEERPOD_GROUP, PEERPOD_PLURAL, PEERPOD_VERSION, type PeerPod } from "../src/worker/peerpod.js";
+import { PEERPOD_GROUP, PEERPOD_PLURAL, PEERPOD_VERSION, type PeerPod } from "../src/kube/peerpod.js";
 import { startRealNode, type RealNode } from "./cluster/node/node.js";
 import { atExit } from "./cluster/process.js";
 import { cluster } from "./setup.js";
