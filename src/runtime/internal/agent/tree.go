@@ -67,15 +67,12 @@ func unpackEntry(root *os.Root, header *tar.Header, data io.Reader, stats *treeS
 	switch header.Typeflag {
 	case tar.TypeDir:
 		err = root.MkdirAll(name, 0o755)
-		if err == nil {
-			err = root.Chmod(name, mode.Perm()|mode&(fs.ModeSetgid|fs.ModeSticky))
-		}
 	case tar.TypeReg:
 		if size := uint64(max(header.Size, 0)); stats.bytes+size > limits.MaxBytes || size > limits.Room() {
 			return exhausted("tar entry %q of %d bytes does not fit: the tree may hold %d bytes (%d written) and the VM has %d bytes free for trees",
 				header.Name, size, limits.MaxBytes, stats.bytes, limits.Room())
 		}
-		err = writeFile(root, name, data, mode)
+		err = writeFile(root, name, data)
 		stats.bytes += uint64(max(header.Size, 0))
 	case tar.TypeSymlink:
 		err = replace(root, name, func() error { return root.Symlink(header.Linkname, name) })
@@ -88,8 +85,13 @@ func unpackEntry(root *os.Root, header *tar.Header, data io.Reader, stats *treeS
 	default:
 		return nil
 	}
-	if err == nil {
+	// A hard link shares its target's owner and mode.
+	if err == nil && header.Typeflag != tar.TypeLink {
 		err = root.Lchown(name, header.Uid, header.Gid)
+	}
+	// After the owner: chown clears the set-id bits.
+	if err == nil && (header.Typeflag == tar.TypeDir || header.Typeflag == tar.TypeReg) {
+		err = root.Chmod(name, mode.Perm()|mode&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky))
 	}
 	return fileError(header.Name, err)
 }
@@ -103,7 +105,7 @@ func entryPath(name string) (string, bool) {
 	return clean, true
 }
 
-func writeFile(root *os.Root, name string, data io.Reader, mode fs.FileMode) error {
+func writeFile(root *os.Root, name string, data io.Reader) error {
 	return replace(root, name, func() error {
 		file, err := root.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 		if err != nil {
@@ -113,10 +115,7 @@ func writeFile(root *os.Root, name string, data io.Reader, mode fs.FileMode) err
 		if closeErr := file.Close(); err == nil {
 			err = closeErr
 		}
-		if err != nil {
-			return err
-		}
-		return root.Chmod(name, mode.Perm()|mode&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky))
+		return err
 	})
 }
 

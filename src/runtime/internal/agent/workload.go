@@ -58,10 +58,10 @@ func (w *Workload) Start(script string) error {
 	w.state = "running"
 	go func() {
 		code, _ := w.Monitor.Wait(cmd, exit)
+		w.Status.WorkloadExited(code)
 		w.mu.Lock()
 		w.state = fmt.Sprintf("exited %d", code)
 		w.mu.Unlock()
-		w.Status.WorkloadExited(code)
 	}()
 	return nil
 }
