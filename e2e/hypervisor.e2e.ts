@@ -4,6 +4,7 @@ import { readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { AuthorizationV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesObject, type V1Pod } from "@kubernetes/client-node";
 import { ANNOTATION } from "../src/kube/annotations.js";
+import { withAgent } from "../src/runtime/agent-client.js";
 import { pino } from "pino";
 import { createProvider } from "../src/providers/factory.js";
 import { TAG, type Instance, type Provider, type Tags } from "../src/providers/types.js";
@@ -15,7 +16,7 @@ import { trackedTempDir } from "./support/leftovers.js";
 import { processesMentioning } from "./support/processes.js";
 import { serviceAccountKubeconfig } from "./support/tokens.js";
 import { waitFor } from "./support/wait.js";
-import { buildPeer, shimAnnotations, talkThroughSocket, TtrpcPeer } from "./ttrpc-peer/peer.js";
+import { buildPeer, shimAnnotations, TtrpcPeer } from "./ttrpc-peer/peer.js";
 
 const NAMESPACE = "hv-e2e";
 const CLUSTER_ID = "hv-e2e";
@@ -155,9 +156,9 @@ describe("Kata remote hypervisor: containerd's ttrpc client against peerpods (hy
     assert.equal(vms.length, 1, "one VM for the sandbox");
     assert.equal(vms[0]!.instanceType, "small");
 
-    const nonce = randomBytes(8).toString("hex");
-    assert.equal(await talkThroughSocket(socket, [`echo ${nonce}`, "ping", "quit"]), `${nonce}\npong\n`);
-    assert.equal(await talkThroughSocket(socket, ["health", "quit"]).then((line) => (JSON.parse(line) as { ready: boolean }).ready), true);
+    const health = await withAgent(socket, (agent) => agent.health());
+    assert.equal(health.ready, true);
+    assert.equal(health.instance_id, vms[0]!.id, "the socket reaches the sandbox VM's agent");
 
     await assertVmProcess(id);
     await stopAndCheck(id, socket);
@@ -179,8 +180,7 @@ describe("Kata remote hypervisor: containerd's ttrpc client against peerpods (hy
     timings.warmMs = ms;
     assert.equal((await sandboxRecord(id)).instanceId, record.status!.instanceID, "attached to the worker's VM");
     assert.equal((await liveVMs({ [TAG.podUid]: uid })).length, 1, "no second VM");
-    const nonce = randomBytes(8).toString("hex");
-    assert.equal(await talkThroughSocket(socket, [`echo ${nonce}`, "quit"]), `${nonce}\n`);
+    assert.equal((await withAgent(socket, (agent) => agent.health())).instance_id, record.status!.instanceID, "the socket reaches that VM's agent");
     assert.ok(timings.coldMs !== undefined && ms < timings.coldMs, `attaching (${ms} ms) is faster than a cold boot (${timings.coldMs} ms)`);
 
     // The shim's first call on the agent socket, grpc.Health/Check over ttrpc, reaches an agent that

@@ -40,7 +40,7 @@ async function go(label: string | undefined, args: string[], options: { cwd: str
     return stdout;
   } catch (error) {
     const { code, stderr } = error as NodeJS.ErrnoException & { stderr?: string };
-    if (code === "ENOENT") throw new Error("go is not on PATH (runtime:build needs Go)");
+    if (code === "ENOENT") throw new Error("go is not on PATH (runtime:build needs Go)", { cause: error });
     throw new Error(`${label ?? "go"} failed (go ${args.join(" ")}):\n${(stderr ?? (error as Error).message).slice(-8000)}`, { cause: error });
   }
 }
