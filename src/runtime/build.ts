@@ -45,11 +45,11 @@ async function go(label: string | undefined, args: string[], options: { cwd: str
   }
 }
 
-/** The module's Go sources, go.mod/go.sum and protos, relative path and content, in a stable order. */
+/** The module's Go sources (tests aside), go.mod/go.sum and protos, relative path and content, in a stable order. */
 async function moduleSources(): Promise<[string, Buffer][]> {
   const entries = await readdir(MODULE_DIR, { recursive: true, withFileTypes: true });
   const files = entries
-    .filter((e) => e.isFile() && (/\.(go|proto)$/.test(e.name) || e.name === "go.mod" || e.name === "go.sum"))
+    .filter((e) => e.isFile() && !e.name.endsWith("_test.go") && (/\.(go|proto)$/.test(e.name) || e.name === "go.mod" || e.name === "go.sum"))
     .map((e) => relative(MODULE_DIR, join(e.parentPath, e.name)))
     .sort();
   return Promise.all(files.map(async (file): Promise<[string, Buffer]> => [file, await readFile(join(MODULE_DIR, file))]));

@@ -19,8 +19,12 @@ import { defaultImageDir, MANIFEST_FILE, PODVM_VERSION, readManifest, type Image
 
 const run = promisify(execFile);
 const BUSYBOX_PACKAGE = "busybox-static";
-/** virtio-mmio transport (microvm), virtio-pci (q35 fallback), serial ports, network. */
-const WANTED_MODULES = ["virtio_mmio", "virtio_pci", "virtio_console", "virtio_net"];
+/**
+ * virtio-mmio transport (microvm), virtio-pci (q35 fallback), serial ports, network; overlay lets
+ * runc seal its own binary for `runc init` with an overlayfs instead of copying it into a memfd
+ * at every container start and exec.
+ */
+const WANTED_MODULES = ["virtio_mmio", "virtio_pci", "virtio_console", "virtio_net", "overlay"];
 const GUEST_DIR = new URL("../guest/", import.meta.url);
 /** Files whose content goes into the image: any change rebuilds it. */
 const SOURCES = ["../guest/init.sh", "./build.ts", "./cpio.ts", "./kernel.ts"].map((path) => new URL(path, import.meta.url));

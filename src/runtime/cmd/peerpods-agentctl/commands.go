@@ -51,7 +51,7 @@ func (p *processFlags) process(args []string) *agentapi.Process {
 	}
 }
 
-// outcome is what running a process showed: its output, exit and timings (ms since the first call).
+// outcome is what running a process showed: its output, exit code and timings in milliseconds.
 type outcome struct {
 	Stdout        string           `json:"stdout"`
 	Stderr        string           `json:"stderr"`
@@ -75,40 +75,34 @@ func run(ctx context.Context, client *agentclient.Client, args []string) (any, e
 	if err := flags.Parse(args); err != nil {
 		return nil, err
 	}
-	started := time.Now()
-	timings := map[string]int64{}
-	mark := func(name string) { timings[name] = time.Since(started).Milliseconds() }
-	uploaded, err := uploadTrees(ctx, client, p.id, rootfs, trees)
-	if err != nil {
-		return nil, err
-	}
-	mark("uploaded")
 	parsedMounts, err := parseMounts(mounts)
 	if err != nil {
 		return nil, err
 	}
+	began := time.Now()
+	uploaded, err := uploadTrees(ctx, client, p.id, rootfs, trees)
+	if err != nil {
+		return nil, err
+	}
+	uploadMs := time.Since(began).Milliseconds()
 	createdAt := time.Now()
 	if _, err := client.CreateContainer(ctx, &agentapi.CreateContainerRequest{ContainerId: p.id, Process: p.process(flags.Args()), Mounts: parsedMounts}); err != nil {
 		return nil, err
 	}
-	mark("created")
 	ref := &agentapi.ProcessRef{ContainerId: p.id}
+	var result *outcome
 	if detach {
 		resp, err := client.StartProcess(ctx, ref)
 		if err != nil {
 			return nil, err
 		}
-		mark("started")
-		return &outcome{Pid: resp.GetPid(), Timings: timings, UnpackedBytes: uploaded}, nil
+		result = &outcome{Pid: resp.GetPid(), Timings: map[string]int64{"startMs": time.Since(createdAt).Milliseconds()}}
+	} else if result, err = attachAndRun(ctx, client, ref, &p, createdAt); err != nil {
+		return nil, err
 	}
-	result, err := attachAndRun(ctx, client, ref, &p, createdAt)
-	if result != nil {
-		for k, v := range timings {
-			result.Timings[k] = v
-		}
-		result.UnpackedBytes = uploaded
-	}
-	return result, err
+	result.Timings["uploadMs"] = uploadMs
+	result.UnpackedBytes = uploaded
+	return result, nil
 }
 
 func uploadTrees(ctx context.Context, client *agentclient.Client, id, rootfs string, trees repeated) (uint64, error) {
@@ -142,7 +136,7 @@ func parseMounts(specs repeated) ([]*agentapi.Mount, error) {
 }
 
 // attachAndRun reads the process's output from before it starts, starts it, feeds stdin, and
-// waits for the exit; firstOutput is measured from since.
+// waits for the exit. Its timings count from since, when the container or exec was asked for.
 func attachAndRun(ctx context.Context, client *agentclient.Client, ref *agentapi.ProcessRef, p *processFlags, since time.Time) (*outcome, error) {
 	var stdout, stderr bytes.Buffer
 	first := &firstByte{w: &stdout}
@@ -159,7 +153,6 @@ func attachAndRun(ctx context.Context, client *agentclient.Client, ref *agentapi
 	if err != nil {
 		return nil, err
 	}
-	startedMs := time.Since(since).Milliseconds()
 	if p.rows > 0 {
 		if _, err := client.ResizeTerminal(ctx, &agentapi.ResizeTerminalRequest{Process: ref, Rows: uint32(p.rows), Columns: uint32(p.cols)}); err != nil {
 			return nil, err
@@ -172,14 +165,14 @@ func attachAndRun(ctx context.Context, client *agentclient.Client, ref *agentapi
 	if err != nil {
 		return nil, err
 	}
-	waitedMs := time.Since(since).Milliseconds()
+	exitMs := time.Since(since).Milliseconds()
 	wg.Wait()
 	for _, err := range errs {
 		if err != nil {
 			return nil, err
 		}
 	}
-	timings := map[string]int64{"startedFromCreate": startedMs, "exitedFromCreate": waitedMs, "firstOutputFromCreate": first.at(since)}
+	timings := map[string]int64{"firstOutputMs": first.at(since), "exitMs": exitMs}
 	return &outcome{Stdout: stdout.String(), Stderr: stderr.String(), ExitCode: exit.GetExitCode(), Pid: resp.GetPid(), Timings: timings}, nil
 }
 

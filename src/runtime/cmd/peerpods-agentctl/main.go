@@ -37,18 +37,13 @@ func main() {
 		print(callAsProtocol(ctx, *endpoint, args))
 		return
 	}
-	started := time.Now()
 	client, err := agentclient.Dial(ctx, *endpoint)
 	if err != nil {
 		print(nil, err)
 		return
 	}
 	defer client.Close()
-	result, err := runCommand(ctx, client, command, args)
-	if m, ok := result.(map[string]any); ok {
-		m["ms"] = time.Since(started).Milliseconds()
-	}
-	print(result, err)
+	print(runCommand(ctx, client, command, args))
 }
 
 func runCommand(ctx context.Context, client *agentclient.Client, command string, args []string) (any, error) {

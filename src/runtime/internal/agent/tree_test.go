@@ -46,7 +46,9 @@ func file(name, data string, mode int64) entry {
 	return entry{tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: mode}, data}
 }
 
-func dir(name string) entry { return entry{tar.Header{Name: name, Typeflag: tar.TypeDir, Mode: 0o755}, ""} }
+func dir(name string) entry {
+	return entry{tar.Header{Name: name, Typeflag: tar.TypeDir, Mode: 0o755}, ""}
+}
 
 func symlink(name, target string) entry {
 	return entry{tar.Header{Name: name, Typeflag: tar.TypeSymlink, Linkname: target}, ""}
