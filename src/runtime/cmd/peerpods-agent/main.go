@@ -92,6 +92,9 @@ func run(o options, log *slog.Logger) error {
 		UserDataFile: o.stateDir + "/user-data", InstanceID: o.instanceID, AgentVersion: version,
 		RuncVersion: sync.OnceValue(func() string { return runcVersion(o.runcBinary) }), Log: log,
 	}
+	if userData, err := os.ReadFile(server.UserDataFile); err == nil {
+		server.NotePod(userData)
+	}
 	ttrpcServer, err := ttrpc.NewServer(ttrpc.WithUnaryServerInterceptor(server.Intercept))
 	if err != nil {
 		return err
@@ -107,7 +110,7 @@ func run(o options, log *slog.Logger) error {
 	served := make(chan error, 1)
 	go func() { served <- ttrpcServer.Serve(context.Background(), listener) }()
 	status.Ready(agent.UptimeMs(), agent.KernelRelease())
-	log.Info("agent serving", "listen", o.listen, "version", version)
+	log.Info("agent serving", "pod", server.Pod(), "listen", o.listen, "version", version)
 	go status.Heartbeats(context.Background(), o.heartbeat, agent.UptimeMs, workload.State)
 	return <-served
 }

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/containerd/ttrpc"
 	"google.golang.org/grpc/codes"
@@ -30,6 +32,8 @@ type Server struct {
 
 	mu     sync.Mutex
 	failed map[string]uint64
+	// pod is the namespace/name the user data names, for log lines.
+	pod atomic.Value
 }
 
 var _ agentapi.AgentService = (*Server)(nil)
@@ -40,12 +44,12 @@ func (s *Server) Intercept(ctx context.Context, unmarshal ttrpc.Unmarshaler, inf
 	name := path.Base(info.FullMethod)
 	defer func() {
 		if p := recover(); p != nil {
-			s.Log.Error("call panicked", "method", name, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			s.Log.Error("call panicked", "pod", s.Pod(), "method", name, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 			resp, err = nil, status.Errorf(codes.Internal, "the agent failed on %s: %v", name, p)
 		}
 		if err != nil {
 			s.countFailure(name)
-			s.Log.Warn("call failed", "method", name, "code", status.Code(err).String(), "error", status.Convert(err).Message())
+			s.Log.Warn("call failed", "pod", s.Pod(), "method", name, "code", status.Code(err).String(), "error", status.Convert(err).Message())
 		}
 	}()
 	if name != "Version" {
@@ -68,6 +72,29 @@ func checkProtocol(ctx context.Context) error {
 			value, agentapi.ProtocolVersion)
 	}
 	return nil
+}
+
+// NotePod remembers which pod the user data names (its "namespace" and "pod"), for log lines.
+func (s *Server) NotePod(userData []byte) {
+	s.pod.Store(podOf(userData))
+}
+
+// Pod is "namespace/name" of the VM's pod, or "" before user data names one.
+func (s *Server) Pod() string {
+	pod, _ := s.pod.Load().(string)
+	return pod
+}
+
+// podOf is "namespace/name" from the worker's user data, or "" when it names no pod.
+func podOf(userData []byte) string {
+	var names struct {
+		Namespace string `json:"namespace"`
+		Pod       string `json:"pod"`
+	}
+	if json.Unmarshal(userData, &names) != nil || names.Pod == "" {
+		return ""
+	}
+	return names.Namespace + "/" + names.Pod
 }
 
 func (s *Server) countFailure(method string) {
@@ -119,6 +146,7 @@ func (s *Server) SetUserData(_ context.Context, req *agentapi.SetUserDataRequest
 	if err := os.Rename(temp, s.UserDataFile); err != nil {
 		return nil, internal(err, "replacing the user data")
 	}
+	s.NotePod(req.GetData())
 	return &agentapi.Empty{}, nil
 }
 

@@ -148,6 +148,17 @@ func (f *fixture) create(t *testing.T, id string, args ...string) {
 	}
 }
 
+// running creates and starts a container; it answers the reference to its init process.
+func (f *fixture) running(t *testing.T, id string, args ...string) *agentapi.ProcessRef {
+	t.Helper()
+	f.create(t, id, args...)
+	init := &agentapi.ProcessRef{ContainerId: id}
+	if _, err := f.client.StartProcess(context.Background(), init); err != nil {
+		t.Fatal(err)
+	}
+	return init
+}
+
 func (f *fixture) output(t *testing.T, ref *agentapi.ProcessRef, stream agentapi.OutputStream) string {
 	t.Helper()
 	var out bytes.Buffer
@@ -195,11 +206,7 @@ func TestContainerLifecycle(t *testing.T) {
 func TestExecWithStdinAndSignals(t *testing.T) {
 	f := startAgent(t)
 	ctx := context.Background()
-	f.create(t, "c1", "/bin/sleep", "30")
-	init := &agentapi.ProcessRef{ContainerId: "c1"}
-	if _, err := f.client.StartProcess(ctx, init); err != nil {
-		t.Fatal(err)
-	}
+	init := f.running(t, "c1", "/bin/sleep", "30")
 	exec := &agentapi.ProcessRef{ContainerId: "c1", ExecId: "e1"}
 	if _, err := f.client.ExecProcess(ctx, &agentapi.ExecProcessRequest{ContainerId: "c1", ExecId: "e1", Process: &agentapi.Process{Args: []string{"/bin/cat"}, Stdin: true}}); err != nil {
 		t.Fatal(err)
@@ -319,11 +326,7 @@ func TestMalformedRequest(t *testing.T) {
 func TestPanicBecomesAnError(t *testing.T) {
 	f := startAgent(t)
 	ctx := context.Background()
-	f.create(t, "c1", "/bin/sleep", "30")
-	init := &agentapi.ProcessRef{ContainerId: "c1"}
-	if _, err := f.client.StartProcess(ctx, init); err != nil {
-		t.Fatal(err)
-	}
+	init := f.running(t, "c1", "/bin/sleep", "30")
 	f.runtime.panicOnKill = true
 	_, err := f.client.SignalProcess(ctx, &agentapi.SignalProcessRequest{Process: init, Signal: 15})
 	wantCode(t, "a call that panics", err, codes.Internal, "kill went wrong")
@@ -375,5 +378,18 @@ func TestTarDirArrivesWhole(t *testing.T) {
 	}
 	if link, _ := os.Readlink(filepath.Join(rootfs, "bin", "alias")); link != "tool" {
 		t.Errorf("alias -> %q", link)
+	}
+}
+
+func TestPodOfUserData(t *testing.T) {
+	for userData, want := range map[string]string{
+		`{"cluster":"c","namespace":"demo","pod":"hello","podUID":"u"}`: "demo/hello",
+		`{}`:        "",
+		`not json`:  "",
+		`{"pod":7}`: "",
+	} {
+		if got := podOf([]byte(userData)); got != want {
+			t.Errorf("podOf(%s) = %q, want %q", userData, got, want)
+		}
 	}
 }
