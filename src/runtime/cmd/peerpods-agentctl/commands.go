@@ -213,7 +213,15 @@ func execute(ctx context.Context, client *agentclient.Client, args []string) (an
 	if _, err := client.ExecProcess(ctx, &agentapi.ExecProcessRequest{ContainerId: p.id, ExecId: p.exec, Process: p.process(flags.Args())}); err != nil {
 		return nil, err
 	}
-	return attachAndRun(ctx, client, &agentapi.ProcessRef{ContainerId: p.id, ExecId: p.exec}, &p, started)
+	ref := &agentapi.ProcessRef{ContainerId: p.id, ExecId: p.exec}
+	result, err := attachAndRun(ctx, client, ref, &p, started)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := client.DeleteProcess(ctx, ref); err != nil {
+		return nil, err
+	}
+	return result, nil
 }
 
 func signal(ctx context.Context, client *agentclient.Client, args []string) (any, error) {

@@ -46,6 +46,8 @@ type container struct {
 	// init is set once runc created the container.
 	init  *process
 	execs map[string]*process
+	// deleted is set once Delete removed the container: a call that found it before fails.
+	deleted bool
 }
 
 // Containers is every container in the VM, by id.
@@ -126,6 +128,9 @@ func (c *container) upload(req *agentapi.WriteTreeRequest, limits TreeLimits) (*
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	tree := req.GetTree()
+	if c.deleted {
+		return nil, notFound("container %q was deleted", c.id)
+	}
 	if c.init != nil {
 		return nil, precondition("container %q is created already: its trees come before CreateContainer", c.id)
 	}
@@ -381,11 +386,35 @@ func (cs *Containers) Delete(ctx context.Context, req *agentapi.DeleteContainerR
 	for _, proc := range c.execs {
 		proc.closeIO()
 	}
+	c.deleted = true
 	if err := os.RemoveAll(c.bundle); err != nil {
 		return internal(err, "removing the bundle")
 	}
 	cs.mu.Lock()
 	delete(cs.byID, c.id)
 	cs.mu.Unlock()
+	return nil
+}
+
+// DeleteProcess forgets an exec'd process that has exited (or never started).
+func (cs *Containers) DeleteProcess(ref *agentapi.ProcessRef) error {
+	if err := validateExecID(ref.GetExecId()); err != nil {
+		return err
+	}
+	c, err := cs.get(ref.GetContainerId())
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	proc, ok := c.execs[ref.GetExecId()]
+	if !ok {
+		return notFound("container %q has no exec %q", c.id, ref.GetExecId())
+	}
+	if proc.started() && !proc.hasExited() {
+		return precondition("exec %q of container %q is still running: signal it first", proc.execID, c.id)
+	}
+	proc.closeIO()
+	delete(c.execs, proc.execID)
 	return nil
 }

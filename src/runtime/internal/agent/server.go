@@ -218,6 +218,10 @@ func (s *Server) WaitProcess(ctx context.Context, ref *agentapi.ProcessRef) (*ag
 	return proc.wait(ctx)
 }
 
+func (s *Server) DeleteProcess(_ context.Context, ref *agentapi.ProcessRef) (*agentapi.Empty, error) {
+	return &agentapi.Empty{}, s.Containers.DeleteProcess(ref)
+}
+
 func (s *Server) DeleteContainer(ctx context.Context, req *agentapi.DeleteContainerRequest) (*agentapi.Empty, error) {
 	return &agentapi.Empty{}, s.Containers.Delete(ctx, req)
 }

@@ -223,7 +223,33 @@ func TestExecWithStdinAndSignals(t *testing.T) {
 	if exit, err := f.client.WaitProcess(ctx, exec); err != nil || exit.GetExitCode() != 0 {
 		t.Errorf("cat: %v %v", exit, err)
 	}
-	_, err := f.client.DeleteContainer(ctx, &agentapi.DeleteContainerRequest{ContainerId: "c1"})
+	if _, err := f.client.DeleteProcess(ctx, exec); err != nil {
+		t.Errorf("deleting the exited exec: %v", err)
+	}
+	_, err := f.client.DeleteProcess(ctx, exec)
+	wantCode(t, "deleting it again", err, codes.NotFound, `no exec "e1"`)
+	// MaxExecs is 2: deleted execs make room for new ones.
+	for _, id := range []string{"e2", "e3", "e4"} {
+		ref := &agentapi.ProcessRef{ContainerId: "c1", ExecId: id}
+		if _, err := f.client.ExecProcess(ctx, &agentapi.ExecProcessRequest{ContainerId: "c1", ExecId: id, Process: &agentapi.Process{Args: []string{"/bin/sleep", "30"}}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.client.StartProcess(ctx, ref); err != nil {
+			t.Fatal(err)
+		}
+		_, err := f.client.DeleteProcess(ctx, ref)
+		wantCode(t, "deleting a running exec", err, codes.FailedPrecondition, "still running")
+		if _, err := f.client.SignalProcess(ctx, &agentapi.SignalProcessRequest{Process: ref, Signal: 9}); err != nil {
+			t.Fatal(err)
+		}
+		if exit, err := f.client.WaitProcess(ctx, ref); err != nil || exit.GetExitCode() != 128+9 {
+			t.Fatalf("killed exec: %v %v", exit, err)
+		}
+		if _, err := f.client.DeleteProcess(ctx, ref); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = f.client.DeleteContainer(ctx, &agentapi.DeleteContainerRequest{ContainerId: "c1"})
 	wantCode(t, "deleting a running container", err, codes.FailedPrecondition, "delete with force")
 	if _, err := f.client.SignalProcess(ctx, &agentapi.SignalProcessRequest{Process: init, Signal: uint32(syscall.SIGTERM)}); err != nil {
 		t.Fatal(err)

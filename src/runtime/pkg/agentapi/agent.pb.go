@@ -1747,7 +1747,7 @@ const file_agent_proto_rawDesc = "" +
 	"\n" +
 	"\x06STDOUT\x10\x00\x12\n" +
 	"\n" +
-	"\x06STDERR\x10\x012\x9f\t\n" +
+	"\x06STDERR\x10\x012\xe3\t\n" +
 	"\x05Agent\x12J\n" +
 	"\aVersion\x12\x1e.peerpods.agent.VersionRequest\x1a\x1f.peerpods.agent.VersionResponse\x12G\n" +
 	"\x06Health\x12\x1d.peerpods.agent.HealthRequest\x1a\x1e.peerpods.agent.HealthResponse\x12H\n" +
@@ -1765,7 +1765,8 @@ const file_agent_proto_rawDesc = "" +
 	"CloseStdin\x12\x1a.peerpods.agent.ProcessRef\x1a\x15.peerpods.agent.Empty\x12N\n" +
 	"\x0eResizeTerminal\x12%.peerpods.agent.ResizeTerminalRequest\x1a\x15.peerpods.agent.Empty\x12L\n" +
 	"\rSignalProcess\x12$.peerpods.agent.SignalProcessRequest\x1a\x15.peerpods.agent.Empty\x12N\n" +
-	"\vWaitProcess\x12\x1a.peerpods.agent.ProcessRef\x1a#.peerpods.agent.WaitProcessResponse\x12P\n" +
+	"\vWaitProcess\x12\x1a.peerpods.agent.ProcessRef\x1a#.peerpods.agent.WaitProcessResponse\x12B\n" +
+	"\rDeleteProcess\x12\x1a.peerpods.agent.ProcessRef\x1a\x15.peerpods.agent.Empty\x12P\n" +
 	"\x0fDeleteContainer\x12&.peerpods.agent.DeleteContainerRequest\x1a\x15.peerpods.agent.EmptyB+Z)peerpods.io/runtime/pkg/agentapi;agentapib\x06proto3"
 
 var (
@@ -1839,24 +1840,26 @@ var file_agent_proto_depIdxs = []int32{
 	23, // 23: peerpods.agent.Agent.ResizeTerminal:input_type -> peerpods.agent.ResizeTerminalRequest
 	24, // 24: peerpods.agent.Agent.SignalProcess:input_type -> peerpods.agent.SignalProcessRequest
 	16, // 25: peerpods.agent.Agent.WaitProcess:input_type -> peerpods.agent.ProcessRef
-	26, // 26: peerpods.agent.Agent.DeleteContainer:input_type -> peerpods.agent.DeleteContainerRequest
-	3,  // 27: peerpods.agent.Agent.Version:output_type -> peerpods.agent.VersionResponse
-	5,  // 28: peerpods.agent.Agent.Health:output_type -> peerpods.agent.HealthResponse
-	1,  // 29: peerpods.agent.Agent.SetUserData:output_type -> peerpods.agent.Empty
-	1,  // 30: peerpods.agent.Agent.StartWorkload:output_type -> peerpods.agent.Empty
-	10, // 31: peerpods.agent.Agent.WriteTree:output_type -> peerpods.agent.WriteTreeResponse
-	1,  // 32: peerpods.agent.Agent.CreateContainer:output_type -> peerpods.agent.Empty
-	1,  // 33: peerpods.agent.Agent.ExecProcess:output_type -> peerpods.agent.Empty
-	18, // 34: peerpods.agent.Agent.StartProcess:output_type -> peerpods.agent.StartProcessResponse
-	20, // 35: peerpods.agent.Agent.ReadOutput:output_type -> peerpods.agent.ReadOutputResponse
-	22, // 36: peerpods.agent.Agent.WriteStdin:output_type -> peerpods.agent.WriteStdinResponse
-	1,  // 37: peerpods.agent.Agent.CloseStdin:output_type -> peerpods.agent.Empty
-	1,  // 38: peerpods.agent.Agent.ResizeTerminal:output_type -> peerpods.agent.Empty
-	1,  // 39: peerpods.agent.Agent.SignalProcess:output_type -> peerpods.agent.Empty
-	25, // 40: peerpods.agent.Agent.WaitProcess:output_type -> peerpods.agent.WaitProcessResponse
-	1,  // 41: peerpods.agent.Agent.DeleteContainer:output_type -> peerpods.agent.Empty
-	27, // [27:42] is the sub-list for method output_type
-	12, // [12:27] is the sub-list for method input_type
+	16, // 26: peerpods.agent.Agent.DeleteProcess:input_type -> peerpods.agent.ProcessRef
+	26, // 27: peerpods.agent.Agent.DeleteContainer:input_type -> peerpods.agent.DeleteContainerRequest
+	3,  // 28: peerpods.agent.Agent.Version:output_type -> peerpods.agent.VersionResponse
+	5,  // 29: peerpods.agent.Agent.Health:output_type -> peerpods.agent.HealthResponse
+	1,  // 30: peerpods.agent.Agent.SetUserData:output_type -> peerpods.agent.Empty
+	1,  // 31: peerpods.agent.Agent.StartWorkload:output_type -> peerpods.agent.Empty
+	10, // 32: peerpods.agent.Agent.WriteTree:output_type -> peerpods.agent.WriteTreeResponse
+	1,  // 33: peerpods.agent.Agent.CreateContainer:output_type -> peerpods.agent.Empty
+	1,  // 34: peerpods.agent.Agent.ExecProcess:output_type -> peerpods.agent.Empty
+	18, // 35: peerpods.agent.Agent.StartProcess:output_type -> peerpods.agent.StartProcessResponse
+	20, // 36: peerpods.agent.Agent.ReadOutput:output_type -> peerpods.agent.ReadOutputResponse
+	22, // 37: peerpods.agent.Agent.WriteStdin:output_type -> peerpods.agent.WriteStdinResponse
+	1,  // 38: peerpods.agent.Agent.CloseStdin:output_type -> peerpods.agent.Empty
+	1,  // 39: peerpods.agent.Agent.ResizeTerminal:output_type -> peerpods.agent.Empty
+	1,  // 40: peerpods.agent.Agent.SignalProcess:output_type -> peerpods.agent.Empty
+	25, // 41: peerpods.agent.Agent.WaitProcess:output_type -> peerpods.agent.WaitProcessResponse
+	1,  // 42: peerpods.agent.Agent.DeleteProcess:output_type -> peerpods.agent.Empty
+	1,  // 43: peerpods.agent.Agent.DeleteContainer:output_type -> peerpods.agent.Empty
+	28, // [28:44] is the sub-list for method output_type
+	12, // [12:28] is the sub-list for method input_type
 	12, // [12:12] is the sub-list for extension type_name
 	12, // [12:12] is the sub-list for extension extendee
 	0,  // [0:12] is the sub-list for field type_name

@@ -22,6 +22,7 @@ type AgentService interface {
 	ResizeTerminal(context.Context, *ResizeTerminalRequest) (*Empty, error)
 	SignalProcess(context.Context, *SignalProcessRequest) (*Empty, error)
 	WaitProcess(context.Context, *ProcessRef) (*WaitProcessResponse, error)
+	DeleteProcess(context.Context, *ProcessRef) (*Empty, error)
 	DeleteContainer(context.Context, *DeleteContainerRequest) (*Empty, error)
 }
 
@@ -125,6 +126,13 @@ func RegisterAgentService(srv *ttrpc.Server, svc AgentService) {
 					return nil, err
 				}
 				return svc.WaitProcess(ctx, &req)
+			},
+			"DeleteProcess": func(ctx context.Context, unmarshal func(interface{}) error) (interface{}, error) {
+				var req ProcessRef
+				if err := unmarshal(&req); err != nil {
+					return nil, err
+				}
+				return svc.DeleteProcess(ctx, &req)
 			},
 			"DeleteContainer": func(ctx context.Context, unmarshal func(interface{}) error) (interface{}, error) {
 				var req DeleteContainerRequest
@@ -254,6 +262,14 @@ func (c *agentClient) SignalProcess(ctx context.Context, req *SignalProcessReque
 func (c *agentClient) WaitProcess(ctx context.Context, req *ProcessRef) (*WaitProcessResponse, error) {
 	var resp WaitProcessResponse
 	if err := c.client.Call(ctx, "peerpods.agent.Agent", "WaitProcess", req, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+func (c *agentClient) DeleteProcess(ctx context.Context, req *ProcessRef) (*Empty, error) {
+	var resp Empty
+	if err := c.client.Call(ctx, "peerpods.agent.Agent", "DeleteProcess", req, &resp); err != nil {
 		return nil, err
 	}
 	return &resp, nil
