@@ -75,8 +75,12 @@ func (p *process) ran(pid int, exit <-chan runc.Exit) error {
 	if p.socket == nil {
 		return nil
 	}
-	master, err := p.socket.ReceiveMaster()
-	_ = p.socket.Close()
+	socket := p.socket
+	// runc sent the terminal before it returned; a socket that never gets it must not wedge the call.
+	timer := time.AfterFunc(consoleTimeout, func() { _ = socket.Close() })
+	master, err := socket.ReceiveMaster()
+	timer.Stop()
+	_ = socket.Close()
 	p.socket = nil
 	if err != nil {
 		return internal(err, "receiving the terminal from runc")
@@ -145,6 +149,9 @@ func (p *process) writeStdin(ctx context.Context, data []byte) (int, error) {
 	}
 	return n, nil
 }
+
+// consoleTimeout bounds the wait for the terminal runc sends over the console socket.
+const consoleTimeout = 10 * time.Second
 
 // endOfTransmission is what ^D sends: a terminal's reader in canonical mode reads it as end-of-file.
 const endOfTransmission = 0x04
