@@ -100,6 +100,7 @@ func run(o options, log *slog.Logger) error {
 		return err
 	}
 	agentapi.RegisterAgentService(ttrpcServer, server)
+	agent.RegisterKataRefusal(ttrpcServer)
 	listener, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		return err

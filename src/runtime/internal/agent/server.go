@@ -9,6 +9,7 @@ import (
 	"path"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -52,7 +53,7 @@ func (s *Server) Intercept(ctx context.Context, unmarshal ttrpc.Unmarshaler, inf
 			s.Log.Warn("call failed", "pod", s.Pod(), "method", name, "code", status.Code(err).String(), "error", status.Convert(err).Message())
 		}
 	}()
-	if name != "Version" {
+	if strings.HasPrefix(info.FullMethod, "/"+agentapi.ServiceName+"/") && name != "Version" {
 		if err := checkProtocol(ctx); err != nil {
 			return nil, err
 		}
@@ -95,6 +96,20 @@ func podOf(userData []byte) string {
 		return ""
 	}
 	return names.Namespace + "/" + names.Pod
+}
+
+// KataHealthService is kata-agent's health service, the Kata shim's first call on an agent socket.
+const KataHealthService = "grpc.Health"
+
+// RegisterKataRefusal answers the Kata shim's health check with why it cannot work here: this VM
+// runs peerpods-agent, not kata-agent. Without it the shim would get a bare "service not implemented".
+func RegisterKataRefusal(server *ttrpc.Server) {
+	refuse := func(context.Context, func(any) error) (any, error) {
+		return nil, status.Errorf(codes.FailedPrecondition,
+			"this pod VM runs peerpods-agent (%s, protocol version %d), not kata-agent: its image serves RuntimeClass peerpods; a kata-remote pod needs a pod VM image with kata-agent",
+			agentapi.ServiceName, agentapi.ProtocolVersion)
+	}
+	server.Register(KataHealthService, map[string]ttrpc.Method{"Check": refuse, "Version": refuse})
 }
 
 func (s *Server) countFailure(method string) {

@@ -120,6 +120,7 @@ func startAgent(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	agentapi.RegisterAgentService(server, f.server)
+	RegisterKataRefusal(server)
 	listener, err := net.Listen("unix", f.socket)
 	if err != nil {
 		t.Fatal(err)
@@ -418,4 +419,17 @@ func TestPodOfUserData(t *testing.T) {
 			t.Errorf("podOf(%s) = %q, want %q", userData, got, want)
 		}
 	}
+}
+
+// The Kata shim's first call, kata-agent's health check, learns at once why this agent cannot serve it.
+func TestKataShimIsToldThisIsNotKataAgent(t *testing.T) {
+	f := startAgent(t)
+	conn, err := net.Dial("unix", f.socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := ttrpc.NewClient(conn)
+	defer client.Close()
+	err = client.Call(context.Background(), KataHealthService, "Check", &agentapi.Empty{}, &agentapi.Empty{})
+	wantCode(t, "kata-agent's health check", err, codes.FailedPrecondition, "not kata-agent")
 }
