@@ -5,9 +5,15 @@ import { AGENT_PROTOCOL_METADATA_KEY, AGENT_PROTOCOL_VERSION, AGENT_SERVICE, age
 import { TtrpcStatusError } from "./ttrpc-client.js";
 
 describe("agent client (agent.proto from the node's TypeScript side)", () => {
-  let fake: FakeAgent | undefined;
-  const start = async (answer: (call: ReceivedCall) => Answer): Promise<FakeAgent> => (fake = await startFakeAgent(answer));
-  afterEach(async () => fake?.close());
+  const fakes: FakeAgent[] = [];
+  const start = async (answer: (call: ReceivedCall) => Answer): Promise<FakeAgent> => {
+    const fake = await startFakeAgent(answer);
+    fakes.push(fake);
+    return fake;
+  };
+  afterEach(async () => {
+    await Promise.all(fakes.splice(0).map((fake) => fake.close()));
+  });
 
   it("speaks the protocol version, key and service the Go agent defines", async () => {
     const protocolGo = await readFile(new URL("./pkg/agentapi/protocol.go", import.meta.url), "utf8");

@@ -1,4 +1,4 @@
-import { createServer, type AddressInfo, type Server } from "node:net";
+import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import { encodeFrame, FrameReader, MessageType } from "../hypervisor/framing.js";
 import { ttrpcRequest, ttrpcResponse } from "../hypervisor/protos.js";
 
@@ -22,8 +22,11 @@ export interface FakeAgent {
 /** A stand-in for a pod VM's agent on 127.0.0.1: decodes each ttrpc request and answers as `answer` says. */
 export async function startFakeAgent(answer: (call: ReceivedCall) => Answer): Promise<FakeAgent> {
   const fake = { calls: [] as ReceivedCall[], connections: 0 };
+  const sockets = new Set<Socket>();
   const server: Server = createServer((socket) => {
     fake.connections += 1;
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
     const reader = new FrameReader();
     socket.on("error", () => undefined);
     socket.on("data", (chunk: Buffer) => {
@@ -43,6 +46,10 @@ export async function startFakeAgent(answer: (call: ReceivedCall) => Answer): Pr
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   return Object.assign(fake, {
     endpoint: `tcp:127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
   });
 }

@@ -7,9 +7,15 @@ import { handOverPodData } from "./agent.js";
 const portOf = (agent: FakeAgent): number => Number(agent.endpoint.split(":").at(-1));
 
 describe("handing a pod's data to a booted qemu VM", () => {
-  let fake: FakeAgent | undefined;
-  const start = async (answer: (call: ReceivedCall) => Answer): Promise<FakeAgent> => (fake = await startFakeAgent(answer));
-  afterEach(async () => fake?.close());
+  const fakes: FakeAgent[] = [];
+  const start = async (answer: (call: ReceivedCall) => Answer): Promise<FakeAgent> => {
+    const fake = await startFakeAgent(answer);
+    fakes.push(fake);
+    return fake;
+  };
+  afterEach(async () => {
+    await Promise.all(fakes.splice(0).map((fake) => fake.close()));
+  });
 
   it("sends the user data, then the workload it implies", async () => {
     const agent = await start(() => ({}));
@@ -29,7 +35,6 @@ describe("handing a pod's data to a booted qemu VM", () => {
   it("takes a workload already started as its own (a retried claim), and any other refusal as retryable", async () => {
     const started = await start((call) => (call.method === "StartWorkload" ? { code: 6, message: "a workload was already started" } : {}));
     await handOverPodData("vm-1", portOf(started), JSON.stringify({ command: ["sleep", "1"] }));
-    await started.close();
     const refusing = await start(() => ({ code: 9, message: "the client speaks agent protocol version 2" }));
     await assert.rejects(handOverPodData("vm-2", portOf(refusing), "{}"), (error: ProviderError) => {
       assert.equal(error.kind, "retryable");
