@@ -1,19 +1,12 @@
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
-import { startFakeAgent, type Answer, type FakeAgent, type ReceivedCall } from "../test-support/fake-agent.js";
+import { fakeAgents } from "../test-support/fake-agent.js";
 import { AGENT_PROTOCOL_METADATA_KEY, AGENT_PROTOCOL_VERSION, AGENT_SERVICE, agentMessages, withAgent } from "./agent-client.js";
 import { TtrpcStatusError } from "./ttrpc-client.js";
 
 describe("agent client (agent.proto from the node's TypeScript side)", () => {
-  const fakes: FakeAgent[] = [];
-  const start = async (answer: (call: ReceivedCall) => Answer): Promise<FakeAgent> => {
-    const fake = await startFakeAgent(answer);
-    fakes.push(fake);
-    return fake;
-  };
-  afterEach(async () => {
-    await Promise.all(fakes.splice(0).map((fake) => fake.close()));
-  });
+  const { start, closeAll } = fakeAgents();
+  afterEach(closeAll);
 
   it("speaks the protocol version, key and service the Go agent defines", async () => {
     const protocolGo = await readFile(new URL("./pkg/agentapi/protocol.go", import.meta.url), "utf8");

@@ -53,3 +53,18 @@ export async function startFakeAgent(answer: (call: ReceivedCall) => Answer): Pr
       }),
   });
 }
+
+/** The stand-in agents of one suite: `start` makes one, `closeAll` (its afterEach) closes each. */
+export function fakeAgents(): { start: (answer: (call: ReceivedCall) => Answer) => Promise<FakeAgent>; closeAll: () => Promise<void> } {
+  const started: FakeAgent[] = [];
+  return {
+    start: async (answer) => {
+      const fake = await startFakeAgent(answer);
+      started.push(fake);
+      return fake;
+    },
+    closeAll: async () => {
+      await Promise.all(started.splice(0).map((fake) => fake.close()));
+    },
+  };
+}

@@ -1,21 +1,14 @@
 import assert from "node:assert/strict";
 import { agentMessages } from "../../runtime/agent-client.js";
-import { startFakeAgent, type Answer, type FakeAgent, type ReceivedCall } from "../../test-support/fake-agent.js";
+import { fakeAgents, type FakeAgent } from "../../test-support/fake-agent.js";
 import type { ProviderError } from "../types.js";
 import { handOverPodData } from "./agent.js";
 
 const portOf = (agent: FakeAgent): number => Number(agent.endpoint.split(":").at(-1));
 
 describe("handing a pod's data to a booted qemu VM", () => {
-  const fakes: FakeAgent[] = [];
-  const start = async (answer: (call: ReceivedCall) => Answer): Promise<FakeAgent> => {
-    const fake = await startFakeAgent(answer);
-    fakes.push(fake);
-    return fake;
-  };
-  afterEach(async () => {
-    await Promise.all(fakes.splice(0).map((fake) => fake.close()));
-  });
+  const { start, closeAll } = fakeAgents();
+  afterEach(closeAll);
 
   it("sends the user data, then the workload it implies", async () => {
     const agent = await start(() => ({}));
