@@ -5,9 +5,9 @@ import { CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig, type Kuber
 import { pino } from "pino";
 import type { InstanceType } from "../src/policy/schema.js";
 import { createProvider } from "../src/providers/factory.js";
-import { agentSession } from "../src/providers/qemu/agent.js";
 import { TAG, type Instance, type InstanceSpec, type Provider, type ProviderError } from "../src/providers/types.js";
 import { VM_READY_CONDITION } from "../src/kube/annotations.js";
+import { withAgent, type AgentHealth } from "../src/runtime/agent-client.js";
 import { cluster } from "./setup.js";
 import { trackedTempDir } from "./support/leftovers.js";
 import { applyObjects, loadManifests, LOCAL_OVERLAY_DIR, withWebhookUrl, removeWebhookConfigs } from "./support/manifests.js";
@@ -29,11 +29,9 @@ function spec(uid: string, userData: object = {}): InstanceSpec {
   };
 }
 
-/** The guest agent's answers, one line per command, on the VM's `tcp:127.0.0.1:PORT` endpoint. */
-function talkToAgent(endpoint: string, commands: string[]): Promise<string[]> {
-  const port = /^tcp:127\.0\.0\.1:(\d+)$/.exec(endpoint)?.[1];
-  assert.ok(port, `agent endpoint ${endpoint}`);
-  return agentSession(Number(port), commands);
+/** What the VM's agent says of itself, asked on its `tcp:127.0.0.1:PORT` endpoint. */
+function agentHealth(endpoint: string): Promise<AgentHealth> {
+  return withAgent(endpoint, (agent) => agent.health());
 }
 
 describe("qemu provider: real pod VMs", function () {
@@ -81,10 +79,9 @@ describe("qemu provider: real pod VMs", function () {
     for (const instance of booted) {
       assert.equal(instance.state, "running");
       assert.match(instance.agentEndpoint ?? "", /^tcp:127\.0\.0\.1:\d+$/);
-      const [pong, echo, health] = await talkToAgent(instance.agentEndpoint!, ["ping", `echo ${instance.name}`, "health"]);
-      assert.equal(pong, "pong");
-      assert.equal(echo, instance.name);
-      assert.equal(JSON.parse(health!).ready, true);
+      const health = await agentHealth(instance.agentEndpoint!);
+      assert.equal(health.ready, true);
+      assert.equal(health.instance_id, instance.id, "the endpoint reaches this VM's agent");
     }
   });
 
@@ -97,7 +94,7 @@ describe("qemu provider: real pod VMs", function () {
     assert.match(output, /hello from/);
     await waitFor(async () => (await provider.get(u1.id))?.message?.includes("workload exited with code 0"), { timeoutMs: 30_000, message: "workload exit reported by the heartbeat", intervalMs: 500 });
     const u3 = booted.find((i) => i.tags[TAG.podUid] === "u3")!;
-    assert.match((await talkToAgent(u3.agentEndpoint!, ["health"]))[0]!, /"workload":"running"/);
+    assert.equal((await agentHealth(u3.agentEndpoint!)).workload, "running");
   });
 
   it("is idempotent: creating the same pod again returns its VM", async () => {
@@ -216,7 +213,7 @@ describe("qemu provider on the local control plane: peer pods get real VMs and b
     for (const vm of vms) {
       assert.equal(vm.ready, true);
       assert.equal(vm.instanceType, "small");
-      assert.deepEqual(await talkToAgent(vm.agentEndpoint!, ["ping"]), ["pong"]);
+      assert.equal((await agentHealth(vm.agentEndpoint!)).instance_id, vm.id);
       const log = join(peerpods.stateDir, "qemu", vm.id, "workload.log");
       await waitFor(async () => (await readFile(log, "utf8").catch(() => "")).includes("hi"), { timeoutMs: 30_000, message: `the pod's command to run in ${vm.id}` });
     }

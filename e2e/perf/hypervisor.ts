@@ -2,7 +2,7 @@
  * `npm run perf:hypervisor`: how long the Kata shim waits for its pod's VM. On the local control plane,
  * peerpods runs the hypervisor and worker parts with the qemu provider, and containerd's Go ttrpc client
  * calls CreateVM then StartVM as the shim does; we time from the CreateVM call to StartVM's return (the
- * agent is reachable through the sandbox's socket), checked by an echo through that socket.
+ * agent is reachable through the sandbox's socket), checked by a health call through that socket.
  *   cold: a pod the cluster does not know, so CreateVM boots the VM (what cloud-api-adaptor always does);
  *   bound: a pod bound to a node whose VM the worker started at bind time, so CreateVM attaches.
  * One cold run first warms the provider up (its accelerator probe boot) and is not counted.
@@ -19,7 +19,8 @@ import { applyObjects, loadManifests, LOCAL_OVERLAY_DIR } from "../support/manif
 import { startPeerpods } from "../support/peerpods.js";
 import { serviceAccountKubeconfig } from "../support/tokens.js";
 import { waitFor } from "../support/wait.js";
-import { buildPeer, shimAnnotations, talkThroughSocket, TtrpcPeer } from "../ttrpc-peer/peer.js";
+import { withAgent } from "../../src/runtime/agent-client.js";
+import { buildPeer, shimAnnotations, TtrpcPeer } from "../ttrpc-peer/peer.js";
 import { median, percentile, printTable, writeResults, type Row, runBenchmark } from "./lib/report.js";
 import { trackedTempDir } from "../support/leftovers.js";
 
@@ -58,16 +59,15 @@ async function main(): Promise<void> {
     });
     const peer = new TtrpcPeer(binary, socket);
 
-    /** CreateVM + StartVM for `pod` and an echo through the agent socket; returns the timings and the sandbox id. */
+    /** CreateVM + StartVM for `pod` and a health call through the agent socket; returns the timings and the sandbox id. */
     const open = async (pod: string): Promise<Sample & { id: string }> => {
       const id = randomBytes(32).toString("hex");
       const created = await peer.createVM(id, shimAnnotations(NAMESPACE, pod, "small"));
       if (created.code) throw new Error(`CreateVM: ${created.code} ${created.message}`);
       const started = await peer.startVM(id, BOOT_TIMEOUT_S);
       if (started.code) throw new Error(`StartVM: ${started.code} ${started.message}`);
-      const nonce = randomBytes(6).toString("hex");
-      const echoed = await talkThroughSocket(created.agentSocketPath!, [`echo ${nonce}`, "quit"]);
-      if (echoed !== `${nonce}\n`) throw new Error(`echo through the agent socket returned ${JSON.stringify(echoed)}`);
+      const health = await withAgent(created.agentSocketPath!, (agent) => agent.health());
+      if (!health.ready) throw new Error(`the agent through the socket is not ready: ${JSON.stringify(health)}`);
       return { id, createMs: created.ms, startMs: started.ms, totalMs: created.ms + started.ms };
     };
     const stop = async (id: string): Promise<void> => {

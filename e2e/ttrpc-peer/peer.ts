@@ -3,7 +3,6 @@
  * into the cache folder, keyed by a hash of its sources, and run once per call.
  */
 import { execFile } from "node:child_process";
-import { connect } from "node:net";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, readdir, readFile, rename } from "node:fs/promises";
@@ -85,18 +84,4 @@ export class TtrpcPeer {
 /** What the Kata shim's remote hypervisor sends for a pod (Kata's configured defaults where the pod sets nothing). */
 export function shimAnnotations(namespace: string, pod: string, machineType = ""): Record<string, string> {
   return { [A.name]: pod, [A.namespace]: namespace, [A.machineType]: machineType, [A.vcpus]: "1", [A.memory]: "2048", [A.volumeName]: "" };
-}
-
-/** Speaks the pod VM agent's line protocol through a sandbox's agent socket; resolves with all it answered once it closes. */
-export function talkThroughSocket(path: string, lines: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(path);
-    let answer = "";
-    socket.setEncoding("utf8");
-    socket.setTimeout(15_000, () => socket.destroy(new Error(`no answer through ${path}: ${JSON.stringify(answer)}`)));
-    socket.on("data", (chunk: string) => (answer += chunk));
-    socket.on("error", reject);
-    socket.on("close", () => resolve(answer));
-    socket.write(lines.map((line) => `${line}\n`).join(""));
-  });
 }

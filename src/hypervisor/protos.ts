@@ -16,13 +16,16 @@ export interface Codec<T> {
   decode(bytes: Uint8Array): T;
 }
 
-function codec<T>(name: string): Codec<T> {
-  const type = root.lookupType(name);
+/** The codec of message type `name` in `protos` (a loaded protobufjs root). */
+export function codecOf<T>(protos: protobuf.Root, name: string): Codec<T> {
+  const type = protos.lookupType(name);
   return {
     encode: (value) => type.encode(type.fromObject(value as Record<string, unknown>)).finish(),
     decode: (bytes) => type.toObject(type.decode(bytes), { longs: Number, bytes: Buffer, defaults: true }) as T,
   };
 }
+
+const codec = <T>(name: string): Codec<T> => codecOf<T>(root, name);
 
 export interface RpcStatus {
   code: number;

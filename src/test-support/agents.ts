@@ -3,7 +3,7 @@ import { createServer, type AddressInfo, type Server } from "node:net";
 import { encodeFrame, MessageType } from "../hypervisor/framing.js";
 import { ttrpcRequest } from "../hypervisor/protos.js";
 
-/** Stands in for the local pod VM image's agent (src/providers/qemu/guest/agent-session.sh): a line protocol, not ttrpc. */
+/** Stands in for an agent that speaks a line protocol, not ttrpc (as the local pod VM image did before peerpods-agent). */
 export async function lineAgent(): Promise<{ server: Server; endpoint: string }> {
   const server = createServer((socket) => {
     let pending = "";

@@ -1,69 +1,38 @@
 import assert from "node:assert/strict";
-import { createServer, type AddressInfo, type Server } from "node:net";
-import { agentSession, podDataCommands } from "./agent.js";
+import { agentMessages } from "../../runtime/agent-client.js";
+import { fakeAgents, type FakeAgent } from "../../test-support/fake-agent.js";
+import type { ProviderError } from "../types.js";
+import { handOverPodData } from "./agent.js";
 
-/** A stand-in for the guest's line protocol: answers `ok` to user-data, an error to anything else, closes on quit. */
-function fakeAgent(received: string[]): Promise<{ server: Server; port: number }> {
-  const server = createServer((socket) => {
-    let buffered = "";
-    socket.setEncoding("utf8");
-    socket.on("data", (chunk: string) => {
-      buffered += chunk;
-      for (let end = buffered.indexOf("\n"); end >= 0; end = buffered.indexOf("\n")) {
-        const line = buffered.slice(0, end);
-        buffered = buffered.slice(end + 1);
-        received.push(line);
-        if (line === "quit") socket.end();
-        else socket.write(line.startsWith("user-data ") ? "ok\n" : "error: unknown command\n");
-      }
+const portOf = (agent: FakeAgent): number => Number(agent.endpoint.split(":").at(-1));
+
+describe("handing a pod's data to a booted qemu VM", () => {
+  const { start, closeAll } = fakeAgents();
+  afterEach(closeAll);
+
+  it("sends the user data, then the workload it implies", async () => {
+    const agent = await start(() => ({}));
+    const userData = JSON.stringify({ pod: "a", command: ["sh", "-c", "echo hi"] });
+    await handOverPodData("vm-1", portOf(agent), userData);
+    assert.deepEqual(agent.calls.map((c) => c.method), ["SetUserData", "StartWorkload"]);
+    assert.equal(agentMessages.setUserDataRequest.decode(agent.calls[0]!.payload).data.toString(), userData);
+    assert.equal(agentMessages.startWorkloadRequest.decode(agent.calls[1]!.payload).script, "echo hi\n");
+  });
+
+  it("sends no workload when the user data implies none", async () => {
+    const agent = await start(() => ({}));
+    await handOverPodData("vm-1", portOf(agent), "{}");
+    assert.deepEqual(agent.calls.map((c) => c.method), ["SetUserData"]);
+  });
+
+  it("takes a workload already started as its own (a retried claim), and any other refusal as retryable", async () => {
+    const started = await start((call) => (call.method === "StartWorkload" ? { code: 6, message: "a workload was already started" } : {}));
+    await handOverPodData("vm-1", portOf(started), JSON.stringify({ command: ["sleep", "1"] }));
+    const refusing = await start(() => ({ code: 9, message: "the client speaks agent protocol version 2" }));
+    await assert.rejects(handOverPodData("vm-2", portOf(refusing), "{}"), (error: ProviderError) => {
+      assert.equal(error.kind, "retryable");
+      assert.match(error.message, /could not hand the pod's data to qemu VM vm-2: SetUserData: the client speaks agent protocol version 2/);
+      return true;
     });
-  });
-  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve({ server, port: (server.address() as { port: number }).port })));
-}
-
-describe("qemu guest agent session", () => {
-  it("sends the pod's data base64-encoded, one command a line, with the workload only when there is one", () => {
-    assert.deepEqual(podDataCommands('{"a":1}', undefined), [`user-data ${Buffer.from('{"a":1}').toString("base64")}`]);
-    const [, workload] = podDataCommands("{}", "echo hi\n");
-    assert.equal(workload, `workload ${Buffer.from("echo hi\n").toString("base64")}`);
-  });
-
-  it("returns one answer per command and ends the session with quit", async () => {
-    const received: string[] = [];
-    const { server, port } = await fakeAgent(received);
-    try {
-      assert.deepEqual(await agentSession(port, ["user-data e30=", "bogus"]), ["ok", "error: unknown command"]);
-      assert.deepEqual(received, ["user-data e30=", "bogus", "quit"]);
-    } finally {
-      server.close();
-    }
-  });
-
-  it("fails when nothing listens", async () => {
-    const { server, port } = await fakeAgent([]);
-    await new Promise((resolve) => server.close(resolve));
-    await assert.rejects(agentSession(port, ["ping"]));
-  });
-});
-
-describe("agentSession over a flaky guest network", () => {
-  it("tries again when the connection is reset before the agent answered", async () => {
-    let connections = 0;
-    const server = createServer((socket) => {
-      connections += 1;
-      if (connections === 1) {
-        socket.resetAndDestroy();
-        return;
-      }
-      socket.on("data", () => socket.end("pong\n"));
-    });
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    try {
-      const port = (server.address() as AddressInfo).port;
-      assert.deepEqual(await agentSession(port, ["ping"]), ["pong"]);
-      assert.equal(connections, 2);
-    } finally {
-      server.close();
-    }
   });
 });

@@ -1,13 +1,16 @@
 #!/bin/sh
-# peerpods pod VM init (PID 1 of the initramfs, busybox sh). Loads the virtio drivers, brings up
-# qemu's user-mode network, serves the agent port, runs the pod's workload when the host supplied
-# one, reports "ready" with its boot time on the virtio-serial port "peerpods.status" (a file on
-# the host) and then a heartbeat line every peerpods.heartbeat seconds.
+# peerpods pod VM init (PID 1 of the initramfs, busybox sh). Loads the virtio drivers, mounts what
+# runc needs (cgroup2, a tmpfs for container bundles), brings up qemu's user-mode network, and then
+# becomes peerpods-agent: it serves the agent port, runs the pod's workload when the host supplied
+# one, reports "ready" with its boot time on the virtio-serial port "peerpods.status" (a file on the
+# host) and then a heartbeat line every peerpods.heartbeat seconds.
 export PATH=/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
-mkdir -p /run/peerpods /tmp
+mount -t cgroup2 cgroup2 /sys/fs/cgroup
+mkdir -p /run/peerpods/containers /tmp
+mount -t tmpfs -o mode=700 bundles /run/peerpods/containers
 [ -f /peerpods/user-data ] && cp /peerpods/user-data /run/peerpods/user-data
 
 while read -r module; do
@@ -37,32 +40,12 @@ port() {
   return 1
 }
 
-# /proc/uptime has two decimals: "1.94" -> 1940.
-uptime_ms() {
-  read -r up _ < /proc/uptime
-  echo "${up%.*}${up#*.}0"
-}
-
 ip link set lo up
 ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && ip route add default via 10.0.2.2
 
-exec 3> "$(port peerpods.status)"
-nc -ll -p "$(param peerpods.agent_port 1024)" -e /peerpods/agent-session &
-
-if [ -f /peerpods/workload.sh ]; then
-  echo running > /run/peerpods/workload.state
-  (
-    sh /peerpods/workload.sh > "$(port peerpods.workload)" 2>&1
-    code=$?
-    echo "exited $code" > /run/peerpods/workload.state
-    echo "workload exited code=$code" >&3
-  ) &
-fi
-
-echo "ready boot_ms=$(uptime_ms) kernel=$(uname -r)" >&3
-heartbeat=$(param peerpods.heartbeat 5)
-while :; do
-  sleep "$heartbeat"
-  workload=$(cat /run/peerpods/workload.state 2>/dev/null || echo none)
-  echo "heartbeat uptime_ms=$(uptime_ms) workload=$(echo "$workload" | tr ' ' ':')" >&3
-done
+exec /peerpods/agent \
+  --listen ":$(param peerpods.agent_port 1024)" \
+  --status-port "$(port peerpods.status)" \
+  --heartbeat "$(param peerpods.heartbeat 5)s" \
+  --instance-id "$(param peerpods.id '')" \
+  --boot-workload /peerpods/workload.sh

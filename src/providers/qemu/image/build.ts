@@ -1,8 +1,9 @@
 /**
  * `npm run podvm:build`: the pod VM image — a Debian cloud kernel and an initramfs with
- * busybox, the virtio drivers the kernel lacks built in, and the project's init/agent — made from
- * Debian packages only (fetched with `apt-get download`, unpacked with `dpkg -x`, never installed)
- * into `${PEERPODS_CACHE_DIR:-~/.cache/peerpods}/podvm-<version>/`. Skipped when nothing changed.
+ * busybox, the virtio drivers the kernel lacks built in, the project's init, peerpods-agent and
+ * runc — made from Debian packages (fetched with `apt-get download`, unpacked with `dpkg -x`, never
+ * installed) and the Go binaries of `npm run runtime:build` (built first, if stale) into
+ * `${PEERPODS_CACHE_DIR:-~/.cache/peerpods}/podvm-<version>/`. Skipped when nothing changed.
  */
 import { execFile, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -11,22 +12,27 @@ import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promise
 import { basename, join } from "node:path";
 import { promisify } from "node:util";
 import { gunzipSync, gzipSync } from "node:zlib";
+import { buildRuntime, type RuntimeBinaries } from "../../../runtime/build.js";
 import { writeCpio, type CpioEntry } from "./cpio.js";
 import { bzImagePayload, hasPvhEntry, moduleIndex, moduleLoadOrder, modinfoDepends, newestCloudKernel } from "./kernel.js";
 import { defaultImageDir, MANIFEST_FILE, PODVM_VERSION, readManifest, type ImageManifest } from "./paths.js";
 
 const run = promisify(execFile);
 const BUSYBOX_PACKAGE = "busybox-static";
-/** virtio-mmio transport (microvm), virtio-pci (q35 fallback), serial ports, network. */
-const WANTED_MODULES = ["virtio_mmio", "virtio_pci", "virtio_console", "virtio_net"];
+/**
+ * virtio-mmio transport (microvm), virtio-pci (q35 fallback), serial ports, network; overlay lets
+ * runc seal its own binary for `runc init` with an overlayfs instead of copying it into a memfd
+ * at every container start and exec.
+ */
+const WANTED_MODULES = ["virtio_mmio", "virtio_pci", "virtio_console", "virtio_net", "overlay"];
 const GUEST_DIR = new URL("../guest/", import.meta.url);
 /** Files whose content goes into the image: any change rebuilds it. */
-const SOURCES = ["../guest/init.sh", "../guest/agent-session.sh", "./build.ts", "./cpio.ts", "./kernel.ts"].map((path) => new URL(path, import.meta.url));
+const SOURCES = ["../guest/init.sh", "./build.ts", "./cpio.ts", "./kernel.ts"].map((path) => new URL(path, import.meta.url));
 
 let stepNumber = 0;
 async function step<T>(title: string, work: () => Promise<T>): Promise<T> {
   const started = Date.now();
-  process.stdout.write(`[podvm ${++stepNumber}/6] ${title} ... `);
+  process.stdout.write(`[podvm ${++stepNumber}/7] ${title} ... `);
   const result = await work();
   console.log(`done (${((Date.now() - started) / 1000).toFixed(1)} s)`);
   return result;
@@ -91,12 +97,13 @@ async function kernelModules(kernelRoot: string, busybox: string): Promise<{ rel
   return { release, modules: new Map(order.map((name) => [name, contents.get(name)!])) };
 }
 
-async function initramfs(busybox: string, modules: Map<string, Buffer>): Promise<Buffer> {
+async function initramfs(busybox: string, modules: Map<string, Buffer>, runtime: RuntimeBinaries): Promise<Buffer> {
   const applets = (await output(busybox, ["--list"])).split("\n").filter((a) => a && a !== "busybox" && /^[\w.[-]+$/.test(a));
   const guestFile = (name: string): Promise<Buffer> => readFile(new URL(name, GUEST_DIR));
   const entries: CpioEntry[] = [
     { type: "file", path: "init", data: await guestFile("init.sh"), mode: 0o755 },
-    { type: "file", path: "peerpods/agent-session", data: await guestFile("agent-session.sh"), mode: 0o755 },
+    { type: "file", path: "peerpods/agent", data: await readFile(runtime.agent), mode: 0o755 },
+    { type: "file", path: "bin/runc", data: await readFile(runtime.runc), mode: 0o755 },
     { type: "file", path: "bin/busybox", data: await readFile(busybox), mode: 0o755 },
     ...applets.map((applet): CpioEntry => ({ type: "symlink", path: `bin/${applet}`, target: "busybox" })),
     ...[...modules].map(([name, data]): CpioEntry => ({ type: "file", path: `lib/modules/${name}.ko`, data })),
@@ -135,8 +142,8 @@ function uncompressedKernel(bzImage: Buffer, busybox: string): { elf?: Buffer; r
   }
 }
 
-async function inputsHash(packages: Awaited<ReturnType<typeof resolvePackages>>): Promise<string> {
-  const hash = createHash("sha256").update(JSON.stringify({ PODVM_VERSION, packages, WANTED_MODULES }));
+async function inputsHash(packages: Awaited<ReturnType<typeof resolvePackages>>, runtime: RuntimeBinaries): Promise<string> {
+  const hash = createHash("sha256").update(JSON.stringify({ PODVM_VERSION, packages, WANTED_MODULES, runtime: runtime.key }));
   for (const source of SOURCES) hash.update(await readFile(source));
   return hash.digest("hex").slice(0, 16);
 }
@@ -149,7 +156,8 @@ async function writeAtomically(path: string, data: Buffer | string): Promise<voi
 
 async function buildImage(imageDir: string): Promise<ImageManifest> {
   const packages = await step("resolving Debian packages", resolvePackages);
-  const inputs = await inputsHash(packages);
+  const runtime = await step("building peerpods-agent and runc (npm run runtime:build)", buildRuntime);
+  const inputs = await inputsHash(packages, runtime);
   const existing = await readManifest(imageDir);
   if (existing?.inputs === inputs && existsSync(join(imageDir, existing.kernel)) && existsSync(join(imageDir, existing.initrd))) {
     console.log(`pod VM image up to date in ${imageDir} (${existing.kernelPackage})`);
@@ -166,7 +174,7 @@ async function buildImage(imageDir: string): Promise<ImageManifest> {
   });
   const busybox = join(busyboxRoot, "bin", "busybox");
   const { release, modules } = await step("resolving kernel modules", () => kernelModules(kernelRoot, busybox));
-  const initrd = await step(`writing the initramfs (${modules.size} modules: ${[...modules.keys()].join(", ") || "none"})`, () => initramfs(busybox, modules));
+  const initrd = await step(`writing the initramfs (${modules.size} modules: ${[...modules.keys()].join(", ") || "none"})`, () => initramfs(busybox, modules, runtime));
   const kernel = await step("installing kernel and initramfs", async () => {
     const bzImage = await readFile(join(kernelRoot, "boot", `vmlinuz-${release}`));
     const { elf, reason } = uncompressedKernel(bzImage, busybox);

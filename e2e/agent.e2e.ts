@@ -1,0 +1,134 @@
+/**
+ * peerpods-agent in a real pod VM (qemu, the pod VM image): containers from a busybox rootfs
+ * shipped from the node, run with runc inside the VM, driven by peerpods-agentctl (the Go client
+ * the containerd shim will use) over the VM's forwarded agent port.
+ */
+import assert from "node:assert/strict";
+import { availableParallelism, release } from "node:os";
+import { join } from "node:path";
+import { pino } from "pino";
+import { createProvider } from "../src/providers/factory.js";
+import { defaultImageDir, readManifest } from "../src/providers/qemu/image/paths.js";
+import type { QemuProvider } from "../src/providers/qemu/provider.js";
+import { TAG, type Instance } from "../src/providers/types.js";
+import { withAgent, type AgentHealth } from "../src/runtime/agent-client.js";
+import { buildRuntime } from "../src/runtime/build.js";
+import { TtrpcStatusError } from "../src/runtime/ttrpc-client.js";
+import { agentctl, type AgentctlResult } from "./support/agentctl.js";
+import { busyboxRootfs } from "./support/busybox.js";
+import { trackedTempDir } from "./support/leftovers.js";
+import { processesMentioning } from "./support/processes.js";
+
+const BOOT_TIMEOUT_MS = 180_000;
+/** Not the host's count, so that a container reporting the host's is caught. */
+const VM_VCPUS = availableParallelism() === 1 ? 2 : 1;
+
+interface Ran extends AgentctlResult {
+  stdout: string;
+  stderr: string;
+  exitCode: number;
+  timings: Record<string, number>;
+}
+
+describe("peerpods-agent: containers with runc inside a real pod VM", function () {
+  this.timeout(BOOT_TIMEOUT_MS);
+  let dir: string;
+  let provider: QemuProvider;
+  let vm: Instance;
+  let ctlBinary: string;
+  let rootfs: string;
+  let bootLeftovers: AgentHealth["leftovers"];
+  const measured: string[] = [];
+
+  const ctl = (args: string[], input?: string): Promise<AgentctlResult> => agentctl(ctlBinary, vm.agentEndpoint!, args, input);
+  const ran = async (args: string[], input?: string): Promise<Ran> => {
+    const result = await ctl(args, input);
+    assert.equal(result.code, undefined, `${args.join(" ")}: ${result.code} ${result.message}`);
+    return result as Ran;
+  };
+  const health = (): Promise<AgentHealth> => withAgent(vm.agentEndpoint!, (agent) => agent.health());
+
+  before(async function () {
+    this.timeout(BOOT_TIMEOUT_MS * 2);
+    dir = trackedTempDir("pp-agent-");
+    ctlBinary = (await buildRuntime()).agentctl;
+    rootfs = await busyboxRootfs(defaultImageDir(), join(dir, "busybox"));
+    provider = (await createProvider({ name: "qemu", qemu: {} }, { clusterId: "agent-e2e", stateDir: join(dir, "state"), log: pino({ level: "silent" }) })) as QemuProvider;
+    const started = Date.now();
+    const created = await provider.create({
+      name: "agent-e2e",
+      instanceType: { name: "e2e", vcpus: VM_VCPUS, memoryMiB: 256, gpus: 0 },
+      userData: "{}",
+      tags: { [TAG.cluster]: "agent-e2e", [TAG.podUid]: "agent-e2e" },
+    });
+    vm = await provider.waitUntilReady(created.id, BOOT_TIMEOUT_MS);
+    measured.push(`VM ready in ${Date.now() - started} ms (${vm.message})`);
+    bootLeftovers = (await health()).leftovers;
+  });
+
+  after(async function () {
+    this.timeout(60_000);
+    if (vm) await provider.delete(vm.id);
+    assert.deepEqual(await processesMentioning(`${dir}/`), [], "no qemu process left");
+    if (measured.length > 0) console.log(`      ${measured.join("; ")}`);
+  });
+
+  it("a container prints the pod VM's kernel release and vCPU count, never the host's", async () => {
+    const kernel = (await readManifest(defaultImageDir()))!.kernelRelease;
+    const result = await ran(["run", "-id", "facts", "-rootfs", rootfs, "--", "sh", "-c", "uname -r; nproc"]);
+    assert.deepEqual(result.stdout.split("\n"), [kernel, String(VM_VCPUS), ""]);
+    assert.notEqual(kernel, release(), "the image's kernel is not the host's (else the check means nothing)");
+    assert.equal(result.exitCode, 0);
+    measured.push(`create → first output ${result.timings.firstOutputMs} ms (rootfs upload ${result.timings.uploadMs} ms)`);
+  });
+
+  it("a container that exits 3 reports 3, with its stderr apart from its stdout", async () => {
+    const result = await ran(["run", "-id", "exit3", "-rootfs", rootfs, "-env", "WHO=peerpods", "-cwd", "/bin", "--", "sh", "-c", 'echo "$WHO in $PWD"; echo oops >&2; exit 3']);
+    assert.deepEqual([result.stdout, result.stderr, result.exitCode], ["peerpods in /bin\n", "oops\n", 3]);
+  });
+
+  it("exec: stdin echoes through cat; a terminal gets its size and input; the exec's exit code comes back", async () => {
+    await ran(["run", "-id", "app", "-detach", "-rootfs", rootfs, "--", "sleep", "3600"]);
+    const cat = await ran(["exec", "-id", "app", "-exec", "cat", "-stdin", "--", "cat"], "through cat\nand back\n");
+    assert.deepEqual([cat.stdout, cat.exitCode], ["through cat\nand back\n", 0]);
+    const tty = await ran(["exec", "-id", "app", "-exec", "tty", "-tty", "-stdin", "-rows", "40", "-cols", "100", "--", "sh", "-c", 'read line; stty size; tty; echo "got $line"; exit 4'], "hello\n");
+    assert.match(tty.stdout, /^hello\r\n40 100\r\n\/dev\/pts\/\d+\r\ngot hello\r\n$/);
+    assert.equal(tty.exitCode, 4);
+    const echo = await ran(["exec", "-id", "app", "-exec", "echo", "--", "echo", "hi"]);
+    assert.equal(echo.stdout, "hi\n");
+    measured.push(`exec round trip ${echo.timings.exitMs} ms (ExecProcess of echo until its exit)`);
+  });
+
+  it("two containers share the VM (its network): one serves on a port, the other reads it", async () => {
+    await ran(["run", "-id", "server", "-detach", "-rootfs", rootfs, "--", "sh", "-c", "echo from the server container | nc -l -p 8080"]);
+    const client = await ran(["run", "-id", "client", "-rootfs", rootfs, "--", "sh", "-c", "for i in 1 2 3 4 5 6 7 8 9 10; do nc 127.0.0.1 8080 && exit 0; sleep 0.5; done; exit 1"]);
+    assert.deepEqual([client.stdout, client.exitCode], ["from the server container\n", 0]);
+    assert.equal((await health()).containers, 5, "facts, exit3, app, server, client and nothing else");
+  });
+
+  it("bad input gets a clear error and the agent serves on", async () => {
+    const huge = await ctl(["oversize-tree", "-id", "huge", "-bytes", String(2 ** 40)]);
+    assert.equal(huge.code, "ResourceExhausted");
+    assert.match(huge.message!, /tar entry "huge" of 1099511627776 bytes does not fit/);
+    const otherVersion = await ctl(["call-as-protocol", "7"]);
+    assert.equal(otherVersion.code, "FailedPrecondition");
+    assert.match(otherVersion.message!, /the client speaks agent protocol version "7", this agent speaks version 1/);
+    const malformed = await withAgent(vm.agentEndpoint!, (agent) => agent.call("CreateContainer", Buffer.from([0xff, 0xff, 0xff]))).catch((error: unknown) => error);
+    assert.ok(malformed instanceof TtrpcStatusError && malformed.code !== 0, `a malformed request is refused: ${String(malformed)}`);
+    const unknown = await ctl(["delete", "-id", "no-such-container"]);
+    assert.deepEqual([unknown.code, unknown.message], ["NotFound", 'no container "no-such-container" in this VM']);
+    const after = await health();
+    assert.equal(after.ready, true);
+    assert.ok((after.failed_calls.WriteTree ?? 0) >= 1 && (after.failed_calls.Health ?? 0) >= 1 && (after.failed_calls.CreateContainer ?? 0) >= 1, JSON.stringify(after.failed_calls));
+  });
+
+  it("delete leaves nothing behind: no bundle, runc state or cgroup, and the bundle space back to its boot value", async () => {
+    const running = await ctl(["delete", "-id", "app"]);
+    assert.equal(running.code, "FailedPrecondition", "a running container needs force");
+    for (const id of ["facts", "exit3", "client", "huge"]) await ran(["delete", "-id", id]);
+    for (const id of ["app", "server"]) await ran(["delete", "-id", id, "-force"]);
+    const now = await health();
+    assert.equal(now.containers, 0);
+    assert.deepEqual(now.leftovers, bootLeftovers);
+  });
+});

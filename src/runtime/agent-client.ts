@@ -1,0 +1,106 @@
+/**
+ * The node's TypeScript side of agent.proto (pkg/agentapi), for what the worker asks of a pod VM's
+ * agent: its version and health, the pod's user data, the shell workload. The containerd shim
+ * speaks the rest in Go (pkg/agentclient).
+ */
+import { fileURLToPath } from "node:url";
+import protobuf from "protobufjs";
+import { codecOf } from "../hypervisor/protos.js";
+import { ResetBeforeAnswer, TtrpcClient } from "./ttrpc-client.js";
+
+export const AGENT_SERVICE = "peerpods.agent.Agent";
+/** pkg/agentapi's ProtocolVersion and metadata key (a unit test keeps them equal). */
+export const AGENT_PROTOCOL_VERSION = 1;
+export const AGENT_PROTOCOL_METADATA_KEY = "peerpods-agent-protocol";
+
+const root = new protobuf.Root();
+root.loadSync(fileURLToPath(new URL("./pkg/agentapi/agent.proto", import.meta.url)), { keepCase: true });
+const codec = <T>(name: string) => codecOf<T>(root, `peerpods.agent.${name}`);
+
+export interface AgentVersion {
+  agent_version: string;
+  protocol_versions: number[];
+  kernel_release: string;
+  vcpus: number;
+  runc_version: string;
+}
+
+export interface AgentHealth {
+  ready: boolean;
+  uptime_ms: number;
+  instance_id: string;
+  /** "none", "running" or "exited N". */
+  workload: string;
+  containers: number;
+  leftovers?: { bundles: number; runc_states: number; cgroups: number; bundle_bytes: number };
+  failed_calls: Record<string, number>;
+}
+
+export const agentMessages = {
+  empty: codec<Record<string, never>>("Empty"),
+  versionResponse: codec<AgentVersion>("VersionResponse"),
+  healthResponse: codec<AgentHealth>("HealthResponse"),
+  setUserDataRequest: codec<{ data: Buffer }>("SetUserDataRequest"),
+  startWorkloadRequest: codec<{ script: string }>("StartWorkloadRequest"),
+};
+
+const RESET_RETRIES = 3;
+const RESET_RETRY_DELAY_MS = 250;
+
+/** One connection to an agent; every call carries this side's protocol version. */
+export class AgentClient {
+  private constructor(
+    private readonly ttrpc: TtrpcClient,
+    private readonly timeoutMs: number,
+  ) {}
+
+  static async connect(endpoint: string, timeoutMs: number): Promise<AgentClient> {
+    return new AgentClient(await TtrpcClient.connect(endpoint, timeoutMs), timeoutMs);
+  }
+
+  /** A call with a raw request payload (what the typed methods use; tests send malformed ones). */
+  call(method: string, payload: Uint8Array): Promise<Buffer> {
+    return this.ttrpc.call(AGENT_SERVICE, method, payload, { timeoutMs: this.timeoutMs, metadata: { [AGENT_PROTOCOL_METADATA_KEY]: String(AGENT_PROTOCOL_VERSION) } });
+  }
+
+  async version(): Promise<AgentVersion> {
+    return agentMessages.versionResponse.decode(await this.call("Version", agentMessages.empty.encode({})));
+  }
+
+  async health(): Promise<AgentHealth> {
+    return agentMessages.healthResponse.decode(await this.call("Health", agentMessages.empty.encode({})));
+  }
+
+  async setUserData(userData: string): Promise<void> {
+    await this.call("SetUserData", agentMessages.setUserDataRequest.encode({ data: Buffer.from(userData) }));
+  }
+
+  /** Rejects with code ALREADY_EXISTS when the VM started a workload before. */
+  async startWorkload(script: string): Promise<void> {
+    await this.call("StartWorkload", agentMessages.startWorkloadRequest.encode({ script }));
+  }
+
+  close(): void {
+    this.ttrpc.close();
+  }
+}
+
+/**
+ * Runs `session` on a connection to the agent at `endpoint` (`tcp:HOST:PORT` or a unix socket).
+ * qemu's user-mode network resets a connection the guest has not accepted yet, so a reset before
+ * the agent answered anything is tried again a few times: nothing the agent answered is repeated.
+ */
+export async function withAgent<T>(endpoint: string, session: (agent: AgentClient) => Promise<T>, timeoutMs = 10_000): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    let agent: AgentClient | undefined;
+    try {
+      agent = await AgentClient.connect(endpoint, timeoutMs);
+      return await session(agent);
+    } catch (error) {
+      if (!(error instanceof ResetBeforeAnswer) || attempt >= RESET_RETRIES) throw error;
+      await new Promise((resolve) => setTimeout(resolve, RESET_RETRY_DELAY_MS));
+    } finally {
+      agent?.close();
+    }
+  }
+}

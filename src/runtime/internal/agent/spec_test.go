@@ -1,0 +1,58 @@
+package agent
+
+import (
+	"slices"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"peerpods.io/runtime/pkg/agentapi"
+)
+
+func TestProcessSpecDefaults(t *testing.T) {
+	p := processSpec(&agentapi.Process{Args: []string{"sh"}, Env: []string{"A=1"}, User: &agentapi.User{Uid: 1000, Gid: 100, AdditionalGids: []uint32{5}}})
+	if p.Cwd != "/" || !slices.Contains(p.Env, defaultPath) || !slices.Contains(p.Env, "A=1") {
+		t.Errorf("cwd %q env %v: want / and a default PATH", p.Cwd, p.Env)
+	}
+	if p.User.UID != 1000 || p.User.GID != 100 || !slices.Equal(p.User.AdditionalGids, []uint32{5}) {
+		t.Errorf("user %+v", p.User)
+	}
+	if !slices.Equal(p.Capabilities.Bounding, defaultCapabilities) || len(p.Capabilities.Ambient) != 0 {
+		t.Errorf("no capabilities asked for should give the default set, got %+v", p.Capabilities)
+	}
+	own := processSpec(&agentapi.Process{Args: []string{"sh"}, Env: []string{"PATH=/opt"}, Capabilities: &agentapi.Capabilities{}})
+	if slices.Contains(own.Env, defaultPath) || len(own.Capabilities.Bounding) != 0 {
+		t.Errorf("a process's own PATH and empty capability sets must stay: %v %+v", own.Env, own.Capabilities)
+	}
+}
+
+func TestContainerSpec(t *testing.T) {
+	req := &agentapi.CreateContainerRequest{
+		Process:        &agentapi.Process{Args: []string{"sh"}},
+		Mounts:         []*agentapi.Mount{{Destination: "/etc/config", Tree: "config", Readonly: true}, {Destination: "/etc/hosts", Tree: "files", Path: "hosts"}},
+		ReadonlyRootfs: true,
+	}
+	spec := containerSpec("c1", req, map[string]string{"rootfs": "/b/c1/rootfs", "config": "/b/c1/trees/config", "files": "/b/c1/trees/files"}, "/peerpods")
+	if spec.Root.Path != "rootfs" || !spec.Root.Readonly || spec.Linux.CgroupsPath != "/peerpods/c1" {
+		t.Errorf("root %+v cgroup %q", spec.Root, spec.Linux.CgroupsPath)
+	}
+	var kinds []specs.LinuxNamespaceType
+	for _, ns := range spec.Linux.Namespaces {
+		kinds = append(kinds, ns.Type)
+	}
+	if slices.Contains(kinds, specs.NetworkNamespace) || !slices.Contains(kinds, specs.PIDNamespace) || !slices.Contains(kinds, specs.MountNamespace) {
+		t.Errorf("namespaces %v: own pid and mount, the VM's network", kinds)
+	}
+	mounts := map[string]specs.Mount{}
+	for _, m := range spec.Mounts {
+		mounts[m.Destination] = m
+	}
+	if m := mounts["/etc/config"]; m.Source != "/b/c1/trees/config" || !slices.Contains(m.Options, "ro") || m.Type != "bind" {
+		t.Errorf("config mount %+v", m)
+	}
+	if m := mounts["/etc/hosts"]; m.Source != "/b/c1/trees/files/hosts" || slices.Contains(m.Options, "ro") {
+		t.Errorf("hosts mount %+v", m)
+	}
+	if _, ok := mounts["/proc"]; !ok {
+		t.Error("no /proc")
+	}
+}
