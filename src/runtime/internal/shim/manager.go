@@ -136,4 +136,3 @@ func (Manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) {
 func (m Manager) Info(context.Context, io.Reader) (*types.RuntimeInfo, error) {
 	return &types.RuntimeInfo{Name: RuntimeName, Version: &types.RuntimeVersion{Version: m.Version}}, nil
 }
-

@@ -15,7 +15,7 @@ import (
 // stdio are the FIFO paths containerd gives a process ("" for a stream it does not want).
 type stdio struct {
 	stdin, stdout, stderr string
-	terminal             bool
+	terminal              bool
 }
 
 // copier moves a process's stdio between containerd's FIFOs and the agent.

@@ -11,8 +11,8 @@ import (
 	"github.com/containerd/log"
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"google.golang.org/protobuf/types/known/emptypb"
-	"peerpods.io/runtime/pkg/agentclient"
 	"peerpods.io/runtime/pkg/agentapi"
+	"peerpods.io/runtime/pkg/agentclient"
 )
 
 var empty = &emptypb.Empty{}
