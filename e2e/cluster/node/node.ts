@@ -17,7 +17,7 @@ import { freePorts } from "../../support/ports.js";
 import { cniConfList, containerdConfig, kubeletConfig, nodeLayout, type NodeLayout } from "./config.js";
 import { hostChanges, readHostState, type HostState } from "./host-state.js";
 import { cniDir, kubeletBinary, NODE_IMAGES, nodeArtifacts, nodeImageArchive, runcBinary } from "./paths.js";
-import { NodeParts } from "./parts.js";
+import { NodeParts, type ContainerdExtra } from "./parts.js";
 import { sweepHost } from "./sweep.js";
 
 /** CRI handlers the node serves, all with runc: `runc` (the default), and the peer-pod RuntimeClasses' handlers. */
@@ -28,6 +28,8 @@ const POD_SUBNET = "10.88.0.0/24";
 export interface RealNodeOptions {
   /** Labels the kubelet registers its node with (NodeRestriction refuses only kubernetes.io / k8s.io ones it does not own). */
   labels?: Record<string, string>;
+  /** Shims beyond runc's (e.g. containerd-shim-peerpods-v2) and the environment containerd hands them. */
+  containerd?: ContainerdExtra;
 }
 
 export interface RealNode {
@@ -89,7 +91,7 @@ export async function startRealNode(cluster: Cluster, options: RealNodeOptions =
   const before = readHostState([layout.dir]);
   const forgetSweep = atExit(() => sweepHost(before, layout.dir));
   const core = cluster.kc.makeApiClient(CoreV1Api);
-  const parts = new NodeParts(layout, name, options.labels ?? {}, core);
+  const parts = new NodeParts(layout, name, options.labels ?? {}, core, options.containerd);
   let stopping: Promise<string[]> | undefined;
   const stop = (): Promise<string[]> =>
     (stopping ??= (async () => {

@@ -22,6 +22,12 @@ function hostAddress(): string {
 }
 
 /** A node's containerd and kubelet processes: started, killed and stopped one by one. */
+/** More shims for containerd to find on its PATH, and environment it hands them. */
+export interface ContainerdExtra {
+  shimDirs?: string[];
+  env?: Record<string, string>;
+}
+
 export class NodeParts {
   readonly #running = new Map<"containerd" | "kubelet", ManagedProcess>();
 
@@ -30,6 +36,7 @@ export class NodeParts {
     private readonly name: string,
     private readonly labels: Record<string, string>,
     private readonly core: CoreV1Api,
+    private readonly containerdExtra: ContainerdExtra = {},
   ) {}
 
   /** `ctr` against this containerd, in the CRI's namespace (k8s.io). */
@@ -39,7 +46,9 @@ export class NodeParts {
   /** Resolves once containerd answers. */
   async startContainerd(): Promise<void> {
     // containerd finds its shim on PATH
-    const env = { PATH: `${dirname(containerdBinary("containerd"))}:${process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin"}` };
+    const { shimDirs = [], env: extraEnv = {} } = this.containerdExtra;
+    const path = [...shimDirs, dirname(containerdBinary("containerd")), process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin"].join(":");
+    const env = { ...extraEnv, PATH: path };
     const containerd = this.#start("containerd", containerdBinary("containerd"), ["--config", this.layout.containerdConfig], env);
     await untilExit([containerd], waitFor(() => this.ctr(["version"]), { timeoutMs: 20_000, intervalMs: 50, message: "containerd to answer" }));
   }

@@ -1,0 +1,96 @@
+/**
+ * containerd-shim-peerpods-v2 with the real containerd of the real node, the hypervisor part and a
+ * qemu pod VM: `ctr run --runtime io.containerd.peerpods.v2` runs busybox in the VM, not on the host.
+ */
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { writeFile } from "node:fs/promises";
+import { release } from "node:os";
+import { dirname, join } from "node:path";
+import { promisify } from "node:util";
+import { defaultImageDir, readManifest } from "../src/providers/qemu/image/paths.js";
+import { buildRuntime } from "../src/runtime/build.js";
+import { startRealNode, type RealNode } from "./cluster/node/node.js";
+import { containerdBinary, NODE_IMAGES } from "./cluster/node/paths.js";
+import { cluster } from "./setup.js";
+import { trackedTempDir } from "./support/leftovers.js";
+import { startPeerpods, type Peerpods } from "./support/peerpods.js";
+import { processesMentioning } from "./support/processes.js";
+
+const run = promisify(execFile);
+const SHIM = "containerd-shim-peerpods-v2";
+const BOOT_TIMEOUT_MS = 180_000;
+const POLICY = { instanceTypes: [{ name: "small", vcpus: 1, memoryMiB: 256 }], provider: { name: "qemu", qemu: { maxVMs: 2 } } };
+
+interface CtrRun {
+  stdout: string;
+  exitCode: number;
+}
+
+/** Mounts whose source or target names the shim's rootfs folders. */
+const rootfsMounts = (): string[] => readFileSync("/proc/self/mountinfo", "utf8").split("\n").filter((line) => line.includes("peerpods-rootfs-"));
+
+describe("containerd-shim-peerpods-v2: real containerd, the hypervisor part, a qemu pod VM", function () {
+  this.timeout(BOOT_TIMEOUT_MS);
+  let dir: string;
+  let node: RealNode;
+  let peerpods: Peerpods;
+  let socket: string;
+  const measured: string[] = [];
+
+  /** `ctr run` of busybox as a task of its own (its own VM), with the pod identity the hypervisor part wants. */
+  const ctrRun = async (id: string, script: string): Promise<CtrRun> => {
+    const annotations = { "io.kubernetes.cri.sandbox-name": id, "io.kubernetes.cri.sandbox-namespace": "shim-e2e", "io.kubernetes.cri.sandbox-uid": randomUUID() };
+    const args = ["--address", node.containerdSocket, "--namespace", "k8s.io", "run", "--rm", "--runtime", "io.containerd.peerpods.v2"];
+    for (const [key, value] of Object.entries(annotations)) args.push("--annotation", `${key}=${value}`);
+    args.push(NODE_IMAGES.busybox.name, id, "sh", "-c", script);
+    try {
+      const { stdout } = await run(containerdBinary("ctr"), args, { timeout: BOOT_TIMEOUT_MS });
+      return { stdout, exitCode: 0 };
+    } catch (error) {
+      const failed = error as { code?: number; stdout?: string; stderr?: string };
+      if (typeof failed.code !== "number") throw error;
+      return { stdout: failed.stdout ?? "", exitCode: failed.code };
+    }
+  };
+
+  before(async function () {
+    this.timeout(BOOT_TIMEOUT_MS);
+    dir = trackedTempDir("pp-shim-");
+    const shim = (await buildRuntime()).shim;
+    socket = join(dir, "hypervisor.sock");
+    const policyFile = join(dir, "policy.json");
+    await writeFile(policyFile, JSON.stringify(POLICY));
+    peerpods = await startPeerpods({
+      args: ["--parts=hypervisor", `--policy-file=${policyFile}`, `--hypervisor-socket=${socket}`, `--pods-dir=${join(dir, "pods")}`, "--cluster-id=shim-e2e"],
+    });
+    node = await startRealNode(cluster(), { containerd: { shimDirs: [dirname(shim)], env: { PEERPODS_HYPERVISOR_SOCKET: socket } } });
+  });
+
+  after(async function () {
+    this.timeout(60_000);
+    const swept = node ? await node.stop() : [];
+    if (peerpods) await peerpods.stop();
+    if (measured.length > 0) console.log(`      ${measured.join("; ")}`);
+    assert.deepEqual(swept, [], "the node left nothing for the sweep");
+    assert.deepEqual(await processesMentioning(`${dir}/`), [], "no qemu process left");
+  });
+
+  it("busybox prints the pod VM's kernel release, not the host's, and its exit code comes back", async () => {
+    const kernel = (await readManifest(defaultImageDir()))!.kernelRelease;
+    assert.notEqual(kernel, release(), "the image's kernel is not the host's (else the check means nothing)");
+    const started = Date.now();
+    const result = await ctrRun("shim-uname", "uname -r; exit 3");
+    measured.push(`ctr run → exit (VM boot, rootfs shipped, uname) ${Date.now() - started} ms`);
+    assert.deepEqual(result, { stdout: `${kernel}\n`, exitCode: 3 });
+  });
+
+  it("leaves no shim process, rootfs mount or agent socket behind", async () => {
+    assert.deepEqual(await processesMentioning(SHIM), [], "no shim process left");
+    assert.deepEqual(rootfsMounts(), [], "no rootfs mount left");
+    const { stdout } = await run("find", [join(dir, "pods"), "-type", "s"]).catch(() => ({ stdout: "" }));
+    assert.equal(stdout, "", "no forwarded agent socket left");
+  });
+});
