@@ -26,6 +26,7 @@ const POLICY = { instanceTypes: [{ name: "small", vcpus: 1, memoryMiB: 256 }], p
 
 interface CtrRun {
   stdout: string;
+  stderr: string;
   exitCode: number;
 }
 
@@ -47,12 +48,12 @@ describe("containerd-shim-peerpods-v2: real containerd, the hypervisor part, a q
     for (const [key, value] of Object.entries(annotations)) args.push("--annotation", `${key}=${value}`);
     args.push(NODE_IMAGES.busybox.name, id, "sh", "-c", script);
     try {
-      const { stdout } = await run(containerdBinary("ctr"), args, { timeout: BOOT_TIMEOUT_MS });
-      return { stdout, exitCode: 0 };
+      const { stdout, stderr } = await run(containerdBinary("ctr"), args, { timeout: BOOT_TIMEOUT_MS });
+      return { stdout, stderr, exitCode: 0 };
     } catch (error) {
       const failed = error as { code?: number; stdout?: string; stderr?: string };
       if (typeof failed.code !== "number") throw error;
-      return { stdout: failed.stdout ?? "", exitCode: failed.code };
+      return { stdout: failed.stdout ?? "", stderr: failed.stderr ?? "", exitCode: failed.code };
     }
   };
 
@@ -71,10 +72,10 @@ describe("containerd-shim-peerpods-v2: real containerd, the hypervisor part, a q
 
   after(async function () {
     this.timeout(60_000);
-    const swept = node ? await node.stop() : [];
+    await node?.stop();
     if (peerpods) await peerpods.stop();
     if (measured.length > 0) console.log(`      ${measured.join("; ")}`);
-    assert.deepEqual(swept, [], "the node left nothing for the sweep");
+    assert.deepEqual(node?.leftovers() ?? [], [], "the node left nothing on the host");
     assert.deepEqual(await processesMentioning(`${dir}/`), [], "no qemu process left");
   });
 
@@ -84,7 +85,8 @@ describe("containerd-shim-peerpods-v2: real containerd, the hypervisor part, a q
     const started = Date.now();
     const result = await ctrRun("shim-uname", "uname -r; exit 3");
     measured.push(`ctr run → exit (VM boot, rootfs shipped, uname) ${Date.now() - started} ms`);
-    assert.deepEqual(result, { stdout: `${kernel}\n`, exitCode: 3 });
+    const logs = (): string => `ctr: ${result.stderr}\ncontainerd: ${readFileSync(node.logFiles().containerd ?? "/dev/null", "utf8").slice(-3000)}`;
+    assert.deepEqual([result.stdout, result.exitCode], [`${kernel}\n`, 3], logs());
   });
 
   it("leaves no shim process, rootfs mount or agent socket behind", async () => {

@@ -76,6 +76,8 @@ func (Manager) Start(ctx context.Context, params *bootapi.BootstrapParams) (_ *b
 			return nil, fmt.Errorf("creating the shim socket: %w", err)
 		}
 	}
+	// the shim serves on the socket file from here on: closing this copy must not remove it
+	listener.SetUnlinkOnClose(false)
 	defer listener.Close()
 	defer func() {
 		if retErr != nil {
