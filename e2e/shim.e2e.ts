@@ -10,6 +10,7 @@ import { writeFile } from "node:fs/promises";
 import { release } from "node:os";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
+import { CoreV1Api, NodeV1Api, type V1Pod } from "@kubernetes/client-node";
 import { defaultImageDir, readManifest } from "../src/providers/qemu/image/paths.js";
 import { buildRuntime } from "../src/runtime/build.js";
 import { startRealNode, type RealNode } from "./cluster/node/node.js";
@@ -18,9 +19,13 @@ import { cluster } from "./setup.js";
 import { trackedTempDir } from "./support/leftovers.js";
 import { startPeerpods, type Peerpods } from "./support/peerpods.js";
 import { processesMentioning } from "./support/processes.js";
+import { createNamespace } from "./support/suite.js";
+import { waitFor } from "./support/wait.js";
 
 const run = promisify(execFile);
 const SHIM = "containerd-shim-peerpods-v2";
+const NAMESPACE = "shim-e2e";
+const RUNTIME_CLASS = "peerpods";
 const BOOT_TIMEOUT_MS = 180_000;
 const POLICY = { instanceTypes: [{ name: "small", vcpus: 1, memoryMiB: 256 }], provider: { name: "qemu", qemu: { maxVMs: 2 } } };
 
@@ -39,6 +44,7 @@ describe("containerd-shim-peerpods-v2: real containerd, the hypervisor part, a q
   let node: RealNode;
   let peerpods: Peerpods;
   let socket: string;
+  let core: CoreV1Api;
   const measured: string[] = [];
 
   /** `ctr run` of busybox as a task of its own (its own VM), with the pod identity the hypervisor part wants. */
@@ -67,7 +73,14 @@ describe("containerd-shim-peerpods-v2: real containerd, the hypervisor part, a q
     peerpods = await startPeerpods({
       args: ["--parts=hypervisor", `--policy-file=${policyFile}`, `--hypervisor-socket=${socket}`, `--pods-dir=${join(dir, "pods")}`, "--cluster-id=shim-e2e"],
     });
-    node = await startRealNode(cluster(), { containerd: { shimDirs: [dirname(shim)], env: { PEERPODS_HYPERVISOR_SOCKET: socket } } });
+    node = await startRealNode(cluster(), {
+      containerd: { shimDirs: [dirname(shim)], env: { PEERPODS_HYPERVISOR_SOCKET: socket }, runtimeTypes: { [RUNTIME_CLASS]: "io.containerd.peerpods.v2" } },
+    });
+    core = cluster().kc.makeApiClient(CoreV1Api);
+    await createNamespace(core, NAMESPACE);
+    await cluster().kc.makeApiClient(NodeV1Api).createRuntimeClass({ body: { metadata: { name: RUNTIME_CLASS }, handler: RUNTIME_CLASS } }).catch((error: unknown) => {
+      if ((error as { code?: number }).code !== 409) throw error;
+    });
   });
 
   after(async function () {
@@ -87,6 +100,35 @@ describe("containerd-shim-peerpods-v2: real containerd, the hypervisor part, a q
     measured.push(`ctr run → exit (VM boot, rootfs shipped, uname) ${Date.now() - started} ms`);
     const logs = (): string => `ctr: ${result.stderr}\ncontainerd: ${readFileSync(node.logFiles().containerd ?? "/dev/null", "utf8").slice(-3000)}`;
     assert.deepEqual([result.stdout, result.exitCode], [`${kernel}\n`, 3], logs());
+  });
+
+  it("through the CRI: kubelet runs a peerpods pod whose container logs the VM's kernel and exits 3", async () => {
+    const kernel = (await readManifest(defaultImageDir()))!.kernelRelease;
+    const pod: V1Pod = {
+      metadata: { name: "uname", namespace: NAMESPACE },
+      spec: {
+        runtimeClassName: RUNTIME_CLASS,
+        nodeName: node.name,
+        restartPolicy: "Never",
+        terminationGracePeriodSeconds: 1,
+        automountServiceAccountToken: false,
+        containers: [{ name: "app", image: "busybox", imagePullPolicy: "IfNotPresent", command: ["sh", "-c", "uname -r; exit 3"] }],
+      },
+    };
+    const started = Date.now();
+    await core.createNamespacedPod({ namespace: NAMESPACE, body: pod });
+    const terminated = await waitFor(async () => (await core.readNamespacedPod({ name: "uname", namespace: NAMESPACE })).status?.containerStatuses?.[0]?.state?.terminated, {
+      timeoutMs: BOOT_TIMEOUT_MS / 2,
+      message: "the peerpods pod's container to terminate",
+    }).catch((error: unknown) => {
+      throw new Error(`${(error as Error).message}\ncontainerd: ${readFileSync(node.logFiles().containerd ?? "/dev/null", "utf8").slice(-3000)}`);
+    });
+    measured.push(`pod created → container terminated ${Date.now() - started} ms`);
+    assert.equal(terminated.exitCode, 3);
+    assert.equal(await core.readNamespacedPodLog({ name: "uname", namespace: NAMESPACE, container: "app" }), `${kernel}\n`);
+    await core.deleteNamespacedPod({ name: "uname", namespace: NAMESPACE, gracePeriodSeconds: 0 });
+    await waitFor(async () => (await core.listNamespacedPod({ namespace: NAMESPACE })).items.length === 0, { timeoutMs: 60_000, message: "the pod to be gone" });
+    await waitFor(async () => (await processesMentioning(SHIM)).length === 0, { timeoutMs: 30_000, message: "the pod's shim to exit" });
   });
 
   it("leaves no shim process, rootfs mount or agent socket behind", async () => {

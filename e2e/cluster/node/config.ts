@@ -51,8 +51,10 @@ export interface ContainerdInputs {
   runcBinary: string;
   cniBinDir: string;
   sandboxImage: string;
-  /** CRI runtime handlers; each runs pods with runc (the first is the default). */
+  /** CRI runtime handlers; each runs pods with runc (the first is the default) unless `runtimeTypes` names its shim. */
   handlers: string[];
+  /** Handler → containerd runtime type of a shim other than runc's (e.g. peerpods → io.containerd.peerpods.v2). */
+  runtimeTypes?: Record<string, string>;
 }
 
 const quote = (value: string): string => JSON.stringify(value);
@@ -62,9 +64,14 @@ const quote = (value: string): string => JSON.stringify(value);
  * with a warning; 4 moves the socket addresses into server plugins): CRI with runc on cgroupfs,
  * overlayfs, and nothing under /var/lib/containerd, /run/containerd/containerd.sock*, /opt or /run/nri.
  */
-export function containerdConfig({ layout, runcBinary, cniBinDir, sandboxImage, handlers }: ContainerdInputs): string {
-  const runtimes = handlers.map(
-    (handler) => `
+export function containerdConfig({ layout, runcBinary, cniBinDir, sandboxImage, handlers, runtimeTypes = {} }: ContainerdInputs): string {
+  const runtimes = handlers.map((handler) =>
+    runtimeTypes[handler]
+      ? `
+[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.${quote(handler)}]
+  runtime_type = ${quote(runtimeTypes[handler])}
+`
+      : `
 [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.${quote(handler)}]
   runtime_type = "io.containerd.runc.v2"
 [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.${quote(handler)}.options]

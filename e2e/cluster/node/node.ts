@@ -66,13 +66,13 @@ async function loopbackOf(name: string): Promise<string> {
   return address;
 }
 
-async function writeConfigs(layout: NodeLayout, cluster: Cluster, address: string): Promise<void> {
+async function writeConfigs(layout: NodeLayout, cluster: Cluster, address: string, runtimeTypes: Record<string, string>): Promise<void> {
   for (const folder of [dirname(layout.containerdConfig), layout.cniConfDir, layout.ipamDir, layout.podLogsDir, layout.logsDir]) await mkdir(folder, { recursive: true });
   const [port, healthzPort] = (await freePorts(2)) as [number, number];
   const { name, token } = cluster.nodeCredentials;
   await writeFile(
     layout.containerdConfig,
-    containerdConfig({ layout, runcBinary: runcBinary(), cniBinDir: cniDir(), sandboxImage: NODE_IMAGES.pause.name, handlers: RUNTIME_HANDLERS }),
+    containerdConfig({ layout, runcBinary: runcBinary(), cniBinDir: cniDir(), sandboxImage: NODE_IMAGES.pause.name, handlers: RUNTIME_HANDLERS, runtimeTypes }),
   );
   await writeFile(join(layout.cniConfDir, "10-peerpods.conflist"), cniConfList({ layout, bridge: BRIDGE, subnet: POD_SUBNET }));
   await writeFile(layout.kubeletConfig, kubeletConfig({ layout, address, port, healthzPort }));
@@ -103,7 +103,7 @@ export async function startRealNode(cluster: Cluster, options: RealNodeOptions =
     })());
 
   try {
-    await writeConfigs(layout, cluster, address);
+    await writeConfigs(layout, cluster, address, options.containerd?.runtimeTypes ?? {});
     await parts.startContainerd();
     for (const image of ["pause", "busybox"] as const) await parts.ctr(["images", "import", "--platform", "linux/amd64", nodeImageArchive(image)]);
     const readyMs = await parts.startKubelet();

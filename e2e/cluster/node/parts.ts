@@ -22,10 +22,12 @@ function hostAddress(): string {
 }
 
 /** A node's containerd and kubelet processes: started, killed and stopped one by one. */
-/** More shims for containerd to find on its PATH, and environment it hands them. */
+/** More shims for containerd to find on its PATH, the environment it hands them, and the CRI handlers they serve. */
 export interface ContainerdExtra {
   shimDirs?: string[];
   env?: Record<string, string>;
+  /** CRI handler → runtime type, as in ContainerdInputs. */
+  runtimeTypes?: Record<string, string>;
 }
 
 export class NodeParts {
