@@ -10,7 +10,7 @@ import { writeFile } from "node:fs/promises";
 import { release } from "node:os";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
-import { CoreV1Api, NodeV1Api, type V1Pod } from "@kubernetes/client-node";
+import { CoreV1Api, NodeV1Api, type V1ContainerStatus, type V1Pod } from "@kubernetes/client-node";
 import { defaultImageDir, readManifest } from "../src/providers/qemu/image/paths.js";
 import { buildRuntime } from "../src/runtime/build.js";
 import { startRealNode, type RealNode } from "./cluster/node/node.js";
@@ -19,6 +19,7 @@ import { cluster } from "./setup.js";
 import { trackedTempDir } from "./support/leftovers.js";
 import { startPeerpods, type Peerpods } from "./support/peerpods.js";
 import { processesMentioning } from "./support/processes.js";
+import { execInPod } from "./support/exec.js";
 import { createNamespace } from "./support/suite.js";
 import { waitFor } from "./support/wait.js";
 
@@ -46,6 +47,31 @@ describe("containerd-shim-peerpods-v2: real containerd, the hypervisor part, a q
   let socket: string;
   let core: CoreV1Api;
   const measured: string[] = [];
+
+  const peerpodsPod = (name: string, script: string): V1Pod => ({
+    metadata: { name, namespace: NAMESPACE },
+    spec: {
+      runtimeClassName: RUNTIME_CLASS,
+      nodeName: node.name,
+      restartPolicy: "Never",
+      terminationGracePeriodSeconds: 1,
+      automountServiceAccountToken: false,
+      containers: [{ name: "app", image: "busybox", imagePullPolicy: "IfNotPresent", command: ["sh", "-c", script] }],
+    },
+  });
+  /** Waits for the pod's container status to show what `pick` looks for; the error carries containerd's log. */
+  const untilContainer = <T>(name: string, pick: (status: V1ContainerStatus) => T | undefined): Promise<T> =>
+    waitFor(async () => {
+      const status = (await core.readNamespacedPod({ name, namespace: NAMESPACE })).status?.containerStatuses?.[0];
+      return status ? pick(status) : undefined;
+    }, { timeoutMs: BOOT_TIMEOUT_MS / 2, message: `pod ${name}'s container` }).catch((error: unknown) => {
+      throw new Error(`${(error as Error).message}\ncontainerd: ${readFileSync(node.logFiles().containerd ?? "/dev/null", "utf8").slice(-3000)}`);
+    });
+  const deletePod = async (name: string): Promise<void> => {
+    await core.deleteNamespacedPod({ name, namespace: NAMESPACE });
+    await waitFor(async () => !(await core.listNamespacedPod({ namespace: NAMESPACE })).items.some((p) => p.metadata?.name === name), { timeoutMs: 60_000, message: `pod ${name} to be gone` });
+    await waitFor(async () => (await processesMentioning(SHIM)).length === 0, { timeoutMs: 30_000, message: "the pod's shim to exit" });
+  };
 
   /** `ctr run` of busybox as a task of its own (its own VM), with the pod identity the hypervisor part wants. */
   const ctrRun = async (id: string, script: string): Promise<CtrRun> => {
@@ -104,31 +130,25 @@ describe("containerd-shim-peerpods-v2: real containerd, the hypervisor part, a q
 
   it("through the CRI: kubelet runs a peerpods pod whose container logs the VM's kernel and exits 3", async () => {
     const kernel = (await readManifest(defaultImageDir()))!.kernelRelease;
-    const pod: V1Pod = {
-      metadata: { name: "uname", namespace: NAMESPACE },
-      spec: {
-        runtimeClassName: RUNTIME_CLASS,
-        nodeName: node.name,
-        restartPolicy: "Never",
-        terminationGracePeriodSeconds: 1,
-        automountServiceAccountToken: false,
-        containers: [{ name: "app", image: "busybox", imagePullPolicy: "IfNotPresent", command: ["sh", "-c", "uname -r; exit 3"] }],
-      },
-    };
     const started = Date.now();
-    await core.createNamespacedPod({ namespace: NAMESPACE, body: pod });
-    const terminated = await waitFor(async () => (await core.readNamespacedPod({ name: "uname", namespace: NAMESPACE })).status?.containerStatuses?.[0]?.state?.terminated, {
-      timeoutMs: BOOT_TIMEOUT_MS / 2,
-      message: "the peerpods pod's container to terminate",
-    }).catch((error: unknown) => {
-      throw new Error(`${(error as Error).message}\ncontainerd: ${readFileSync(node.logFiles().containerd ?? "/dev/null", "utf8").slice(-3000)}`);
-    });
+    await core.createNamespacedPod({ namespace: NAMESPACE, body: peerpodsPod("uname", "uname -r; exit 3") });
+    const terminated = await untilContainer("uname", (status) => status.state?.terminated);
     measured.push(`pod created → container terminated ${Date.now() - started} ms`);
     assert.equal(terminated.exitCode, 3);
     assert.equal(await core.readNamespacedPodLog({ name: "uname", namespace: NAMESPACE, container: "app" }), `${kernel}\n`);
-    await core.deleteNamespacedPod({ name: "uname", namespace: NAMESPACE, gracePeriodSeconds: 0 });
-    await waitFor(async () => (await core.listNamespacedPod({ namespace: NAMESPACE })).items.length === 0, { timeoutMs: 60_000, message: "the pod to be gone" });
-    await waitFor(async () => (await processesMentioning(SHIM)).length === 0, { timeoutMs: 30_000, message: "the pod's shim to exit" });
+    await deletePod("uname");
+  });
+
+  it("kubectl exec runs in the pod's VM and returns the command's exit code", async () => {
+    const kernel = (await readManifest(defaultImageDir()))!.kernelRelease;
+    await core.createNamespacedPod({ namespace: NAMESPACE, body: peerpodsPod("sleeper", "sleep 3600") });
+    await untilContainer("sleeper", (status) => status.state?.running);
+    const started = Date.now();
+    const result = await execInPod(cluster().kc, NAMESPACE, "sleeper", "app", ["sh", "-c", "uname -r; exit 5"]);
+    measured.push(`exec round trip ${Date.now() - started} ms`);
+    assert.equal(result.stdout, `${kernel}\n`);
+    assert.deepEqual(result.status.details?.causes, [{ reason: "ExitCode", message: "5" }]);
+    await deletePod("sleeper");
   });
 
   it("leaves no shim process, rootfs mount or agent socket behind", async () => {
