@@ -21,6 +21,13 @@ describe("real node configuration", () => {
     assert.match(toml, /address = "\/tmp\/peerpods-node-t\/containerd\/containerd.sock"/);
   });
 
+  it("containerd: a handler given a runtime type runs that shim, with no runc options", () => {
+    const toml = containerdConfig({ layout, runcBinary: "/c/runc", cniBinDir: "/c/cni", sandboxImage: "p", handlers: ["runc", "peerpods"], runtimeTypes: { peerpods: "io.containerd.peerpods.v2" } });
+    assert.ok(toml.includes(`[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes."peerpods"]\n  runtime_type = "io.containerd.peerpods.v2"\n`));
+    assert.ok(!toml.includes(`runtimes."peerpods".options]`));
+    assert.ok(toml.includes(`runtimes."runc".options]`));
+  });
+
   it("CNI: a gateway bridge without masquerading, addresses kept in the node's folder", () => {
     const list = JSON.parse(cniConfList({ layout, bridge: "br-test", subnet: "10.88.0.0/24" })) as { plugins: Record<string, unknown>[] };
     assert.deepEqual(list.plugins.map((p) => p.type), ["bridge", "portmap"]);
