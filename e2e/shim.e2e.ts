@@ -128,14 +128,18 @@ describe("containerd-shim-peerpods-v2: real containerd, the hypervisor part, a q
     assert.deepEqual([result.stdout, result.exitCode], [`${kernel}\n`, 3], logs());
   });
 
-  it("through the CRI: kubelet runs a peerpods pod whose container logs the VM's kernel and exits 3", async () => {
+  it("through the CRI: kubelet runs a peerpods pod whose container logs the VM's kernel, reads its ConfigMap read-only and exits 3", async () => {
     const kernel = (await readManifest(defaultImageDir()))!.kernelRelease;
     const started = Date.now();
-    await core.createNamespacedPod({ namespace: NAMESPACE, body: peerpodsPod("uname", "uname -r; exit 3") });
+    await core.createNamespacedConfigMap({ namespace: NAMESPACE, body: { metadata: { name: "greeting" }, data: { greeting: "hello from a ConfigMap" } } });
+    const body = peerpodsPod("uname", "uname -r; cat /config/greeting; echo; touch /config/x 2>/dev/null && echo writable; exit 3");
+    body.spec!.volumes = [{ name: "config", configMap: { name: "greeting" } }];
+    body.spec!.containers[0]!.volumeMounts = [{ name: "config", mountPath: "/config", readOnly: true }];
+    await core.createNamespacedPod({ namespace: NAMESPACE, body });
     const terminated = await untilContainer("uname", (status) => status.state?.terminated);
     measured.push(`pod created → container terminated ${Date.now() - started} ms`);
     assert.equal(terminated.exitCode, 3);
-    assert.equal(await core.readNamespacedPodLog({ name: "uname", namespace: NAMESPACE, container: "app" }), `${kernel}\n`);
+    assert.equal(await core.readNamespacedPodLog({ name: "uname", namespace: NAMESPACE, container: "app" }), `${kernel}\nhello from a ConfigMap\n`);
     await deletePod("uname");
   });
 

@@ -36,7 +36,7 @@ func (s *Service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	if kind == kindSandbox {
 		c.init = newProcess(r.ID, "", nil, stdio{})
 		pid = uint32(os.Getpid())
-	} else if c.init, err = s.createInVM(ctx, r, spec.Process, spec.Root != nil && spec.Root.Readonly); err != nil {
+	} else if c.init, err = s.createInVM(ctx, r, spec); err != nil {
 		logger.WithError(err).Error("creating the container in the pod's VM")
 		if kind == kindStandalone {
 			_ = s.releaseVM(ctx)
@@ -51,12 +51,12 @@ func (s *Service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	return &taskAPI.CreateTaskResponse{Pid: pid}, nil
 }
 
-func (s *Service) createInVM(ctx context.Context, r *taskAPI.CreateTaskRequest, spec *specs.Process, readonly bool) (*process, error) {
+func (s *Service) createInVM(ctx context.Context, r *taskAPI.CreateTaskRequest, spec *specs.Spec) (*process, error) {
 	agent, err := s.connected()
 	if err != nil {
 		return nil, err
 	}
-	proc, err := agentProcess(spec, r.Stdin != "")
+	proc, err := agentProcess(spec.Process, r.Stdin != "")
 	if err != nil {
 		return nil, err
 	}
@@ -64,7 +64,12 @@ func (s *Service) createInVM(ctx context.Context, r *taskAPI.CreateTaskRequest, 
 	if err := shipRootfs(ctx, agent, r.ID, r.Rootfs); err != nil {
 		return nil, err
 	}
-	if _, err := agent.CreateContainer(ctx, &agentapi.CreateContainerRequest{ContainerId: r.ID, Process: proc, ReadonlyRootfs: readonly}); err != nil {
+	mounts, err := shipVolumes(ctx, agent, r.ID, volumes(spec.Mounts, isDir))
+	if err != nil {
+		return nil, err
+	}
+	readonly := spec.Root != nil && spec.Root.Readonly
+	if _, err := agent.CreateContainer(ctx, &agentapi.CreateContainerRequest{ContainerId: r.ID, Process: proc, Mounts: mounts, ReadonlyRootfs: readonly}); err != nil {
 		return nil, fmt.Errorf("creating container %s in the VM: %w", r.ID, err)
 	}
 	return newProcess(r.ID, "", proc, stdio{stdin: r.Stdin, stdout: r.Stdout, stderr: r.Stderr, terminal: r.Terminal}), nil
