@@ -100,12 +100,13 @@ func (s *Service) Start(ctx context.Context, r *taskAPI.StartRequest) (*taskAPI.
 		return nil, errgrpc.ToGRPC(fmt.Errorf("starting %s/%s in the VM: %w", r.ID, r.ExecID, err))
 	}
 	p.started(started.GetPid())
-	go s.watch(agent, p, logger)
+	// published before the watch starts, so that containerd never sees an exit before its start
 	if r.ExecID == "" {
 		s.publish(&eventstypes.TaskStart{ContainerID: r.ID, Pid: started.GetPid()})
 	} else {
 		s.publish(&eventstypes.TaskExecStarted{ContainerID: r.ID, ExecID: r.ExecID, Pid: started.GetPid()})
 	}
+	go s.watch(agent, p, logger)
 	return &taskAPI.StartResponse{Pid: started.GetPid()}, nil
 }
 
