@@ -155,6 +155,16 @@ describe("containerd-shim-peerpods-v2: real containerd, the hypervisor part, a q
     await deletePod("sleeper");
   });
 
+  it("restartPolicy Always: the container is created again under the pod's one shim (so its one VM), restartCount grows", async () => {
+    const body = peerpodsPod("restarts", "echo run; exit 1");
+    body.spec!.restartPolicy = "Always";
+    await core.createNamespacedPod({ namespace: NAMESPACE, body });
+    await untilContainer("restarts", (status) => (status.restartCount ?? 0) >= 1);
+    assert.equal(await core.readNamespacedPodLog({ name: "restarts", namespace: NAMESPACE, container: "app", previous: true }), "run\n");
+    assert.equal((await processesMentioning(SHIM)).length, 1, "one shim holds the pod's sandbox and its containers");
+    await deletePod("restarts");
+  });
+
   it("leaves no shim process, rootfs mount or agent socket behind", async () => {
     assert.deepEqual(await processesMentioning(SHIM), [], "no shim process left");
     assert.deepEqual(rootfsMounts(), [], "no rootfs mount left");
