@@ -98,6 +98,7 @@ describe("containerd-shim-peerpods-v2: real containerd, the hypervisor part, a q
     await writeFile(policyFile, JSON.stringify(POLICY));
     peerpods = await startPeerpods({
       args: ["--parts=hypervisor", `--policy-file=${policyFile}`, `--hypervisor-socket=${socket}`, `--pods-dir=${join(dir, "pods")}`, "--cluster-id=shim-e2e"],
+      kubeconfig: cluster().kubeconfigPath,
     });
     node = await startRealNode(cluster(), {
       containerd: { shimDirs: [dirname(shim)], env: { PEERPODS_HYPERVISOR_SOCKET: socket }, runtimeTypes: { [RUNTIME_CLASS]: "io.containerd.peerpods.v2" } },
