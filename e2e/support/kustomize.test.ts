@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { parseAwsSettings } from "../../src/providers/aws/settings.js";
-import { parsePolicy } from "../../src/policy/schema.js";
+import { defaultPolicy, parsePolicy } from "../../src/policy/schema.js";
 import { LOCAL_OVERLAY_DIR, loadManifests, MANIFESTS_DIR } from "./manifests.js";
 import { transform, unsupportedFields } from "./kustomize.js";
 
@@ -67,6 +67,16 @@ describe("manifests/ overlays", () => {
     assert.equal(find(base, "Deployment", "peerpods").spec.replicas, 2);
     for (const kind of ["Namespace", "Service", "PodDisruptionBudget", "NetworkPolicy", "RuntimeClass", "PeerPodPolicy"]) assert.ok(base.some((o) => o.kind === kind), kind);
     assert.deepEqual(find(base, "MutatingWebhookConfiguration", "peerpods").webhooks[0].clientConfig.service, { name: "peerpods", namespace: "peerpods-system", path: "/mutate", port: 8443 });
+  });
+
+  it("the base's RuntimeClasses are the policy's peer-pod classes, each with its own handler, and the webhook sees all of them", async () => {
+    const base = await loadManifests(MANIFESTS_DIR);
+    const names = defaultPolicy().runtimeClassNames;
+    assert.deepEqual(names, ["kata-remote", "peerpods"]);
+    assert.deepEqual(find(base, "PeerPodPolicy", "default").spec.runtimeClassNames, names);
+    for (const name of names) assert.equal(find(base, "RuntimeClass", name).handler, name);
+    const { expression } = find(base, "MutatingWebhookConfiguration", "peerpods").webhooks[0].matchConditions[0];
+    for (const name of names) assert.ok(expression.includes(`'${name}'`), `${name} in ${expression}`);
   });
 
   it("local: no replica in the cluster, the webhook on the host, peer pods on Kata-labelled nodes with the qemu provider", async () => {

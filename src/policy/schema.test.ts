@@ -5,7 +5,7 @@ import { defaultPolicy, parsePolicy } from "./schema.js";
 describe("policy schema", () => {
   it("fills every default", () => {
     const spec = defaultPolicy();
-    assert.deepEqual(spec.runtimeClassNames, ["kata-remote"]);
+    assert.deepEqual(spec.runtimeClassNames, ["kata-remote", "peerpods"]);
     assert.equal(spec.extendedResourceName, "kata.peerpods.io/vm");
     assert.deepEqual(spec.excludedNamespaces, ["kube-system"]);
     assert.equal(spec.nodes.vmsPerNode, 10);

@@ -67,7 +67,7 @@ const DEFAULT_INSTANCE_TYPES = [
 
 export const policySpecSchema = z
   .strictObject({
-    runtimeClassNames: z.array(dnsLabel).min(1).default(["kata-remote"]),
+    runtimeClassNames: z.array(dnsLabel).min(1).default(["kata-remote", "peerpods"]),
     extendedResourceName: resourceName.default("kata.peerpods.io/vm"),
     excludedNamespaces: z.array(dnsLabel).default(["kube-system"]),
     gpuResourceNames: z.array(resourceName).default(["nvidia.com/gpu"]),
