@@ -13,7 +13,18 @@ WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 
-# Runtime: the built JS and its production dependencies, no shell, non-root.
+# The node image of manifests/daemonset's install-shim: containerd-shim-peerpods-v2 (static, as
+# runtime:build makes it) and a shell to copy it onto the host.
+# `docker build --target node -t REGISTRY/peerpods-node:0.1.0 .`
+FROM golang:1.26-bookworm AS shim
+WORKDIR /src
+COPY src/runtime ./
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /out/containerd-shim-peerpods-v2 ./cmd/containerd-shim-peerpods-v2
+
+FROM busybox:1.37 AS node
+COPY --from=shim /out/containerd-shim-peerpods-v2 /opt/peerpods/bin/containerd-shim-peerpods-v2
+
+# Runtime (the default target, last): the built JS and its production dependencies, no shell, non-root.
 FROM gcr.io/distroless/nodejs20-debian12:nonroot
 WORKDIR /app
 COPY --from=deps /src/node_modules ./node_modules

@@ -83,12 +83,14 @@ class ResourcePaths {
 
 /**
  * Server-side applies objects as `kubectl apply --server-side --force-conflicts` does: namespaces
- * and CRDs first, then (once the CRDs are established) everything else. Returns what was stored.
+ * and CRDs first, then (once the CRDs are established) everything else. Returns what was stored,
+ * or with `dryRun` (`--dry-run=server`) what would be: validated and admitted, nothing stored.
  */
-export async function applyObjects(kc: KubeConfig, objects: KubernetesObject[]): Promise<KubernetesObject[]> {
+export async function applyObjects(kc: KubeConfig, objects: KubernetesObject[], { dryRun = false } = {}): Promise<KubernetesObject[]> {
   const paths = new ResourcePaths(kc);
+  const query = `fieldManager=${FIELD_MANAGER}&force=true${dryRun ? "&dryRun=All" : ""}`;
   const apply = async (object: KubernetesObject): Promise<KubernetesObject> =>
-    kubeRequest<KubernetesObject>(kc, "PATCH", `${await paths.of(object)}?fieldManager=${FIELD_MANAGER}&force=true`, object, PatchStrategy.ServerSideApply);
+    kubeRequest<KubernetesObject>(kc, "PATCH", `${await paths.of(object)}?${query}`, object, PatchStrategy.ServerSideApply);
   const first = objects.filter((o) => FIRST.has(o.kind ?? ""));
   const applied = await Promise.all(first.map(apply));
   const crds = applied.filter((o) => o.kind === "CustomResourceDefinition").map((o) => o.metadata!.name!);
