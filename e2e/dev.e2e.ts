@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { cpus, release, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { defaultImageDir, readManifest } from "../src/providers/qemu/image/paths.js";
+import { defaultPolicy } from "../src/policy/schema.js";
 import { realNodeName } from "./cluster/node/paths.js";
 import { atExit, startProcess, type ManagedProcess } from "./cluster/process.js";
 import { MILESTONES } from "./dev/timeline.js";
@@ -56,6 +58,20 @@ function assertRealSequence(output: string): void {
   );
 }
 
+/** `kubectl logs` shows the pod VM image's kernel (not the host's) and the instance type's vCPUs; `kubectl exec` the VM's memory. */
+async function assertFromVm(output: string): Promise<void> {
+  const kernel = (await readManifest(defaultImageDir()))!.kernelRelease;
+  assert.notEqual(kernel, release(), "the image's kernel is not the host's (else the check means nothing)");
+  const small = defaultPolicy().instanceTypes.find((type) => type.name === "small")!;
+  assert.notEqual(small.vcpus, cpus().length, "the VM's vCPUs differ from the host's cores (else the check means nothing)");
+  const logs = /kubectl logs demo\/hello \(pod created → logs visible [\d.]+s\):\n {2}(\S+) .*\n {2}(\S+) /.exec(output);
+  assert.ok(logs, `no kubectl logs lines in:\n${output.slice(-4000)}`);
+  assert.deepEqual([logs[1], logs[2]], [kernel, String(small.vcpus)]);
+  const exec = /kubectl exec demo\/hello -- head -1 \/proc\/meminfo \(round trip [\d.]+s\):\n {2}MemTotal: +(\d+) kB\n/.exec(output);
+  assert.ok(exec, `no kubectl exec answer in:\n${output.slice(-4000)}`);
+  assert.ok(Number(exec[1]) <= small.memoryMiB * 1024, `MemTotal ${exec[1]} kB is the VM's (${small.memoryMiB} MiB), not the host's`);
+}
+
 describe("npm run dev (the local all-in-one demo)", function () {
   this.timeout(15 * 60_000);
   const cleanups: (() => void)[] = [];
@@ -74,7 +90,8 @@ describe("npm run dev (the local all-in-one demo)", function () {
     assert.match(output, new RegExp(`VM slots: dev-node-1 none, dev-node-2 none, ${realNodeName()} 2\n`));
     assert.match(output, /dev-node-1: node does not match the peer-pod node selector/);
     assert.match(output, new RegExp(`bound to node ${realNodeName()}\n`));
-    assert.match(output, new RegExp(`its container runs on node ${realNodeName()} with runc`));
+    assert.match(output, new RegExp(`its container runs in that VM: ${realNodeName()}'s containerd runs handler peerpods with containerd-shim-peerpods-v2`));
+    await assertFromVm(output);
     assert.match(output, /nothing left on the host/);
     assert.match(output, /export KUBECONFIG=\S+\/kubeconfig/);
     assert.match(output, /metrics: http:\/\/127\.0\.0\.1:\d+\/metrics/);

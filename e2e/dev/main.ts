@@ -4,16 +4,18 @@
  * containerd; labelled for peer pods) and two KWOK nodes, applies the local overlay, starts peerpods
  * (webhook, extender, advertiser as the real kubelet's device plugin, worker; qemu provider) with
  * kube-scheduler pointed at its extender, creates a sample peer pod and shows what happens to it
- * until it is Ready with its real VM; then a status line until Ctrl-C, which tears everything down.
- * Until peerpods has its own shim, the node's containerd runs the peer-pod handler with runc: the
- * sample pod's container runs on the node, beside its VM, not in it.
+ * until it is Ready with its real VM; then what its container printed in the VM and a `kubectl exec`
+ * answer; then a status line until Ctrl-C, which tears everything down. The node's containerd runs
+ * the sample pod's handler `peerpods` with containerd-shim-peerpods-v2, which asks peerpods'
+ * hypervisor part for the VM the worker booted and runs the container in it.
  * `--once`: stop once the sample pod is Ready (for CI).
  */
 import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Node, type V1Pod } from "@kubernetes/client-node";
+import { rmSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { request } from "node:https";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { cpus, release, tmpdir } from "node:os";
+import { dirname, join } from "node:path";
 import { parse as parseYaml, stringify } from "yaml";
 import { startCluster, type Cluster } from "../cluster/cluster.js";
 import { startRealNode, type RealNode } from "../cluster/node/node.js";
@@ -24,6 +26,9 @@ import { startPeerpods, type Peerpods } from "../support/peerpods.js";
 import { serviceAccountKubeconfig } from "../support/tokens.js";
 import { waitFor } from "../support/wait.js";
 import { PEERPOD_GROUP, PEERPOD_PLURAL, PEERPOD_VERSION, type PeerPod } from "../../src/kube/peerpod.js";
+import { parsePolicy } from "../../src/policy/schema.js";
+import { buildRuntime } from "../../src/runtime/build.js";
+import { inVmLines, readFromVm, SAMPLE_SCRIPT } from "./in-vm.js";
 import { buildControlPlane, buildPodVmImage, ensureHostPackages } from "./prepare.js";
 import { formatElapsed, printLine, Steps } from "./progress.js";
 import { admission, progressLines, statusLine, type Milestone, type Snapshot } from "./timeline.js";
@@ -36,17 +41,19 @@ const PEER_LABEL = { [PEER_LABEL_KEY]: "true" };
 /** KWOK nodes, not labelled for peer pods: the extender's filter says why they do not fit. */
 const KWOK_NODES = [{ name: "dev-node-1" }, { name: "dev-node-2" }];
 const READY_TIMEOUT_MS = 5 * 60_000;
+const RUNTIME_CLASS = "peerpods";
+const SHIM = "containerd-shim-peerpods-v2";
 const TICK_MS = 300;
 
 const SAMPLE_POD: V1Pod = {
   metadata: { name: "hello", namespace: NAMESPACE },
   spec: {
-    runtimeClassName: "kata-remote",
+    runtimeClassName: RUNTIME_CLASS,
     containers: [
       {
         name: "app",
         image: "busybox",
-        command: ["sh", "-c", "echo hello from peer pod $(hostname); sleep 3600"],
+        command: ["sh", "-c", SAMPLE_SCRIPT],
         // the node's images are local: there is no registry to pull from
         imagePullPolicy: "IfNotPresent",
         resources: { requests: { cpu: "750m", memory: "384Mi" } },
@@ -57,6 +64,8 @@ const SAMPLE_POD: V1Pod = {
 
 interface Running {
   workDir: string;
+  /** The hypervisor part's sandbox folders: short, for the 64-character sandbox ids' agent sockets. */
+  podsDir?: string;
   cluster?: Cluster;
   node?: RealNode;
   peerpods?: Peerpods;
@@ -83,10 +92,16 @@ async function startLocalCluster(running: Running): Promise<{ cluster: Cluster; 
   const cluster = await startCluster();
   running.cluster = cluster;
   await cluster.addNodes(KWOK_NODES);
-  const node = await startRealNode(cluster, { labels: PEER_LABEL });
+  const { shim } = await buildRuntime();
+  const node = await startRealNode(cluster, {
+    labels: PEER_LABEL,
+    containerd: { shimDirs: [dirname(shim)], env: { PEERPODS_HYPERVISOR_SOCKET: hypervisorSocket(running) }, runtimeTypes: { [RUNTIME_CLASS]: "io.containerd.peerpods.v2" } },
+  });
   running.node = node;
   return { cluster, node };
 }
+
+const hypervisorSocket = (running: Running): string => join(running.workDir, "hypervisor.sock");
 
 /** kube-scheduler's configuration from manifests/scheduler/ with the extender on this host. */
 async function schedulerConfig(workDir: string, peerpods: Peerpods): Promise<string> {
@@ -107,9 +122,19 @@ async function startPeerpodsOnHost(running: Running, kc: KubeConfig): Promise<st
   await applyObjects(kc, manifests.filter((o) => !isWebhook(o.kind)));
   const kubeconfig = await serviceAccountKubeconfig(kc, { namespace: "peerpods-system", name: "peerpods" }, join(running.workDir, "peerpods.kubeconfig"), cluster.caFile);
   const node = running.node!;
+  const podsDir = await mkdtemp(join(tmpdir(), "pp-"));
+  running.podsDir = podsDir;
+  atExit(() => rmSync(podsDir, { recursive: true, force: true }));
   const peerpods = await startPeerpods({
     kubeconfig,
-    args: ["--parts=webhook,extender,advertiser,worker", "--advertise=device-plugin", `--node-name=${node.name}`, "--log-level=info"],
+    args: [
+      "--parts=webhook,extender,advertiser,worker,hypervisor",
+      "--advertise=device-plugin",
+      `--node-name=${node.name}`,
+      `--hypervisor-socket=${hypervisorSocket(running)}`,
+      `--pods-dir=${running.podsDir}`,
+      "--log-level=info",
+    ],
   });
   running.peerpods = peerpods;
   atExit(() => killMentioning(peerpods.stateDir));
@@ -133,7 +158,7 @@ async function startPeerpodsOnHost(running: Running, kc: KubeConfig): Promise<st
     { timeoutMs: 30_000, message: "the real kubelet to advertise the policy's VM slots from peerpods' device plugin, and the KWOK nodes none" },
   );
   const certs = await localCerts();
-  return `parts webhook, extender, advertiser (${node.name}'s device plugin), worker; VM slots: ${slots}\n  serving certificate ${certs.files.cert} (its CA is the webhook's caBundle and the extender's caData)`;
+  return `parts webhook, extender, advertiser (${node.name}'s device plugin), worker, hypervisor (for ${node.name}'s shim); VM slots: ${slots}\n  serving certificate ${certs.files.cert} (its CA is the webhook's caBundle and the extender's caData)`;
 }
 
 /** POSTs JSON over HTTPS to a server whose certificate is signed by `caBundle` (base64 PEM). */
@@ -170,13 +195,22 @@ async function snapshot(core: CoreV1Api, custom: CustomObjectsApi, uid: string):
   return { pod, record, events };
 }
 
-/** Creates the sample pod and reports each step until it is Ready; returns its uid and its VM's console log. */
-async function followSamplePod(running: Running, kc: KubeConfig): Promise<{ uid: string; vmDir: string }> {
+interface SampleReady {
+  uid: string;
+  createdAt: number;
+  /** The VM's folder (console.log, qemu.log). */
+  vmDir: string;
+  instanceType: string;
+}
+
+/** Creates the sample pod and reports each step until it is Ready. */
+async function followSamplePod(running: Running, kc: KubeConfig): Promise<SampleReady> {
   const core = kc.makeApiClient(CoreV1Api);
   const custom = kc.makeApiClient(CustomObjectsApi);
   const peerpods = running.peerpods!;
+  const createdAt = Date.now();
   const created = await core.createNamespacedPod({ namespace: NAMESPACE, body: SAMPLE_POD });
-  print(`\nsample peer pod ${NAMESPACE}/${created.metadata?.name} (runtimeClassName kata-remote, requests cpu 750m, memory 384Mi):`);
+  print(`\nsample peer pod ${NAMESPACE}/${created.metadata?.name} (runtimeClassName ${RUNTIME_CLASS}, busybox: ${SAMPLE_SCRIPT}; requests cpu 750m, memory 384Mi):`);
   printMilestone(admission(created));
   const reported = new Set<string>();
   const consoleLog = (id: string): string => join(peerpods.stateDir, "qemu", id, "console.log");
@@ -189,10 +223,22 @@ async function followSamplePod(running: Running, kc: KubeConfig): Promise<{ uid:
         if (line.label === "scheduled") printMilestone({ label: "", text: `the extender's filter over all nodes: ${await extenderVerdict(peerpods, now.pod!, nodeNames)}` });
       }
       const instance = now.record?.status?.instanceID;
-      return reported.has("pod Ready") && instance ? { uid: created.metadata!.uid!, vmDir: join(peerpods.stateDir, "qemu", instance) } : undefined;
+      const instanceType = now.record?.spec.instanceType;
+      return reported.has("pod Ready") && instance && instanceType ? { uid: created.metadata!.uid!, createdAt, vmDir: join(peerpods.stateDir, "qemu", instance), instanceType } : undefined;
     },
     { timeoutMs: READY_TIMEOUT_MS, intervalMs: TICK_MS, message: "the sample pod to be Ready" },
   );
+}
+
+/** Prints what the sample container printed in its VM and a `kubectl exec` answer, beside the host's kernel and cores. */
+async function showInVm(kc: KubeConfig, sample: SampleReady): Promise<void> {
+  const policy = parsePolicy((await loadManifests(LOCAL_OVERLAY_DIR)).find((o) => o.kind === "PeerPodPolicy"));
+  if (!policy.ok) throw new Error(`the local overlay's PeerPodPolicy: ${policy.errors.join("; ")}`);
+  const instanceType = policy.spec.instanceTypes.find((type) => type.name === sample.instanceType);
+  if (!instanceType) throw new Error(`instance type ${sample.instanceType} is not in the local overlay's catalog`);
+  const result = await readFromVm(kc, { namespace: NAMESPACE, name: SAMPLE_POD.metadata!.name!, container: "app", createdAt: sample.createdAt });
+  print("");
+  for (const line of inVmLines(result, `${NAMESPACE}/${SAMPLE_POD.metadata!.name}`, { kernelRelease: release(), cpus: cpus().length }, instanceType)) print(line);
 }
 
 /** The status line until Ctrl-C: rewritten in place on a terminal, every 30 s elsewhere. */
@@ -245,7 +291,10 @@ async function tearDown(running: Running): Promise<void> {
     return left.length ? `left behind: ${left.join("; ")}` : "nothing left on the host";
   }, (result) => result);
   await steps.run("stopping the control plane", async () => cluster?.stop());
-  await steps.run("removing the work folder", () => rm(running.workDir, { recursive: true, force: true }));
+  await steps.run("removing the work folders", async () => {
+    await rm(running.workDir, { recursive: true, force: true });
+    if (running.podsDir) await rm(running.podsDir, { recursive: true, force: true });
+  });
 }
 
 async function main(): Promise<void> {
@@ -275,7 +324,8 @@ async function main(): Promise<void> {
     print(`\n  export KUBECONFIG=${cluster.kubeconfigPath}\n  kubectl get pods,peerpods -A\n  metrics: http://127.0.0.1:${peerpods.metricsPort}/metrics\n  peerpods log: ${peerpods.logFile}\n  ${summary}`);
     const sample = await steps.run("sample peer pod to Ready", () => followSamplePod(running, cluster.kc), () => "Ready");
     print(`\nthe sample pod's VM is a real qemu VM; its folder (console.log, qemu.log): ${sample.vmDir}`);
-    print(`its container runs on node ${node.name} with runc: containerd maps the RuntimeClass handler kata-remote to runc until peerpods has its own shim`);
+    print(`its container runs in that VM: ${node.name}'s containerd runs handler ${RUNTIME_CLASS} with ${SHIM}, which ships it to peerpods-agent in the VM`);
+    await showInVm(cluster.kc, sample);
     return sample.uid;
   })();
   let failed = false;
