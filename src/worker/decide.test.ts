@@ -3,7 +3,7 @@ import type { V1Pod } from "@kubernetes/client-node";
 import { VM_READY_CONDITION } from "../kube/annotations.js";
 import { compilePolicy } from "../policy/compiled.js";
 import { defaultPolicy } from "../policy/schema.js";
-import { decide, podFacts, recordFacts, type Action, type InstanceFacts, type PodFacts, type RecordFacts } from "./decide.js";
+import { KILL_SLACK_MS, decide, podFacts, recordFacts, type Action, type InstanceFacts, type PodFacts, type RecordFacts } from "./decide.js";
 import { REFUSED_CONDITION, VM_FINALIZER, instanceName, nextInstanceName, type PeerPod } from "../kube/peerpod.js";
 
 const pod = (overrides: Partial<PodFacts> = {}): PodFacts => ({ uid: "u1", peer: true, bound: true, done: false, vmReady: false, ...overrides });
@@ -48,7 +48,9 @@ const cases: [string, PodFacts | undefined, RecordFacts | undefined, InstanceFac
   ["VM stopping behind our back", pod(), record(), { kind: "present", state: "stopping", ready: false }, "replaceInstance"],
   ["pod gone", undefined, record(), unknown, "teardown"],
   ["pod gone while VM is being created", undefined, record({ instanceID: undefined }), unknown, "teardown"],
-  ["pod terminating", pod({ done: true }), record({ phase: "Ready" }), ready, "teardown"],
+  ["pod terminating past its kubelet's deadline", pod({ done: true }), record({ phase: "Ready" }), ready, "teardown"],
+  ["pod terminating within its grace period: its containers stop in the VM first", pod({ stoppingForMs: 20_000 }), record({ phase: "Ready" }), ready, "waitStopped"],
+  ["pod terminating, record deleted by hand", pod({ stoppingForMs: 20_000 }), record({ deleting: true }), ready, "teardown"],
   ["pod replaced by one with the same name", pod({ uid: "u2" }), record(), ready, "teardown"],
   ["record deleted by hand while the pod lives", pod(), record({ deleting: true }), ready, "teardown"],
   ["record deleting and released", undefined, record({ deleting: true, finalized: true }), unknown, "none"],
@@ -107,7 +109,11 @@ describe("facts", () => {
     assert.equal(podFacts({ ...v1pod({}), spec: { containers: [], runtimeClassName: "runc" } }, policy).peer, false);
     assert.equal(podFacts(v1pod({ phase: "Succeeded" }), policy).done, true);
     assert.equal(podFacts(v1pod({ phase: "Failed" }), policy).done, true);
-    assert.equal(podFacts(v1pod({ phase: "Running" }, { deletionTimestamp: new Date() }), policy).done, true);
+    const now = Date.parse("2026-12-06T00:00:00Z");
+    const terminating = (graceLeftMs: number) => podFacts(v1pod({ phase: "Running" }, { deletionTimestamp: new Date(now + graceLeftMs) }), policy, now);
+    assert.deepEqual([terminating(30_000).done, terminating(30_000).stoppingForMs], [false, 30_000 + KILL_SLACK_MS], "within the grace period");
+    assert.deepEqual([terminating(-KILL_SLACK_MS).done, terminating(-KILL_SLACK_MS).stoppingForMs], [true, undefined], "past the deadline and the slack");
+    assert.equal(podFacts(v1pod({ phase: "Succeeded" }, { deletionTimestamp: new Date(now + 30_000) }), policy, now).done, true, "a finished pod needs no grace");
     assert.equal(podFacts(v1pod({ conditions: [{ type: VM_READY_CONDITION, status: "True" }] }), policy).vmReady, true);
     assert.equal(podFacts(v1pod({ conditions: [{ type: VM_READY_CONDITION, status: "False" }] }), policy).vmReady, false);
   });

@@ -10,8 +10,10 @@ export interface PodFacts {
   /** Its runtime class is one of the policy's peer runtime classes, in a namespace the policy serves. */
   peer: boolean;
   bound: boolean;
-  /** Terminating, Succeeded or Failed: its VM should go. */
+  /** Succeeded, Failed, or Terminating past its kubelet's deadline: its VM should go. */
   done: boolean;
+  /** Terminating within its grace period: how long until its VM may go, while the kubelet stops its containers in it. */
+  stoppingForMs?: number;
   vmReady: boolean;
 }
 
@@ -64,7 +66,9 @@ export type Action =
   /** The VM is gone or dying behind peerpods' back while the pod lives: replace it, deleting what is left of it (`deleteLost`). */
   | { kind: "replaceInstance"; deleteLost: boolean }
   /** The pod is gone or done: delete every VM tagged with its UID, then release and delete the record. */
-  | { kind: "teardown" };
+  | { kind: "teardown" }
+  /** The pod is terminating: its containers get their grace period in the VM before the VM goes; look again then. */
+  | { kind: "waitStopped"; afterMs: number };
 
 /**
  * The one decision of the reconcile loop, from the current state of the pod, its record and its VM.
@@ -78,6 +82,7 @@ export function decide(pod: PodFacts | undefined, record: RecordFacts | undefine
     if (record.deleting && record.finalized) return { kind: "none", reason: "record released, waiting for its removal" };
     return { kind: "teardown" };
   }
+  if (pod.stoppingForMs !== undefined) return { kind: "waitStopped", afterMs: pod.stoppingForMs };
   return forLivePod(pod, record, instance);
 }
 
@@ -122,16 +127,30 @@ function replace(record: RecordFacts, deleteLost: boolean): Action {
   return record.fresh ? { kind: "replaceInstance", deleteLost } : REFRESH;
 }
 
-export function podFacts(pod: V1Pod, policy: CompiledPolicy): PodFacts {
+/**
+ * After a terminating pod's deletionTimestamp (the moment its kubelet sends SIGKILL), this long is left
+ * for the kubelet to stop the containers in the VM before the VM goes.
+ */
+export const KILL_SLACK_MS = 5_000;
+
+export function podFacts(pod: V1Pod, policy: CompiledPolicy, now = Date.now()): PodFacts {
   const meta = pod.metadata ?? {};
   const phase = pod.status?.phase;
+  const stopping = terminationLeft(pod, now);
   return {
     uid: meta.uid ?? "",
     peer: policy.isPeerPod(pod.spec?.runtimeClassName, meta.namespace ?? ""),
     bound: Boolean(pod.spec?.nodeName),
-    done: Boolean(meta.deletionTimestamp) || phase === "Succeeded" || phase === "Failed",
+    done: phase === "Succeeded" || phase === "Failed" || stopping === 0,
+    ...(stopping && phase !== "Succeeded" && phase !== "Failed" ? { stoppingForMs: stopping } : {}),
     vmReady: (pod.status?.conditions ?? []).some((c) => c.type === VM_READY_CONDITION && c.status === "True"),
   };
+}
+
+/** A terminating pod's time left until its VM may go (0 once past); undefined for a pod not terminating. */
+function terminationLeft(pod: V1Pod, now: number): number | undefined {
+  const deletion = pod.metadata?.deletionTimestamp;
+  return deletion === undefined ? undefined : Math.max(0, new Date(deletion).getTime() + KILL_SLACK_MS - now);
 }
 
 export function recordFacts(record: PeerPod, context: RecordContext): RecordFacts {

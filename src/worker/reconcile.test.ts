@@ -88,6 +88,19 @@ describe("Reconciler", () => {
     assert.ok(cluster.reasons.includes("VMReady"));
   });
 
+  it("keeps a terminating pod's VM through its grace period, so its containers stop in the VM, and deletes it once the pod is gone", async () => {
+    provider = await createProvider({ createMs: 0, readyMs: 0, deleteMs: 0, inventoryFile: null }, { clusterId: CLUSTER, stateDir: "", log: silentLogger });
+    cluster.addPod("a");
+    await settle("ns/a");
+    cluster.pods.get("ns/a")!.metadata!.deletionTimestamp = new Date(Date.now() + 30_000);
+    const result = await reconciler().reconcile("ns/a");
+    assert.ok(result && result.requeueAfterMs > 30_000 && result.requeueAfterMs <= 35_000, `looked at again after the grace period: ${JSON.stringify(result)}`);
+    assert.equal((await vmsByPod()).size, 1, "the VM stays while the kubelet stops the containers");
+    cluster.pods.delete("ns/a");
+    await settle("ns/a");
+    assert.equal((await vmsByPod()).size, 0);
+  });
+
   it("records VMReady once when its PeerPod cache has not caught up with its own Ready patch", async () => {
     provider = await createProvider({ createMs: 0, readyMs: 0, deleteMs: 0, inventoryFile: null }, { clusterId: CLUSTER, stateDir: "", log: silentLogger });
     cluster.addPod("a");

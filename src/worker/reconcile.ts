@@ -73,6 +73,7 @@ export class Reconciler {
         this.deps.ready.wait(key, state.found!.id);
         return { requeueAfterMs: READY_FALLBACK_MS };
       }
+      if (action.kind === "waitStopped") return { requeueAfterMs: action.afterMs };
       try {
         await this.#act(action, state);
       } catch (error) {
@@ -101,7 +102,7 @@ export class Reconciler {
     return decide(pod, recordFacts(record, context), state.instance);
   }
 
-  async #act(action: Exclude<Action, { kind: "none" | "waitReady" }>, state: State): Promise<void> {
+  async #act(action: Exclude<Action, { kind: "none" | "waitReady" | "waitStopped" }>, state: State): Promise<void> {
     const steps = this.#steps;
     switch (action.kind) {
       case "createRecord":
