@@ -9,6 +9,7 @@ import { readFileSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { release } from "node:os";
 import { dirname, join } from "node:path";
+import { PassThrough, Readable } from "node:stream";
 import { promisify } from "node:util";
 import { CoreV1Api, NodeV1Api, type V1ContainerStatus, type V1Pod } from "@kubernetes/client-node";
 import { defaultImageDir, readManifest } from "../src/providers/qemu/image/paths.js";
@@ -144,15 +145,33 @@ describe("containerd-shim-peerpods-v2: real containerd, the hypervisor part, a q
     await deletePod("uname");
   });
 
-  it("kubectl exec runs in the pod's VM and returns the command's exit code", async () => {
+  it("kubectl exec runs in the pod's VM, with stdin and with a resized terminal, and returns the command's exit code", async () => {
     const kernel = (await readManifest(defaultImageDir()))!.kernelRelease;
+    const created = Date.now();
     await core.createNamespacedPod({ namespace: NAMESPACE, body: peerpodsPod("sleeper", "sleep 3600") });
     await untilContainer("sleeper", (status) => status.state?.running);
+    measured.push(`pod created → container Running ${Date.now() - created} ms`);
     const started = Date.now();
     const result = await execInPod(cluster().kc, NAMESPACE, "sleeper", "app", ["sh", "-c", "uname -r; exit 5"]);
     measured.push(`exec round trip ${Date.now() - started} ms`);
     assert.equal(result.stdout, `${kernel}\n`);
     assert.deepEqual(result.status.details?.causes, [{ reason: "ExitCode", message: "5" }]);
+
+    const piped = Date.now();
+    const echoed = await execInPod(cluster().kc, NAMESPACE, "sleeper", "app", ["sh", "-c", "cat; exit 4"], { stdin: Readable.from(["hello through cat\n"]) });
+    measured.push(`exec -i round trip ${Date.now() - piped} ms`);
+    assert.equal(echoed.stdout, "hello through cat\n", "stdin reached cat and its end let cat exit");
+    assert.deepEqual(echoed.status.details?.causes, [{ reason: "ExitCode", message: "4" }]);
+
+    // the line goes in once the terminal's size had time to arrive, so `stty size` reads the resize
+    const typed = new PassThrough();
+    const typing = setTimeout(() => typed.write("go\n"), 1_500);
+    const terminal = await execInPod(cluster().kc, NAMESPACE, "sleeper", "app", ["sh", "-c", "read line; tty; stty size; exit 7"], { stdin: typed, terminal: { rows: 40, columns: 100 } }).finally(() => {
+      clearTimeout(typing);
+      typed.end();
+    });
+    assert.match(terminal.stdout, /\/dev\/pts\/\d+\r\n40 100\r\n/, "a terminal of the size the client asked for");
+    assert.deepEqual(terminal.status.details?.causes, [{ reason: "ExitCode", message: "7" }]);
     await deletePod("sleeper");
   });
 

@@ -27,6 +27,7 @@ func (s *Service) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAP
 		log.G(ctx).WithField("pod", c.pod).WithField("task", r.ID).WithError(err).Error("deleting")
 		return nil, errgrpc.ToGRPC(err)
 	}
+	p.copy.closeNow()
 	pid, _, exit := p.snapshot()
 	s.mu.Lock()
 	if r.ExecID == "" {

@@ -2,10 +2,13 @@ package shim
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/containerd/fifo"
 	"peerpods.io/runtime/pkg/agentapi"
@@ -24,36 +27,35 @@ type copier struct {
 	stdin  io.ReadCloser
 }
 
-// startCopy opens the FIFOs and copies until the process's output ends; wait() returns then.
-// Output errors are logged by report, never fatal: a gone reader must not stop the process.
+// stdinDrain is how long CloseIO lets the stdin copy reach the FIFO's end on its own (containerd
+// closed its writer first) before it closes the FIFO under the copy.
+const stdinDrain = 2 * time.Second
+
+// startCopy opens the FIFOs and copies the output until the process's output ends; wait() returns
+// then. Stdin is copied from copyStdin on, once the process runs (a terminal's stdin opens then).
+// Errors are logged by report, never fatal: a gone reader must not stop the process.
 func startCopy(ctx context.Context, agent *agentclient.Client, ref *agentapi.ProcessRef, io stdio, report func(error)) (*copier, error) {
 	c := &copier{}
-	streams := []struct {
-		path   string
-		stream agentapi.OutputStream
-	}{{io.stdout, agentapi.OutputStream_STDOUT}}
+	streams := map[agentapi.OutputStream]string{agentapi.OutputStream_STDOUT: io.stdout}
 	if !io.terminal {
-		streams = append(streams, struct {
-			path   string
-			stream agentapi.OutputStream
-		}{io.stderr, agentapi.OutputStream_STDERR})
+		streams[agentapi.OutputStream_STDERR] = io.stderr
 	}
-	for _, s := range streams {
-		if s.path == "" {
+	for stream, path := range streams {
+		if path == "" {
 			continue
 		}
-		w, err := fifo.OpenFifo(ctx, s.path, syscall.O_WRONLY|syscall.O_NONBLOCK, 0)
+		w, err := fifo.OpenFifo(ctx, path, syscall.O_WRONLY|syscall.O_NONBLOCK, 0)
 		if err != nil {
-			return nil, fmt.Errorf("opening %s: %w", s.path, err)
+			return nil, fmt.Errorf("opening %s: %w", path, err)
 		}
 		c.output.Add(1)
-		go func(stream agentapi.OutputStream) {
+		go func() {
 			defer c.output.Done()
 			defer w.Close()
 			if err := agent.CopyOutput(context.WithoutCancel(ctx), ref, stream, w); err != nil {
 				report(fmt.Errorf("copying %s of %s/%s: %w", stream, ref.GetContainerId(), ref.GetExecId(), err))
 			}
-		}(s.stream)
+		}()
 	}
 	if io.stdin != "" {
 		r, err := fifo.OpenFifo(context.WithoutCancel(ctx), io.stdin, syscall.O_RDONLY|syscall.O_NONBLOCK, 0)
@@ -61,17 +63,34 @@ func startCopy(ctx context.Context, agent *agentclient.Client, ref *agentapi.Pro
 			return nil, fmt.Errorf("opening %s: %w", io.stdin, err)
 		}
 		c.stdin = r
-		go func() {
-			if err := agent.CopyStdin(context.WithoutCancel(ctx), ref, r); err != nil {
-				report(fmt.Errorf("copying stdin of %s/%s: %w", ref.GetContainerId(), ref.GetExecId(), err))
-			}
-		}()
 	}
 	return c, nil
 }
 
-// closeStdin stops copying stdin (CloseIO); the copy then closes the process's stdin.
+// copyStdin copies the stdin FIFO to the process until the FIFO ends or is closed; the process's
+// stdin is closed then, whichever way the copy ended.
+func (c *copier) copyStdin(ctx context.Context, agent *agentclient.Client, ref *agentapi.ProcessRef, report func(error)) {
+	if c == nil || c.stdin == nil {
+		return
+	}
+	go func() {
+		defer c.stdin.Close()
+		err := agent.CopyStdin(context.WithoutCancel(ctx), ref, c.stdin)
+		if err != nil && !errors.Is(err, os.ErrClosed) && !errors.Is(err, fifo.ErrReadClosed) {
+			report(fmt.Errorf("copying stdin of %s/%s: %w", ref.GetContainerId(), ref.GetExecId(), err))
+		}
+	}()
+}
+
+// closeStdin (CloseIO) lets the stdin copy finish what containerd wrote, then ends it.
 func (c *copier) closeStdin() {
+	if c != nil && c.stdin != nil {
+		time.AfterFunc(stdinDrain, func() { _ = c.stdin.Close() })
+	}
+}
+
+// closeNow drops the stdin FIFO at once (a process that failed to start, or is deleted).
+func (c *copier) closeNow() {
 	if c != nil && c.stdin != nil {
 		_ = c.stdin.Close()
 	}

@@ -91,15 +91,17 @@ func (s *Service) Start(ctx context.Context, r *taskAPI.StartRequest) (*taskAPI.
 		return nil, errgrpc.ToGRPC(err)
 	}
 	logger := log.G(ctx).WithField("pod", c.pod).WithField("task", r.ID).WithField("exec", r.ExecID)
-	if p.copy, err = startCopy(ctx, agent, p.ref, p.io, func(err error) { logger.WithError(err).Warn("stdio") }); err != nil {
+	report := func(err error) { logger.WithError(err).Warn("stdio") }
+	if p.copy, err = startCopy(ctx, agent, p.ref, p.io, report); err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
 	started, err := agent.StartProcess(ctx, p.ref)
 	if err != nil {
-		p.copy.closeStdin()
+		p.copy.closeNow()
 		return nil, errgrpc.ToGRPC(fmt.Errorf("starting %s/%s in the VM: %w", r.ID, r.ExecID, err))
 	}
 	p.started(started.GetPid())
+	p.copy.copyStdin(ctx, agent, p.ref, report)
 	// published before the watch starts, so that containerd never sees an exit before its start
 	if r.ExecID == "" {
 		s.publish(&eventstypes.TaskStart{ContainerID: r.ID, Pid: started.GetPid()})

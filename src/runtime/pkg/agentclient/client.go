@@ -127,8 +127,15 @@ func (c *Client) CopyOutput(ctx context.Context, ref *agentapi.ProcessRef, strea
 	}
 }
 
-// CopyStdin writes r to the process's stdin in chunks, then closes it.
+// CopyStdin writes r to the process's stdin in chunks. However r ends (end of file, a read error,
+// closed under the copy), the process's stdin is closed then, so the process never waits on it.
 func (c *Client) CopyStdin(ctx context.Context, ref *agentapi.ProcessRef, r io.Reader) error {
+	copyErr := c.writeStdin(ctx, ref, r)
+	_, closeErr := c.CloseStdin(ctx, ref)
+	return errors.Join(copyErr, closeErr)
+}
+
+func (c *Client) writeStdin(ctx context.Context, ref *agentapi.ProcessRef, r io.Reader) error {
 	buf := make([]byte, ChunkBytes)
 	for {
 		n, err := r.Read(buf)
@@ -138,8 +145,7 @@ func (c *Client) CopyStdin(ctx context.Context, ref *agentapi.ProcessRef, r io.R
 			}
 		}
 		if errors.Is(err, io.EOF) {
-			_, err = c.CloseStdin(ctx, ref)
-			return err
+			return nil
 		}
 		if err != nil {
 			return err
