@@ -11,7 +11,7 @@ import { release } from "node:os";
 import { dirname, join } from "node:path";
 import { PassThrough, Readable } from "node:stream";
 import { promisify } from "node:util";
-import { CoreV1Api, NodeV1Api, type V1ContainerStatus, type V1Pod } from "@kubernetes/client-node";
+import { CoreV1Api, Log, NodeV1Api, type V1ContainerStatus, type V1Pod } from "@kubernetes/client-node";
 import { defaultImageDir, readManifest } from "../src/providers/qemu/image/paths.js";
 import { buildRuntime } from "../src/runtime/build.js";
 import { startRealNode, type RealNode } from "./cluster/node/node.js";
@@ -145,6 +145,34 @@ describe("containerd-shim-peerpods-v2: real containerd, the hypervisor part, a q
     await deletePod("uname");
   });
 
+  it("the container runs as its spec says: args, env, workingDir, runAsUser; a Secret read-only; the ServiceAccount token readable", async () => {
+    await core.createNamespacedSecret({ namespace: NAMESPACE, body: { metadata: { name: "password" }, stringData: { password: "s3cret" } } });
+    const script = [
+      'echo "args: $*"; echo "env: $GREETING"; echo "cwd: $(pwd)"; echo "uid: $(id -u)"',
+      'echo "secret: $(cat /secret/password)"',
+      "awk '$2 == \"/secret\" { split($4, o, \",\"); print \"mount: \" $2 \" \" o[1] }' /proc/mounts",
+      'echo "token: $(head -c 3 /var/run/secrets/kubernetes.io/serviceaccount/token)"',
+    ].join("\n");
+    const body = peerpodsPod("spec", "");
+    body.spec!.automountServiceAccountToken = true;
+    body.spec!.volumes = [{ name: "secret", secret: { secretName: "password" } }];
+    body.spec!.containers[0] = {
+      ...body.spec!.containers[0]!,
+      command: ["sh", "-c"],
+      args: [script, "sh", "first", "second"],
+      env: [{ name: "GREETING", value: "hello from env" }],
+      workingDir: "/etc",
+      securityContext: { runAsUser: 1000 },
+      volumeMounts: [{ name: "secret", mountPath: "/secret", readOnly: true }],
+    };
+    await core.createNamespacedPod({ namespace: NAMESPACE, body });
+    const terminated = await untilContainer("spec", (status) => status.state?.terminated);
+    const log = await core.readNamespacedPodLog({ name: "spec", namespace: NAMESPACE, container: "app" });
+    assert.equal(log, "args: first second\nenv: hello from env\ncwd: /etc\nuid: 1000\nsecret: s3cret\nmount: /secret ro\ntoken: eyJ\n");
+    assert.equal(terminated.exitCode, 0);
+    await deletePod("spec");
+  });
+
   it("kubectl exec runs in the pod's VM, with stdin and with a resized terminal, and returns the command's exit code", async () => {
     const kernel = (await readManifest(defaultImageDir()))!.kernelRelease;
     const created = Date.now();
@@ -183,6 +211,35 @@ describe("containerd-shim-peerpods-v2: real containerd, the hypervisor part, a q
     assert.equal(await core.readNamespacedPodLog({ name: "restarts", namespace: NAMESPACE, container: "app", previous: true }), "run\n");
     assert.equal((await processesMentioning(SHIM)).length, 1, "one shim holds the pod's sandbox and its containers");
     await deletePod("restarts");
+  });
+
+  it("delete: the container gets SIGTERM, then SIGKILL once the grace period is over", async () => {
+    const body = peerpodsPod("stubborn", "trap 'echo got TERM' TERM; echo ready; while true; do sleep 1; done");
+    body.spec!.terminationGracePeriodSeconds = 3;
+    await core.createNamespacedPod({ namespace: NAMESPACE, body });
+    await untilContainer("stubborn", (status) => status.state?.running);
+    const log = new PassThrough();
+    let followed = "";
+    log.on("data", (chunk: Buffer) => (followed += chunk.toString()));
+    const following = await new Log(cluster().kc).log(NAMESPACE, "stubborn", "app", log, { follow: true });
+    await waitFor(() => followed.includes("ready\n"), { timeoutMs: 10_000, message: "the container to trap TERM" });
+    const deleting = Date.now();
+    await deletePod("stubborn");
+    const took = Date.now() - deleting;
+    following.abort();
+    measured.push(`delete with a 3 s grace period ${took} ms`);
+    assert.match(followed, /got TERM/, "SIGTERM reached the container first");
+    assert.ok(took >= 3_000, `the container, which ignores SIGTERM, was killed only after the grace period (${took} ms)`);
+  });
+
+  it("a plain pod on the same node still runs with runc on the host", async () => {
+    const body = peerpodsPod("plain", "uname -r");
+    delete body.spec!.runtimeClassName;
+    await core.createNamespacedPod({ namespace: NAMESPACE, body });
+    await untilContainer("plain", (status) => status.state?.terminated);
+    assert.equal(await core.readNamespacedPodLog({ name: "plain", namespace: NAMESPACE, container: "app" }), `${release()}\n`);
+    assert.deepEqual(await processesMentioning(SHIM), [], "no peerpods shim for a runc pod");
+    await deletePod("plain");
   });
 
   it("leaves no shim process, rootfs mount or agent socket behind", async () => {
