@@ -11,7 +11,7 @@ import { release } from "node:os";
 import { dirname, join } from "node:path";
 import { PassThrough, Readable } from "node:stream";
 import { promisify } from "node:util";
-import { CoreV1Api, Log, NodeV1Api, type V1ContainerStatus, type V1Pod } from "@kubernetes/client-node";
+import { CoreV1Api, Log, NodeV1Api, type V1Container, type V1ContainerStatus, type V1Pod } from "@kubernetes/client-node";
 import { defaultImageDir, readManifest } from "../src/providers/qemu/image/paths.js";
 import { buildRuntime } from "../src/runtime/build.js";
 import { startRealNode, type RealNode } from "./cluster/node/node.js";
@@ -143,6 +143,28 @@ describe("containerd-shim-peerpods-v2: real containerd, the hypervisor part, a q
     assert.equal(terminated.exitCode, 3);
     assert.equal(await core.readNamespacedPodLog({ name: "uname", namespace: NAMESPACE, container: "app" }), `${kernel}\nhello from a ConfigMap\n`);
     await deletePod("uname");
+  });
+
+  it("an init container runs first; two app containers share the pod's VM and its emptyDir", async () => {
+    const app = (name: string, script: string): V1Container => ({ name, image: "busybox", imagePullPolicy: "IfNotPresent", command: ["sh", "-c", script], volumeMounts: [{ name: "shared", mountPath: "/shared" }] });
+    const body = peerpodsPod("shared", "");
+    body.spec!.volumes = [{ name: "shared", emptyDir: {} }];
+    body.spec!.initContainers = [app("init", "echo from init > /shared/init")];
+    body.spec!.containers = [
+      app("writer", "echo from writer > /shared/writer; sleep 3600"),
+      app("reader", "until [ -f /shared/writer ]; do sleep 0.2; done; cat /shared/init /shared/writer; sleep 3600"),
+    ];
+    await core.createNamespacedPod({ namespace: NAMESPACE, body });
+    const read = await waitFor(
+      async () => {
+        const log = await core.readNamespacedPodLog({ name: "shared", namespace: NAMESPACE, container: "reader" }).catch(() => "");
+        return log.endsWith("from writer\n") ? log : undefined;
+      },
+      { timeoutMs: BOOT_TIMEOUT_MS / 2, message: "the reader to see the writer's file" },
+    );
+    assert.equal(read, "from init\nfrom writer\n");
+    assert.equal((await processesMentioning(SHIM)).length, 1, "one shim, so one VM, for the pod's three containers");
+    await deletePod("shared");
   });
 
   it("the container runs as its spec says: args, env, workingDir, runAsUser; a Secret read-only; the ServiceAccount token readable", async () => {

@@ -26,11 +26,11 @@ import (
 var version = "dev"
 
 type options struct {
-	listen, statusPort, instanceID, stateDir, bootWorkload, bundleDir, runcBinary, runcRoot, cgroupParent string
-	heartbeat                                                                                             time.Duration
-	maxTreeBytes, maxTreeEntries                                                                          uint64
-	maxContainers, maxExecs                                                                               int
-	noPivot                                                                                               bool
+	listen, statusPort, instanceID, stateDir, bootWorkload, bundleDir, volumeDir, runcBinary, runcRoot, cgroupParent string
+	heartbeat                                                                                                        time.Duration
+	maxTreeBytes, maxTreeEntries                                                                                     uint64
+	maxContainers, maxExecs                                                                                          int
+	noPivot                                                                                                          bool
 }
 
 func parseFlags() options {
@@ -42,6 +42,7 @@ func parseFlags() options {
 	flag.StringVar(&o.stateDir, "state-dir", "/run/peerpods", "user data, the workload script")
 	flag.StringVar(&o.bootWorkload, "boot-workload", "", "a workload script the VM was booted with, started at once if it exists")
 	flag.StringVar(&o.bundleDir, "bundle-dir", "/run/peerpods/containers", "container bundles and trees (a tmpfs of their own)")
+	flag.StringVar(&o.volumeDir, "volume-dir", "/run/peerpods/volumes", "the pod volumes (emptyDirs) its containers share")
 	flag.StringVar(&o.runcBinary, "runc", "/bin/runc", "the runc binary")
 	flag.StringVar(&o.runcRoot, "runc-root", "/run/runc", "runc's state folder")
 	flag.StringVar(&o.cgroupParent, "cgroup-parent", "/peerpods", "the cgroup (under /sys/fs/cgroup) that holds each container's")
@@ -64,7 +65,7 @@ func main() {
 }
 
 func run(o options, log *slog.Logger) error {
-	for _, dir := range []string{o.stateDir, o.bundleDir, o.runcRoot} {
+	for _, dir := range []string{o.stateDir, o.bundleDir, o.volumeDir, o.runcRoot} {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return err
 		}
@@ -79,7 +80,7 @@ func run(o options, log *slog.Logger) error {
 		return err
 	}
 	cfg := agent.Config{
-		BundleDir: o.bundleDir, RuncRoot: o.runcRoot, CgroupRoot: "/sys/fs/cgroup", CgroupParent: o.cgroupParent,
+		BundleDir: o.bundleDir, VolumeDir: o.volumeDir, RuncRoot: o.runcRoot, CgroupRoot: "/sys/fs/cgroup", CgroupParent: o.cgroupParent,
 		MaxContainers: o.maxContainers, MaxExecs: o.maxExecs,
 		Tree: agent.TreeLimits{MaxBytes: o.maxTreeBytes, MaxEntries: o.maxTreeEntries, Room: agent.FolderRoom(o.bundleDir)},
 	}

@@ -3,6 +3,8 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -22,6 +24,8 @@ const deleteWaitTimeout = 10 * time.Second
 type Config struct {
 	// BundleDir holds a folder per container (bundle, trees); a tmpfs of its own.
 	BundleDir string
+	// VolumeDir holds the pod volumes (emptyDirs) the pod's containers share.
+	VolumeDir string
 	RuncRoot  string
 	// CgroupRoot is the cgroup2 mount; each container's cgroup is CgroupParent/<id> under it.
 	CgroupRoot    string
@@ -194,7 +198,10 @@ func (cs *Containers) Create(ctx context.Context, req *agentapi.CreateContainerR
 	if err := validateMounts(req.GetMounts(), c.trees); err != nil {
 		return err
 	}
-	config, err := json.Marshal(containerSpec(c.id, req, c.trees, cs.cfg.CgroupParent))
+	if err := makePodVolumes(cs.cfg.VolumeDir, req.GetMounts()); err != nil {
+		return err
+	}
+	config, err := json.Marshal(containerSpec(c.id, req, c.trees, cs.cfg.VolumeDir, cs.cfg.CgroupParent))
 	if err != nil {
 		return internal(err, "writing config.json")
 	}
@@ -416,5 +423,27 @@ func (cs *Containers) DeleteProcess(ref *agentapi.ProcessRef) error {
 	}
 	proc.closeIO()
 	delete(c.execs, proc.execID)
+	return nil
+}
+
+// makePodVolumes makes the pod volumes the mounts name that the pod has not got yet: empty, and
+// writable by every user, as kubelet makes an emptyDir.
+func makePodVolumes(dir string, mounts []*agentapi.Mount) error {
+	for _, m := range mounts {
+		if m.GetPodVolume() == "" {
+			continue
+		}
+		volume := filepath.Join(dir, m.GetPodVolume())
+		err := os.Mkdir(volume, 0o777)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		if err == nil {
+			err = os.Chmod(volume, 0o777) // past the umask
+		}
+		if err != nil {
+			return internal(err, "making pod volume %q", m.GetPodVolume())
+		}
+	}
 	return nil
 }

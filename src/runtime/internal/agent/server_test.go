@@ -98,7 +98,7 @@ func startAgent(t *testing.T) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := Config{
-		BundleDir: filepath.Join(dir, "bundles"), RuncRoot: filepath.Join(dir, "runc"), CgroupRoot: dir, CgroupParent: "/cgroups",
+		BundleDir: filepath.Join(dir, "bundles"), VolumeDir: filepath.Join(dir, "volumes"), RuncRoot: filepath.Join(dir, "runc"), CgroupRoot: dir, CgroupParent: "/cgroups",
 		MaxContainers: 3, MaxExecs: 2,
 	}
 	cfg.Tree = TreeLimits{MaxBytes: 1 << 20, MaxEntries: 100, Room: FolderRoom(dir)}

@@ -49,9 +49,10 @@ func capabilitySpec(c *agentapi.Capabilities) *specs.LinuxCapabilities {
 }
 
 // containerSpec is the OCI config.json for a container whose trees were unpacked into treeDirs
-// (tree name to folder). The rootfs is the bundle's "rootfs" folder; its cgroup sits under cgroupParent.
-func containerSpec(id string, req *agentapi.CreateContainerRequest, treeDirs map[string]string, cgroupParent string) *specs.Spec {
-	mounts := append(baseMounts(), treeMounts(req.GetMounts(), treeDirs)...)
+// (tree name to folder) and whose pod volumes are folders of volumeDir. The rootfs is the bundle's
+// "rootfs" folder; its cgroup sits under cgroupParent.
+func containerSpec(id string, req *agentapi.CreateContainerRequest, treeDirs map[string]string, volumeDir, cgroupParent string) *specs.Spec {
+	mounts := append(baseMounts(), treeMounts(req.GetMounts(), treeDirs, volumeDir)...)
 	return &specs.Spec{
 		Version: specs.Version,
 		Process: processSpec(req.GetProcess()),
@@ -82,8 +83,8 @@ func baseMounts() []specs.Mount {
 	}
 }
 
-// treeMounts binds uploaded trees (or a path inside one) into the container.
-func treeMounts(mounts []*agentapi.Mount, treeDirs map[string]string) []specs.Mount {
+// treeMounts binds uploaded trees (or a path inside one), and pod volumes, into the container.
+func treeMounts(mounts []*agentapi.Mount, treeDirs map[string]string, volumeDir string) []specs.Mount {
 	out := make([]specs.Mount, 0, len(mounts))
 	for _, m := range mounts {
 		options := []string{"rbind", "rprivate", "nosuid", "nodev"}
@@ -91,6 +92,9 @@ func treeMounts(mounts []*agentapi.Mount, treeDirs map[string]string) []specs.Mo
 			options = append(options, "ro")
 		}
 		source := filepath.Join(treeDirs[m.GetTree()], filepath.FromSlash(m.GetPath()))
+		if m.GetPodVolume() != "" {
+			source = filepath.Join(volumeDir, m.GetPodVolume())
+		}
 		out = append(out, specs.Mount{Destination: m.GetDestination(), Type: "bind", Source: source, Options: options})
 	}
 	return out

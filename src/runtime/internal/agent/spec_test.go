@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 
@@ -28,10 +30,10 @@ func TestProcessSpecDefaults(t *testing.T) {
 func TestContainerSpec(t *testing.T) {
 	req := &agentapi.CreateContainerRequest{
 		Process:        &agentapi.Process{Args: []string{"sh"}},
-		Mounts:         []*agentapi.Mount{{Destination: "/etc/config", Tree: "config", Readonly: true}, {Destination: "/etc/hosts", Tree: "files", Path: "hosts"}},
+		Mounts:         []*agentapi.Mount{{Destination: "/etc/config", Tree: "config", Readonly: true}, {Destination: "/etc/hosts", Tree: "files", Path: "hosts"}, {Destination: "/scratch", PodVolume: "scratch"}},
 		ReadonlyRootfs: true,
 	}
-	spec := containerSpec("c1", req, map[string]string{"rootfs": "/b/c1/rootfs", "config": "/b/c1/trees/config", "files": "/b/c1/trees/files"}, "/peerpods")
+	spec := containerSpec("c1", req, map[string]string{"rootfs": "/b/c1/rootfs", "config": "/b/c1/trees/config", "files": "/b/c1/trees/files"}, "/v", "/peerpods")
 	if spec.Root.Path != "rootfs" || !spec.Root.Readonly || spec.Linux.CgroupsPath != "/peerpods/c1" {
 		t.Errorf("root %+v cgroup %q", spec.Root, spec.Linux.CgroupsPath)
 	}
@@ -52,7 +54,35 @@ func TestContainerSpec(t *testing.T) {
 	if m := mounts["/etc/hosts"]; m.Source != "/b/c1/trees/files/hosts" || slices.Contains(m.Options, "ro") {
 		t.Errorf("hosts mount %+v", m)
 	}
+	if m := mounts["/scratch"]; m.Source != "/v/scratch" || slices.Contains(m.Options, "ro") {
+		t.Errorf("pod volume mount %+v", m)
+	}
 	if _, ok := mounts["/proc"]; !ok {
 		t.Error("no /proc")
+	}
+}
+
+func TestMakePodVolumesIsWritableByAllAndKeepsWhatIsThere(t *testing.T) {
+	dir := t.TempDir()
+	mounts := []*agentapi.Mount{{Destination: "/scratch", PodVolume: "scratch"}, {Destination: "/config", Tree: "config"}}
+	if err := makePodVolumes(dir, mounts); err != nil {
+		t.Fatal(err)
+	}
+	info, err := os.Stat(filepath.Join(dir, "scratch"))
+	if err != nil || info.Mode().Perm() != 0o777 {
+		t.Fatalf("pod volume %v, %v: want a folder with mode 0777", info, err)
+	}
+	written := filepath.Join(dir, "scratch", "file")
+	if err := os.WriteFile(written, []byte("kept"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := makePodVolumes(dir, mounts); err != nil {
+		t.Fatal(err)
+	}
+	if data, err := os.ReadFile(written); string(data) != "kept" {
+		t.Fatalf("a second container's create emptied the pod volume: %q, %v", data, err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Fatalf("only the pod volume is made, got %v", entries)
 	}
 }

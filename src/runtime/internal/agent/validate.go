@@ -70,12 +70,19 @@ func validateProcess(p *agentapi.Process) error {
 	return nil
 }
 
-// validateMounts checks each mount's destination and that it names a tree uploaded for the container.
+// validateMounts checks each mount's destination and that it names a tree uploaded for the
+// container, or else a well-formed pod volume.
 func validateMounts(mounts []*agentapi.Mount, trees map[string]string) error {
 	for _, m := range mounts {
 		dest := m.GetDestination()
 		if !path.IsAbs(dest) || path.Clean(dest) != dest || dest == "/" {
 			return invalid("mount destination %q must be a clean absolute path other than /", dest)
+		}
+		if volume := m.GetPodVolume(); volume != "" {
+			if !treePattern.MatchString(volume) || m.GetTree() != "" || m.GetPath() != "" {
+				return invalid("mount at %s: pod volume %q must match %s and come without a tree or path", dest, volume, treePattern)
+			}
+			continue
 		}
 		if _, ok := trees[m.GetTree()]; !ok || m.GetTree() == RootfsTree {
 			return invalid("mount at %s names tree %q, which was not uploaded for this container", dest, m.GetTree())

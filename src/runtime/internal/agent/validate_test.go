@@ -50,7 +50,7 @@ func TestValidateProcess(t *testing.T) {
 
 func TestValidateMounts(t *testing.T) {
 	trees := map[string]string{"rootfs": "/b/rootfs", "config": "/b/trees/config"}
-	if err := validateMounts([]*agentapi.Mount{{Destination: "/etc/app", Tree: "config"}, {Destination: "/etc/hosts", Tree: "config", Path: "dir/hosts"}}, trees); err != nil {
+	if err := validateMounts([]*agentapi.Mount{{Destination: "/etc/app", Tree: "config"}, {Destination: "/etc/hosts", Tree: "config", Path: "dir/hosts"}, {Destination: "/scratch", PodVolume: "scratch"}}, trees); err != nil {
 		t.Fatalf("good mounts refused: %v", err)
 	}
 	bad := map[string]*agentapi.Mount{
@@ -61,6 +61,8 @@ func TestValidateMounts(t *testing.T) {
 		"the rootfs":           {Destination: "/x", Tree: "rootfs"},
 		"path out of the tree": {Destination: "/x", Tree: "config", Path: "../../etc"},
 		"absolute path":        {Destination: "/x", Tree: "config", Path: "/etc"},
+		"pod volume and tree":  {Destination: "/x", Tree: "config", PodVolume: "scratch"},
+		"pod volume out":       {Destination: "/x", PodVolume: "../etc"},
 	}
 	for name, m := range bad {
 		if err := validateMounts([]*agentapi.Mount{m}, trees); status.Code(err) != codes.InvalidArgument {

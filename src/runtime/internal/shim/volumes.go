@@ -13,12 +13,16 @@ import (
 	"peerpods.io/runtime/pkg/agentclient"
 )
 
-// volume is a folder of the node bound into a container (a ConfigMap, Secret, projected token,
-// downward API or emptyDir volume), shipped to the VM as one of the container's trees.
+// volume is a folder of the node bound into a container: a ConfigMap, Secret, projected token or
+// downward API volume, shipped to the VM as one of the container's trees; or an emptyDir, which
+// the VM keeps for the pod itself (no source) so that its containers share it.
 type volume struct {
 	source string
 	mount  *agentapi.Mount
 }
+
+// emptyDirFolder is the path part kubelet puts a pod's emptyDir volumes under.
+const emptyDirFolder = "/volumes/kubernetes.io~empty-dir/"
 
 // systemPaths are what the VM gives every container itself; a bind there from the node is not shipped.
 var systemPaths = []string{"/proc", "/dev", "/sys"}
@@ -31,8 +35,13 @@ func volumes(mounts []specs.Mount, isDir func(string) bool) []volume {
 		if !isBind(m) || underSystemPath(m.Destination) || !isDir(m.Source) {
 			continue
 		}
+		readonly := slices.Contains(m.Options, "ro")
+		if strings.Contains(m.Source, emptyDirFolder) {
+			out = append(out, volume{mount: &agentapi.Mount{Destination: m.Destination, PodVolume: path.Base(m.Source), Readonly: readonly}})
+			continue
+		}
 		tree := fmt.Sprintf("volume-%d", len(out))
-		out = append(out, volume{source: m.Source, mount: &agentapi.Mount{Destination: m.Destination, Tree: tree, Readonly: slices.Contains(m.Options, "ro")}})
+		out = append(out, volume{source: m.Source, mount: &agentapi.Mount{Destination: m.Destination, Tree: tree, Readonly: readonly}})
 	}
 	return out
 }
@@ -51,10 +60,15 @@ func isDir(p string) bool {
 	return err == nil && info.IsDir()
 }
 
-// shipVolumes sends each volume's folder to the agent and answers the mounts that bind them.
+// shipVolumes sends each volume's folder (the pod's own volumes have none) to the agent and
+// answers the mounts that bind them.
 func shipVolumes(ctx context.Context, agent *agentclient.Client, containerID string, vols []volume) ([]*agentapi.Mount, error) {
 	mounts := make([]*agentapi.Mount, 0, len(vols))
 	for _, v := range vols {
+		if v.source == "" {
+			mounts = append(mounts, v.mount)
+			continue
+		}
 		tree := agentclient.TarDir(v.source)
 		_, err := agent.PutTree(ctx, containerID, v.mount.GetTree(), tree)
 		_ = tree.Close()
