@@ -58,6 +58,13 @@ describe("the demo's timeline", () => {
     assert.deepEqual(labels({ pod: ready, record: record("vm-1"), events: [] }, reported), []);
   });
 
+  it("reports the binding before the worker's record when the pod was read before its binding showed", () => {
+    assert.deepEqual(labels({ pod: pod(), record: record(), events: [] }, new Set()), [
+      "scheduled: bound to node n1",
+      "worker: PeerPod record demo/hello: creating a small VM with the qemu provider",
+    ]);
+  });
+
   it("does not call a pod Ready while its VM gate is False (what KWOK's stock stages would have faked)", () => {
     const reported = new Set<string>();
     const gated = pod("n1", [{ type: "peerpods.io/vm-ready", status: "False" }, { type: "Ready", status: "False" }]);

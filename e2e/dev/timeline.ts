@@ -54,7 +54,9 @@ export function progressLines(snapshot: Snapshot, reported: Set<string>, console
 }
 
 function podMilestones({ pod, record }: Snapshot, once: (key: string, label: string, text: string) => void, consoleLog: (instanceID: string) => string): void {
-  if (pod?.spec?.nodeName) once("scheduled", "scheduled", `bound to node ${pod.spec.nodeName}`);
+  // the pod and its record are read one after the other: a record (made only for a bound pod) may show up before the binding does
+  const nodeName = pod?.spec?.nodeName ?? record?.spec.nodeName;
+  if (nodeName) once("scheduled", "scheduled", `bound to node ${nodeName}`);
   if (record) once("worker", "worker", `PeerPod record ${record.metadata.namespace}/${record.metadata.name}: creating a ${record.spec.instanceType} VM with the ${record.spec.provider} provider`);
   const instance = record?.status?.instanceID;
   if (instance) once("VM booting", "VM booting", `${record.spec.provider} VM ${instance} (${record.spec.instanceType}); console log: ${consoleLog(instance)}`);
