@@ -54,8 +54,7 @@ export function progressLines(snapshot: Snapshot, reported: Set<string>, console
 }
 
 function podMilestones({ pod, record }: Snapshot, once: (key: string, label: string, text: string) => void, consoleLog: (instanceID: string) => string): void {
-  // the pod and its record are read one after the other: a record (made only for a bound pod) may show up before the binding does
-  const nodeName = pod?.spec?.nodeName ?? record?.spec.nodeName;
+  const nodeName = boundTo({ pod, record });
   if (nodeName) once("scheduled", "scheduled", `bound to node ${nodeName}`);
   if (record) once("worker", "worker", `PeerPod record ${record.metadata.namespace}/${record.metadata.name}: creating a ${record.spec.instanceType} VM with the ${record.spec.provider} provider`);
   const instance = record?.status?.instanceID;
@@ -64,6 +63,9 @@ function podMilestones({ pod, record }: Snapshot, once: (key: string, label: str
   if (vmReady?.status === "True") once("VM ready", "VM ready", `${vmReady.message} (agent ${record?.status?.agentEndpoint})`);
   if (condition(pod, "Ready")?.status === "True") once("pod Ready", "pod Ready", `${pod!.metadata!.namespace}/${pod!.metadata!.name} is Ready`);
 }
+
+/** The pod and its record are read one after the other: a record (made only for a bound pod) may show up before the binding does. */
+const boundTo = ({ pod, record }: Pick<Snapshot, "pod" | "record">): string | undefined => pod?.spec?.nodeName ?? record?.spec.nodeName;
 
 const condition = (pod: V1Pod | undefined, type: string): V1PodCondition | undefined => pod?.status?.conditions?.find((c) => c.type === type);
 
