@@ -15,7 +15,7 @@ import { rmSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { request } from "node:https";
 import { cpus, release, tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { parse as parseYaml, stringify } from "yaml";
 import { startCluster, type Cluster } from "../cluster/cluster.js";
 import { startRealNode, type RealNode } from "../cluster/node/node.js";
@@ -23,11 +23,11 @@ import { atExit, onFirstSignal, pidsMentioning, tail } from "../cluster/process.
 import { localCerts } from "../support/certs.js";
 import { applyObjects, loadManifests, LOCAL_OVERLAY_DIR, MANIFESTS_DIR, withWebhookUrl } from "../support/manifests.js";
 import { startPeerpods, type Peerpods } from "../support/peerpods.js";
+import { PEERPODS_RUNTIME_CLASS, peerpodsContainerd } from "../support/peerpods-node.js";
 import { serviceAccountKubeconfig } from "../support/tokens.js";
 import { waitFor } from "../support/wait.js";
 import { PEERPOD_GROUP, PEERPOD_PLURAL, PEERPOD_VERSION, type PeerPod } from "../../src/kube/peerpod.js";
 import { parsePolicy } from "../../src/policy/schema.js";
-import { buildRuntime } from "../../src/runtime/build.js";
 import { inVmLines, readFromVm, SAMPLE_SCRIPT } from "./in-vm.js";
 import { buildControlPlane, buildPodVmImage, ensureHostPackages } from "./prepare.js";
 import { formatElapsed, printLine, Steps } from "./progress.js";
@@ -41,7 +41,7 @@ const PEER_LABEL = { [PEER_LABEL_KEY]: "true" };
 /** KWOK nodes, not labelled for peer pods: the extender's filter says why they do not fit. */
 const KWOK_NODES = [{ name: "dev-node-1" }, { name: "dev-node-2" }];
 const READY_TIMEOUT_MS = 5 * 60_000;
-const RUNTIME_CLASS = "peerpods";
+const RUNTIME_CLASS = PEERPODS_RUNTIME_CLASS;
 const SHIM = "containerd-shim-peerpods-v2";
 const TICK_MS = 300;
 
@@ -92,11 +92,7 @@ async function startLocalCluster(running: Running): Promise<{ cluster: Cluster; 
   const cluster = await startCluster();
   running.cluster = cluster;
   await cluster.addNodes(KWOK_NODES);
-  const { shim } = await buildRuntime();
-  const node = await startRealNode(cluster, {
-    labels: PEER_LABEL,
-    containerd: { shimDirs: [dirname(shim)], env: { PEERPODS_HYPERVISOR_SOCKET: hypervisorSocket(running) }, runtimeTypes: { [RUNTIME_CLASS]: "io.containerd.peerpods.v2" } },
-  });
+  const node = await startRealNode(cluster, { labels: PEER_LABEL, containerd: await peerpodsContainerd(hypervisorSocket(running)) });
   running.node = node;
   return { cluster, node };
 }
