@@ -19,9 +19,10 @@ import { createProvider } from "../../src/providers/factory.js";
 import { TAG } from "../../src/providers/types.js";
 import { startCluster } from "../cluster/cluster.js";
 import { applyObjects, loadManifests, LOCAL_OVERLAY_DIR } from "../support/manifests.js";
-import { startPeerpods, type Peerpods } from "../support/peerpods.js";
+import { startPeerpods } from "../support/peerpods.js";
 import { processesMentioning } from "../support/processes.js";
 import { waitFor } from "../support/wait.js";
+import { idlePoolVms } from "./lib/pool.js";
 import { percentile, printTable, writeResults, type Row, runBenchmark } from "./lib/report.js";
 import { trackedTempDir } from "../support/leftovers.js";
 
@@ -68,11 +69,6 @@ async function watchPods(kc: KubeConfig, namespace: string): Promise<{ bound: Ma
   return { bound, ready, stop: () => watched.stop() };
 }
 
-async function idlePoolVms(peerpods: Peerpods): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${peerpods.metricsPort}/metrics`)).text();
-  return Number(/^peerpods_warm_pool_vms\{instance_type="small",state="idle"\} (\d+)$/m.exec(text)?.[1] ?? 0);
-}
-
 /** One provider: hits on a pool of POOL_MIN, then cold boots with the pool shrunk to 0; bound → ready per pod. */
 async function measure(kc: KubeConfig, kubeconfig: string, dir: string, provider: ProviderName): Promise<Record<Mode, number[]>> {
   const core = kc.makeApiClient(CoreV1Api);
@@ -88,14 +84,14 @@ async function measure(kc: KubeConfig, kubeconfig: string, dir: string, provider
     for (const mode of ["hit", "cold"] as const) {
       if (mode === "cold") {
         await writeFile(policyFile, JSON.stringify(policy(provider, 0)));
-        await waitFor(async () => (await idlePoolVms(peerpods)) === 0, { timeoutMs: 60_000, intervalMs: 200, message: "the pool emptied" });
+        await waitFor(async () => (await idlePoolVms(peerpods, "small")) === 0, { timeoutMs: 60_000, intervalMs: 200, message: "the pool emptied" });
       }
       const namespace = `perf-pool-${provider}-${mode}`;
       await core.createNamespace({ body: { metadata: { name: namespace } } });
       await waitFor(() => core.readNamespacedServiceAccount({ name: "default", namespace }), { message: "the default ServiceAccount" });
       const watch = await watchPods(kc, namespace);
       for (let i = 0; i < PODS[provider]; i++) {
-        if (mode === "hit") await waitFor(async () => (await idlePoolVms(peerpods)) >= POOL_MIN, { timeoutMs: BOOT_TIMEOUT_MS, intervalMs: 100, message: `${POOL_MIN} idle pool VMs` });
+        if (mode === "hit") await waitFor(async () => (await idlePoolVms(peerpods, "small")) >= POOL_MIN, { timeoutMs: BOOT_TIMEOUT_MS, intervalMs: 100, message: `${POOL_MIN} idle pool VMs` });
         const name = `p-${i}`;
         await core.createNamespacedPod({ namespace, body: peerPod(name) });
         await waitFor(() => watch.ready.has(name), { timeoutMs: BOOT_TIMEOUT_MS, intervalMs: 20, message: `${namespace}/${name} VM-ready` });
