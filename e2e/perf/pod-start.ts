@@ -15,9 +15,7 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { rm } from "node:fs/promises";
 import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig, type V1Pod } from "@kubernetes/client-node";
-import { startInformer } from "../../src/kube/informer.js";
 import { PEERPOD_GROUP, PEERPOD_PLURAL, PEERPOD_VERSION, type PeerPod } from "../../src/kube/peerpod.js";
-import { silentLogger } from "../../src/log/logger.js";
 import { startCluster } from "../cluster/cluster.js";
 import { startRealNode, type RealNode } from "../cluster/node/node.js";
 import { execInPod } from "../support/exec.js";
@@ -27,6 +25,7 @@ import { killMentioning, PEER_LABEL, PEERPODS_RUNTIME_CLASS, peerpodsContainerd,
 import { createNamespace } from "../support/suite.js";
 import { waitFor } from "../support/wait.js";
 import { idlePoolVms } from "./lib/pool.js";
+import { watchPodMarks, type PodMarks } from "./lib/watch.js";
 import { percentile, printTable, runBenchmark, writeResults, type Row } from "./lib/report.js";
 
 const { values: flags } = parseArgs({ options: { pods: { type: "string", default: "10" }, execs: { type: "string", default: "10" } } });
@@ -58,21 +57,6 @@ function benchPod(name: string, mode: Mode): V1Pod {
       containers: [{ name: "app", image: "busybox", imagePullPolicy: "IfNotPresent", command: ["sleep", "3600"], resources: { requests: { cpu: "100m", memory: "64Mi" } } }],
     },
   };
-}
-
-async function watchRunning(kc: KubeConfig): Promise<{ running: Map<string, number>; stop(): Promise<void> }> {
-  const running = new Map<string, number>();
-  const seen = (pod: V1Pod): void => {
-    const name = pod.metadata!.name!;
-    if (!running.has(name) && pod.status?.containerStatuses?.[0]?.state?.running) running.set(name, performance.timeOrigin + performance.now());
-  };
-  const core = kc.makeApiClient(CoreV1Api);
-  const watched = startInformer<V1Pod>(kc, `/api/v1/namespaces/${NAMESPACE}/pods`, () => core.listNamespacedPod({ namespace: NAMESPACE }), silentLogger, (informer) => {
-    informer.on("add", seen);
-    informer.on("update", seen);
-  });
-  await watched.synced;
-  return { running, stop: () => watched.stop() };
 }
 
 const peerPodRecord = (bench: Bench, name: string): Promise<PeerPod | undefined> =>
@@ -191,7 +175,7 @@ async function main(): Promise<void> {
   let node: RealNode | undefined;
   let peerpods: Peerpods | undefined;
   let podsDir: string | undefined;
-  let watch: Awaited<ReturnType<typeof watchRunning>> | undefined;
+  let watch: PodMarks<"running"> | undefined;
   try {
     node = await startRealNode(cluster, { labels: PEER_LABEL, containerd: await peerpodsContainerd(hypervisorSocket) });
     ({ peerpods, podsDir } = await servePeerpodsForNode(cluster, node, { workDir: dir, hypervisorSocket, parts: ["webhook", "advertiser", "worker", "hypervisor"] }));
@@ -199,8 +183,8 @@ async function main(): Promise<void> {
     const core = kc.makeApiClient(CoreV1Api);
     await createNamespace(core, NAMESPACE);
     await untilWebhookAdmits(kc, benchPod("probe", "cold"));
-    watch = await watchRunning(kc);
-    const bench: Bench = { kc, core, custom: kc.makeApiClient(CustomObjectsApi), peerpods, running: watch.running };
+    watch = await watchPodMarks(kc, NAMESPACE, { running: (pod) => Boolean(pod.status?.containerStatuses?.[0]?.state?.running) }, () => performance.timeOrigin + performance.now());
+    const bench: Bench = { kc, core, custom: kc.makeApiClient(CustomObjectsApi), peerpods, running: watch.marks.running };
     const measured = await measure(bench);
     const summary = report(measured);
     await writeResults("pod-start", { pods: PODS, execs: EXECS, instanceType: INSTANCE_TYPE, goalMs: GOAL_MS, summary, raw: measured });
