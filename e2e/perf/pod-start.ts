@@ -194,7 +194,8 @@ async function main(): Promise<void> {
     const killed = peerpods ? killMentioning(peerpods.stateDir) : 0;
     if (killed) console.log(`${killed} leftover VM process(es) killed`);
     const left = (await node?.stop()) ?? [];
-    if (left.length) console.log(`the node's sweep cleaned: ${left.join("; ")}`);
+    // the kubelet collects deleted pods' sandboxes lazily: the node's stop sweeps what it had not yet
+    if (left.length) console.log(`the node's stop swept ${left.length} leftovers (deleted pods' sandboxes, mounts, cgroups)`);
     await cluster.stop();
     if (podsDir) await rm(podsDir, { recursive: true, force: true });
     await rm(dir, { recursive: true, force: true });
