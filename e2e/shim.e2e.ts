@@ -8,17 +8,17 @@ import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { release } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { PassThrough, Readable } from "node:stream";
 import { promisify } from "node:util";
 import { CoreV1Api, Log, NodeV1Api, type V1Container, type V1ContainerStatus, type V1Pod } from "@kubernetes/client-node";
 import { defaultImageDir, readManifest } from "../src/providers/qemu/image/paths.js";
-import { buildRuntime } from "../src/runtime/build.js";
 import { startRealNode, type RealNode } from "./cluster/node/node.js";
 import { containerdBinary, NODE_IMAGES } from "./cluster/node/paths.js";
 import { cluster } from "./setup.js";
 import { trackedTempDir } from "./support/leftovers.js";
 import { startPeerpods, type Peerpods } from "./support/peerpods.js";
+import { PEERPODS_RUNTIME_CLASS, PEERPODS_RUNTIME_TYPE, peerpodsContainerd } from "./support/peerpods-node.js";
 import { processesMentioning } from "./support/processes.js";
 import { execInPod } from "./support/exec.js";
 import { createNamespace } from "./support/suite.js";
@@ -27,7 +27,7 @@ import { waitFor } from "./support/wait.js";
 const run = promisify(execFile);
 const SHIM = "containerd-shim-peerpods-v2";
 const NAMESPACE = "shim-e2e";
-const RUNTIME_CLASS = "peerpods";
+const RUNTIME_CLASS = PEERPODS_RUNTIME_CLASS;
 const BOOT_TIMEOUT_MS = 180_000;
 const POLICY = { instanceTypes: [{ name: "small", vcpus: 1, memoryMiB: 256 }], provider: { name: "qemu", qemu: { maxVMs: 2 } } };
 
@@ -77,7 +77,7 @@ describe("containerd-shim-peerpods-v2: real containerd, the hypervisor part, a q
   /** `ctr run` of busybox as a task of its own (its own VM), with the pod identity the hypervisor part wants. */
   const ctrRun = async (id: string, script: string): Promise<CtrRun> => {
     const annotations = { "io.kubernetes.cri.sandbox-name": id, "io.kubernetes.cri.sandbox-namespace": "shim-e2e", "io.kubernetes.cri.sandbox-uid": randomUUID() };
-    const args = ["--address", node.containerdSocket, "--namespace", "k8s.io", "run", "--rm", "--runtime", "io.containerd.peerpods.v2"];
+    const args = ["--address", node.containerdSocket, "--namespace", "k8s.io", "run", "--rm", "--runtime", PEERPODS_RUNTIME_TYPE];
     for (const [key, value] of Object.entries(annotations)) args.push("--annotation", `${key}=${value}`);
     args.push(NODE_IMAGES.busybox.name, id, "sh", "-c", script);
     try {
@@ -93,7 +93,6 @@ describe("containerd-shim-peerpods-v2: real containerd, the hypervisor part, a q
   before(async function () {
     this.timeout(BOOT_TIMEOUT_MS);
     dir = trackedTempDir("pp-shim-");
-    const shim = (await buildRuntime()).shim;
     socket = join(dir, "hypervisor.sock");
     const policyFile = join(dir, "policy.json");
     await writeFile(policyFile, JSON.stringify(POLICY));
@@ -102,7 +101,7 @@ describe("containerd-shim-peerpods-v2: real containerd, the hypervisor part, a q
       kubeconfig: cluster().kubeconfigPath,
     });
     node = await startRealNode(cluster(), {
-      containerd: { shimDirs: [dirname(shim)], env: { PEERPODS_HYPERVISOR_SOCKET: socket }, runtimeTypes: { [RUNTIME_CLASS]: "io.containerd.peerpods.v2" } },
+      containerd: await peerpodsContainerd(socket),
     });
     core = cluster().kc.makeApiClient(CoreV1Api);
     await createNamespace(core, NAMESPACE);

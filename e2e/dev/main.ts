@@ -10,24 +10,23 @@
  * hypervisor part for the VM the worker booted and runs the container in it.
  * `--once`: stop once the sample pod is Ready (for CI).
  */
-import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Node, type V1Pod } from "@kubernetes/client-node";
-import { rmSync } from "node:fs";
+import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Pod } from "@kubernetes/client-node";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { request } from "node:https";
 import { cpus, release, tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { parse as parseYaml, stringify } from "yaml";
 import { startCluster, type Cluster } from "../cluster/cluster.js";
 import { startRealNode, type RealNode } from "../cluster/node/node.js";
-import { atExit, onFirstSignal, pidsMentioning, tail } from "../cluster/process.js";
+import { atExit, onFirstSignal, tail } from "../cluster/process.js";
 import { localCerts } from "../support/certs.js";
-import { applyObjects, loadManifests, LOCAL_OVERLAY_DIR, MANIFESTS_DIR, withWebhookUrl } from "../support/manifests.js";
-import { startPeerpods, type Peerpods } from "../support/peerpods.js";
-import { serviceAccountKubeconfig } from "../support/tokens.js";
+import { loadManifests, LOCAL_OVERLAY_DIR, MANIFESTS_DIR } from "../support/manifests.js";
+import type { Peerpods } from "../support/peerpods.js";
+import { killMentioning, PEER_LABEL, PEERPODS_RUNTIME_CLASS, peerpodsContainerd, servePeerpodsForNode, untilWebhookAdmits } from "../support/peerpods-node.js";
+import { createNamespace } from "../support/suite.js";
 import { waitFor } from "../support/wait.js";
 import { PEERPOD_GROUP, PEERPOD_PLURAL, PEERPOD_VERSION, type PeerPod } from "../../src/kube/peerpod.js";
 import { parsePolicy } from "../../src/policy/schema.js";
-import { buildRuntime } from "../../src/runtime/build.js";
 import { inVmLines, readFromVm, SAMPLE_SCRIPT } from "./in-vm.js";
 import { buildControlPlane, buildPodVmImage, ensureHostPackages } from "./prepare.js";
 import { formatElapsed, printLine, Steps } from "./progress.js";
@@ -35,13 +34,10 @@ import { admission, progressLines, statusLine, type Milestone, type Snapshot } f
 
 const ONCE = process.argv.includes("--once");
 const NAMESPACE = "demo";
-const VM = "kata.peerpods.io/vm";
-const PEER_LABEL_KEY = "katacontainers.io/kata-runtime";
-const PEER_LABEL = { [PEER_LABEL_KEY]: "true" };
 /** KWOK nodes, not labelled for peer pods: the extender's filter says why they do not fit. */
 const KWOK_NODES = [{ name: "dev-node-1" }, { name: "dev-node-2" }];
 const READY_TIMEOUT_MS = 5 * 60_000;
-const RUNTIME_CLASS = "peerpods";
+const RUNTIME_CLASS = PEERPODS_RUNTIME_CLASS;
 const SHIM = "containerd-shim-peerpods-v2";
 const TICK_MS = 300;
 
@@ -75,28 +71,12 @@ const started = Date.now();
 const print = printLine;
 const printMilestone = ({ label, text }: Milestone): void => print(`  +${formatElapsed(Date.now() - started).padStart(6)}  ${label.padEnd(11)} ${text}`);
 
-function killMentioning(text: string): number {
-  const pids = pidsMentioning(text);
-  for (const pid of pids) {
-    try {
-      process.kill(pid, "SIGKILL");
-    } catch {
-      // gone already
-    }
-  }
-  return pids.length;
-}
-
 async function startLocalCluster(running: Running): Promise<{ cluster: Cluster; node: RealNode }> {
   if (process.getuid?.() !== 0) throw new Error("the real node (kubelet, containerd) needs root: run npm run dev as root");
   const cluster = await startCluster();
   running.cluster = cluster;
   await cluster.addNodes(KWOK_NODES);
-  const { shim } = await buildRuntime();
-  const node = await startRealNode(cluster, {
-    labels: PEER_LABEL,
-    containerd: { shimDirs: [dirname(shim)], env: { PEERPODS_HYPERVISOR_SOCKET: hypervisorSocket(running) }, runtimeTypes: { [RUNTIME_CLASS]: "io.containerd.peerpods.v2" } },
-  });
+  const node = await startRealNode(cluster, { labels: PEER_LABEL, containerd: await peerpodsContainerd(hypervisorSocket(running)) });
   running.node = node;
   return { cluster, node };
 }
@@ -117,46 +97,14 @@ async function schedulerConfig(workDir: string, peerpods: Peerpods): Promise<str
 
 async function startPeerpodsOnHost(running: Running, kc: KubeConfig): Promise<string> {
   const cluster = running.cluster!;
-  const manifests = await loadManifests(LOCAL_OVERLAY_DIR);
-  const isWebhook = (kind?: string): boolean => kind === "MutatingWebhookConfiguration";
-  await applyObjects(kc, manifests.filter((o) => !isWebhook(o.kind)));
-  const kubeconfig = await serviceAccountKubeconfig(kc, { namespace: "peerpods-system", name: "peerpods" }, join(running.workDir, "peerpods.kubeconfig"), cluster.caFile);
   const node = running.node!;
-  const podsDir = await mkdtemp(join(tmpdir(), "pp-"));
-  running.podsDir = podsDir;
-  atExit(() => rmSync(podsDir, { recursive: true, force: true }));
-  const peerpods = await startPeerpods({
-    kubeconfig,
-    args: [
-      "--parts=webhook,extender,advertiser,worker,hypervisor",
-      "--advertise=device-plugin",
-      `--node-name=${node.name}`,
-      `--hypervisor-socket=${hypervisorSocket(running)}`,
-      `--pods-dir=${running.podsDir}`,
-      "--log-level=info",
-    ],
-  });
+  const parts = ["webhook", "extender", "advertiser", "worker", "hypervisor"];
+  const { peerpods, podsDir, slots } = await servePeerpodsForNode(cluster, node, { workDir: running.workDir, hypervisorSocket: hypervisorSocket(running), parts });
   running.peerpods = peerpods;
-  atExit(() => killMentioning(peerpods.stateDir));
+  running.podsDir = podsDir;
   await cluster.restartScheduler(await schedulerConfig(running.workDir, peerpods));
-  await applyObjects(kc, withWebhookUrl(manifests.filter((o) => isWebhook(o.kind)), peerpods.webhookUrl, peerpods.caBundle));
-  const core = kc.makeApiClient(CoreV1Api);
-  await core.createNamespace({ body: { metadata: { name: NAMESPACE } } });
-  await waitFor(() => core.readNamespacedServiceAccount({ name: "default", namespace: NAMESPACE }), { message: "the default ServiceAccount of the demo namespace" });
-  await waitFor(async () => (await core.createNamespacedPod({ namespace: NAMESPACE, body: SAMPLE_POD, dryRun: "All" })).spec?.containers[0]?.resources?.requests?.[VM] === "1", {
-    timeoutMs: 20_000,
-    message: "the apiserver to call the webhook",
-  });
-  const policy = manifests.find((o) => o.kind === "PeerPodPolicy") as { spec: { nodes: { vmsPerNode: number } } };
-  const wanted = (node: V1Node): string | undefined => (node.metadata?.labels?.[PEER_LABEL_KEY] ? String(policy.spec.nodes.vmsPerNode) : undefined);
-  const slots = await waitFor(
-    async () => {
-      const { items } = await core.listNode();
-      if (!items.every((node) => node.status?.allocatable?.[VM] === wanted(node))) return undefined;
-      return items.map((node) => `${node.metadata?.name} ${wanted(node) ?? "none"}`).join(", ");
-    },
-    { timeoutMs: 30_000, message: "the real kubelet to advertise the policy's VM slots from peerpods' device plugin, and the KWOK nodes none" },
-  );
+  await createNamespace(kc.makeApiClient(CoreV1Api), NAMESPACE);
+  await untilWebhookAdmits(kc, SAMPLE_POD);
   const certs = await localCerts();
   return `parts webhook, extender, advertiser (${node.name}'s device plugin), worker, hypervisor (for ${node.name}'s shim); VM slots: ${slots}\n  serving certificate ${certs.files.cert} (its CA is the webhook's caBundle and the extender's caData)`;
 }

@@ -14,17 +14,16 @@ import { readFile, writeFile } from "node:fs/promises";
 import { mkdtempSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig, type V1Pod } from "@kubernetes/client-node";
+import { CoreV1Api, PatchStrategy, setHeaderOptions, type V1Pod } from "@kubernetes/client-node";
 import { parse as parseYaml, stringify } from "yaml";
 import { ANNOTATION } from "../../src/kube/annotations.js";
-import { startInformer } from "../../src/kube/informer.js";
-import { silentLogger } from "../../src/log/logger.js";
 import { startCluster, type Cluster } from "../cluster/cluster.js";
 import { localCerts } from "../support/certs.js";
 import { applyObjects, loadManifests, LOCAL_OVERLAY_DIR, MANIFESTS_DIR } from "../support/manifests.js";
 import { startPeerpods, type Peerpods } from "../support/peerpods.js";
 import { waitFor } from "../support/wait.js";
 import { median, printTable, writeResults, type Row, runBenchmark } from "./lib/report.js";
+import { watchPodMarks } from "./lib/watch.js";
 import { startNoopServer, type NoopServer } from "./lib/noop.js";
 
 const NODES = Number(process.env.NODES ?? 100);
@@ -86,21 +85,6 @@ async function extenderCalls(peerpods: Peerpods): Promise<number> {
     .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(" ") + 1)), 0);
 }
 
-/** Watch-arrival time of each pod's binding. */
-async function watchBindings(kc: KubeConfig): Promise<{ bound: Map<string, number>; stop(): Promise<void> }> {
-  const bound = new Map<string, number>();
-  const seen = (pod: V1Pod): void => {
-    if (pod.spec?.nodeName && !bound.has(pod.metadata!.name!)) bound.set(pod.metadata!.name!, performance.now());
-  };
-  const core = kc.makeApiClient(CoreV1Api);
-  const watched = startInformer<V1Pod>(kc, `/api/v1/namespaces/${NAMESPACE}/pods`, () => core.listNamespacedPod({ namespace: NAMESPACE }), silentLogger, (informer) => {
-    informer.on("add", seen);
-    informer.on("update", seen);
-  });
-  await watched.synced;
-  return { bound, stop: () => watched.stop() };
-}
-
 async function createPods(core: CoreV1Api, pods: V1Pod[]): Promise<void> {
   let next = 0;
   const worker = async (): Promise<void> => {
@@ -132,12 +116,12 @@ async function run(cluster: Cluster, dir: string, setting: Setting, extenders: E
   const schedulerName = `perf-${++runs}`;
   const configFile = await schedulerConfig(dir, schedulerName, setting, extenders);
   await createPods(core, Array.from({ length: PODS }, (_, i) => peerPod(`p-${runs}-${i}`, schedulerName, asksForVm)));
-  const watch = await watchBindings(cluster.kc);
+  const watch = await watchPodMarks(cluster.kc, NAMESPACE, { bound: (pod) => Boolean(pod.spec?.nodeName) });
   const callsBefore = await extenderCalls(extenders.peerpods);
   try {
     await cluster.restartScheduler(configFile);
-    await waitFor(() => watch.bound.size >= PODS, { timeoutMs: 600_000, intervalMs: 200, message: `${PODS} bindings (${setting.extender}, qps ${setting.qps ?? "default"})` });
-    const times = [...watch.bound.values()].sort((a, b) => a - b);
+    await waitFor(() => watch.marks.bound.size >= PODS, { timeoutMs: 600_000, intervalMs: 200, message: `${PODS} bindings (${setting.extender}, qps ${setting.qps ?? "default"})` });
+    const times = [...watch.marks.bound.values()].sort((a, b) => a - b);
     const seconds = (times.at(-1)! - times[0]!) / 1000;
     return { podsPerSecond: (PODS - 1) / seconds, seconds, extenderCalls: (await extenderCalls(extenders.peerpods)) - callsBefore };
   } finally {

@@ -13,15 +13,15 @@ import { join } from "node:path";
 import { CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig, type V1Pod } from "@kubernetes/client-node";
 import { pino } from "pino";
 import { ANNOTATION, VM_READY_CONDITION } from "../../src/kube/annotations.js";
-import { startInformer } from "../../src/kube/informer.js";
-import { silentLogger } from "../../src/log/logger.js";
 import { createProvider } from "../../src/providers/factory.js";
 import { TAG } from "../../src/providers/types.js";
 import { startCluster } from "../cluster/cluster.js";
 import { applyObjects, loadManifests, LOCAL_OVERLAY_DIR } from "../support/manifests.js";
-import { startPeerpods, type Peerpods } from "../support/peerpods.js";
+import { startPeerpods } from "../support/peerpods.js";
 import { processesMentioning } from "../support/processes.js";
 import { waitFor } from "../support/wait.js";
+import { idlePoolVms } from "./lib/pool.js";
+import { watchPodMarks } from "./lib/watch.js";
 import { percentile, printTable, writeResults, type Row, runBenchmark } from "./lib/report.js";
 import { trackedTempDir } from "../support/leftovers.js";
 
@@ -50,29 +50,6 @@ function peerPod(name: string): V1Pod {
   };
 }
 
-/** Watch-arrival times of each pod's binding and of its vm-ready condition. */
-async function watchPods(kc: KubeConfig, namespace: string): Promise<{ bound: Map<string, number>; ready: Map<string, number>; stop(): Promise<void> }> {
-  const bound = new Map<string, number>();
-  const ready = new Map<string, number>();
-  const seen = (pod: V1Pod): void => {
-    const name = pod.metadata!.name!;
-    if (pod.spec?.nodeName && !bound.has(name)) bound.set(name, Date.now());
-    if (!ready.has(name) && pod.status?.conditions?.some((c) => c.type === VM_READY_CONDITION && c.status === "True")) ready.set(name, Date.now());
-  };
-  const core = kc.makeApiClient(CoreV1Api);
-  const watched = startInformer<V1Pod>(kc, `/api/v1/namespaces/${namespace}/pods`, () => core.listNamespacedPod({ namespace }), silentLogger, (informer) => {
-    informer.on("add", seen);
-    informer.on("update", seen);
-  });
-  await watched.synced;
-  return { bound, ready, stop: () => watched.stop() };
-}
-
-async function idlePoolVms(peerpods: Peerpods): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${peerpods.metricsPort}/metrics`)).text();
-  return Number(/^peerpods_warm_pool_vms\{instance_type="small",state="idle"\} (\d+)$/m.exec(text)?.[1] ?? 0);
-}
-
 /** One provider: hits on a pool of POOL_MIN, then cold boots with the pool shrunk to 0; bound → ready per pod. */
 async function measure(kc: KubeConfig, kubeconfig: string, dir: string, provider: ProviderName): Promise<Record<Mode, number[]>> {
   const core = kc.makeApiClient(CoreV1Api);
@@ -88,18 +65,23 @@ async function measure(kc: KubeConfig, kubeconfig: string, dir: string, provider
     for (const mode of ["hit", "cold"] as const) {
       if (mode === "cold") {
         await writeFile(policyFile, JSON.stringify(policy(provider, 0)));
-        await waitFor(async () => (await idlePoolVms(peerpods)) === 0, { timeoutMs: 60_000, intervalMs: 200, message: "the pool emptied" });
+        await waitFor(async () => (await idlePoolVms(peerpods, "small")) === 0, { timeoutMs: 60_000, intervalMs: 200, message: "the pool emptied" });
       }
       const namespace = `perf-pool-${provider}-${mode}`;
       await core.createNamespace({ body: { metadata: { name: namespace } } });
       await waitFor(() => core.readNamespacedServiceAccount({ name: "default", namespace }), { message: "the default ServiceAccount" });
-      const watch = await watchPods(kc, namespace);
+      const watch = await watchPodMarks(
+        kc,
+        namespace,
+        { bound: (pod) => Boolean(pod.spec?.nodeName), ready: (pod) => Boolean(pod.status?.conditions?.some((c) => c.type === VM_READY_CONDITION && c.status === "True")) },
+        Date.now,
+      );
       for (let i = 0; i < PODS[provider]; i++) {
-        if (mode === "hit") await waitFor(async () => (await idlePoolVms(peerpods)) >= POOL_MIN, { timeoutMs: BOOT_TIMEOUT_MS, intervalMs: 100, message: `${POOL_MIN} idle pool VMs` });
+        if (mode === "hit") await waitFor(async () => (await idlePoolVms(peerpods, "small")) >= POOL_MIN, { timeoutMs: BOOT_TIMEOUT_MS, intervalMs: 100, message: `${POOL_MIN} idle pool VMs` });
         const name = `p-${i}`;
         await core.createNamespacedPod({ namespace, body: peerPod(name) });
-        await waitFor(() => watch.ready.has(name), { timeoutMs: BOOT_TIMEOUT_MS, intervalMs: 20, message: `${namespace}/${name} VM-ready` });
-        const ms = watch.ready.get(name)! - watch.bound.get(name)!;
+        await waitFor(() => watch.marks.ready.has(name), { timeoutMs: BOOT_TIMEOUT_MS, intervalMs: 20, message: `${namespace}/${name} VM-ready` });
+        const ms = watch.marks.ready.get(name)! - watch.marks.bound.get(name)!;
         results[mode].push(ms);
         console.log(`  ${provider} ${mode} ${name}: ${ms} ms`);
       }
