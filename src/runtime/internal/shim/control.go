@@ -15,6 +15,7 @@ import (
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"google.golang.org/protobuf/types/known/emptypb"
 	"peerpods.io/runtime/pkg/agentapi"
+	"peerpods.io/runtime/pkg/agentclient"
 )
 
 // Delete removes an exec, a container from the VM, or the sandbox (its VM handed back).
@@ -44,16 +45,14 @@ func (s *Service) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAP
 
 func (s *Service) deleteInVM(ctx context.Context, c *container, p *process) error {
 	if c.kind != kindSandbox {
-		agent, err := s.connected()
-		if err != nil {
-			return err
-		}
-		if p.ref.GetExecId() != "" {
-			_, err = agent.DeleteProcess(ctx, p.ref)
-		} else {
-			_, err = agent.DeleteContainer(ctx, &agentapi.DeleteContainerRequest{ContainerId: c.id, Force: true})
-		}
-		if err != nil {
+		_, err := call(ctx, s, repeatable, func(agent *agentclient.Client) (*agentapi.Empty, error) {
+			if p.ref.GetExecId() != "" {
+				return agent.DeleteProcess(ctx, p.ref)
+			}
+			return agent.DeleteContainer(ctx, &agentapi.DeleteContainerRequest{ContainerId: c.id, Force: true})
+		})
+		// nothing is left to delete in a VM that is gone
+		if err != nil && !isVMLost(err) {
 			return fmt.Errorf("deleting %s/%s in the VM: %w", c.id, p.ref.GetExecId(), err)
 		}
 	}
@@ -76,11 +75,17 @@ func (s *Service) Kill(ctx context.Context, r *taskAPI.KillRequest) (*emptypb.Em
 		}
 		return empty, nil
 	}
-	agent, err := s.connected()
-	if err != nil {
-		return nil, errgrpc.ToGRPC(err)
+	if _, _, exit := p.snapshot(); exit != nil {
+		return nil, errgrpc.ToGRPCf(errdefs.ErrNotFound, "process %s/%s already finished", r.ID, r.ExecID)
 	}
-	if _, err := agent.SignalProcess(ctx, &agentapi.SignalProcessRequest{Process: p.ref, Signal: r.Signal, All: r.All}); err != nil {
+	_, err = call(ctx, s, repeatable, func(agent *agentclient.Client) (*agentapi.Empty, error) {
+		return agent.SignalProcess(ctx, &agentapi.SignalProcessRequest{Process: p.ref, Signal: r.Signal, All: r.All})
+	})
+	if isVMLost(err) {
+		// its watch reports the exit: the process went with its VM
+		return nil, errgrpc.ToGRPCf(errdefs.ErrNotFound, "process %s/%s went with its VM: %v", r.ID, r.ExecID, err)
+	}
+	if err != nil {
 		return nil, errgrpc.ToGRPC(fmt.Errorf("signalling %s/%s in the VM: %w", r.ID, r.ExecID, err))
 	}
 	return empty, nil
@@ -89,10 +94,6 @@ func (s *Service) Kill(ctx context.Context, r *taskAPI.KillRequest) (*emptypb.Em
 // Exec registers an extra process in a container of the VM; Start runs it.
 func (s *Service) Exec(ctx context.Context, r *taskAPI.ExecProcessRequest) (*emptypb.Empty, error) {
 	c, err := s.container(r.ID)
-	if err != nil {
-		return nil, errgrpc.ToGRPC(err)
-	}
-	agent, err := s.connected()
 	if err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
@@ -105,7 +106,10 @@ func (s *Service) Exec(ctx context.Context, r *taskAPI.ExecProcessRequest) (*emp
 		return nil, errgrpc.ToGRPC(fmt.Errorf("%w: %w", err, errdefs.ErrInvalidArgument))
 	}
 	proc.Terminal = r.Terminal
-	if _, err := agent.ExecProcess(ctx, &agentapi.ExecProcessRequest{ContainerId: r.ID, ExecId: r.ExecID, Process: proc}); err != nil {
+	_, err = call(ctx, s, once, func(agent *agentclient.Client) (*agentapi.Empty, error) {
+		return agent.ExecProcess(ctx, &agentapi.ExecProcessRequest{ContainerId: r.ID, ExecId: r.ExecID, Process: proc})
+	})
+	if err != nil {
 		return nil, errgrpc.ToGRPC(fmt.Errorf("exec %s in %s: %w", r.ExecID, r.ID, err))
 	}
 	s.mu.Lock()
@@ -120,11 +124,10 @@ func (s *Service) ResizePty(ctx context.Context, r *taskAPI.ResizePtyRequest) (*
 	if err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
-	agent, err := s.connected()
+	_, err = call(ctx, s, repeatable, func(agent *agentclient.Client) (*agentapi.Empty, error) {
+		return agent.ResizeTerminal(ctx, &agentapi.ResizeTerminalRequest{Process: p.ref, Rows: r.Height, Columns: r.Width})
+	})
 	if err != nil {
-		return nil, errgrpc.ToGRPC(err)
-	}
-	if _, err := agent.ResizeTerminal(ctx, &agentapi.ResizeTerminalRequest{Process: p.ref, Rows: r.Height, Columns: r.Width}); err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
 	return empty, nil

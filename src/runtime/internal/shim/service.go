@@ -22,11 +22,13 @@ import (
 
 // container is a task: the sandbox (the VM itself) or a container running in the VM.
 type container struct {
-	id    string
-	kind  taskKind
-	pod   string
-	init  *process
-	execs map[string]*process
+	id   string
+	kind taskKind
+	pod  string
+	// terminationLog is the node's file kubelet reads the container's termination message from.
+	terminationLog string
+	init           *process
+	execs          map[string]*process
 }
 
 // Service is the task service of one sandbox's shim.
@@ -38,13 +40,13 @@ type Service struct {
 	mu         sync.Mutex
 	containers map[string]*container
 	vm         *podVM
-	agent      *agentclient.Client
+	link       *agentLink
 }
 
 // NewService is the shim's task service; it publishes task events through publisher.
 func NewService(ctx context.Context, publisher shim.Publisher, sd shutdown.Service) *Service {
 	s := &Service{ctx: ctx, publisher: publisher, shutdown: sd, containers: map[string]*container{}}
-	sd.RegisterCallback(func(context.Context) error { return s.closeAgent() })
+	sd.RegisterCallback(func(context.Context) error { return s.closeLink() })
 	return s
 }
 
@@ -87,14 +89,24 @@ func (s *Service) process(id, execID string) (*container, *process, error) {
 	return c, p, nil
 }
 
-// connected answers the agent of the sandbox's VM, or an error when the VM is not up yet.
-func (s *Service) connected() (*agentclient.Client, error) {
+// connected answers the link to the sandbox VM's agent, or an error when the VM is not up yet.
+func (s *Service) connected() (*agentLink, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.agent == nil {
+	if s.link == nil {
 		return nil, fmt.Errorf("the pod's VM is not up (its sandbox task was not created in this shim): %w", errdefs.ErrFailedPrecondition)
 	}
-	return s.agent, nil
+	return s.link, nil
+}
+
+// call runs one call on the sandbox VM's agent (see onAgent).
+func call[T any](ctx context.Context, s *Service, again repeat, do func(*agentclient.Client) (T, error)) (T, error) {
+	link, err := s.connected()
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return onAgent(ctx, link, again, do)
 }
 
 // bringUpVM gets the sandbox's VM from the hypervisor part and connects to its agent.
@@ -114,7 +126,7 @@ func (s *Service) bringUpVM(ctx context.Context, id string, spec *specs.Spec) er
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.vm, s.agent = &vm, agent
+	s.vm, s.link = &vm, newAgentLink(vm, socket, agent, s.vmLost)
 	return nil
 }
 
@@ -124,7 +136,7 @@ func (s *Service) releaseVM(ctx context.Context) error {
 	vm := s.vm
 	s.vm = nil
 	s.mu.Unlock()
-	if err := s.closeAgent(); err != nil {
+	if err := s.closeLink(); err != nil {
 		log.G(ctx).WithError(err).Warn("closing the agent connection")
 	}
 	if vm == nil {
@@ -133,15 +145,15 @@ func (s *Service) releaseVM(ctx context.Context) error {
 	return stopVM(ctx, *vm)
 }
 
-func (s *Service) closeAgent() error {
+// closeLink ends the link to the agent for good; the link stays, failing every call.
+func (s *Service) closeLink() error {
 	s.mu.Lock()
-	agent := s.agent
-	s.agent = nil
+	link := s.link
 	s.mu.Unlock()
-	if agent == nil {
+	if link == nil {
 		return nil
 	}
-	return agent.Close()
+	return link.release()
 }
 
 func readSpec(bundle string) (*specs.Spec, error) {

@@ -34,7 +34,7 @@ const stdinDrain = 2 * time.Second
 // startCopy opens the FIFOs and copies the output until the process's output ends; wait() returns
 // then. Stdin is copied from copyStdin on, once the process runs (a terminal's stdin opens then).
 // Errors are logged by report, never fatal: a gone reader must not stop the process.
-func startCopy(ctx context.Context, agent *agentclient.Client, ref *agentapi.ProcessRef, io stdio, report func(error)) (*copier, error) {
+func startCopy(ctx context.Context, link *agentLink, ref *agentapi.ProcessRef, io stdio, report func(error)) (*copier, error) {
 	c := &copier{}
 	streams := map[agentapi.OutputStream]string{agentapi.OutputStream_STDOUT: io.stdout}
 	if !io.terminal {
@@ -52,7 +52,11 @@ func startCopy(ctx context.Context, agent *agentclient.Client, ref *agentapi.Pro
 		go func() {
 			defer c.output.Done()
 			defer w.Close()
-			if err := agent.CopyOutput(context.WithoutCancel(ctx), ref, stream, w); err != nil {
+			ctx := context.WithoutCancel(ctx)
+			_, err := onAgent(ctx, link, repeatable, func(agent *agentclient.Client) (struct{}, error) {
+				return struct{}{}, agent.CopyOutput(ctx, ref, stream, w)
+			})
+			if err != nil {
 				report(fmt.Errorf("copying %s of %s/%s: %w", stream, ref.GetContainerId(), ref.GetExecId(), err))
 			}
 		}()
@@ -69,13 +73,16 @@ func startCopy(ctx context.Context, agent *agentclient.Client, ref *agentapi.Pro
 
 // copyStdin copies the stdin FIFO to the process until the FIFO ends or is closed; the process's
 // stdin is closed then, whichever way the copy ended.
-func (c *copier) copyStdin(ctx context.Context, agent *agentclient.Client, ref *agentapi.ProcessRef, report func(error)) {
+func (c *copier) copyStdin(ctx context.Context, link *agentLink, ref *agentapi.ProcessRef, report func(error)) {
 	if c == nil || c.stdin == nil {
 		return
 	}
 	go func() {
 		defer c.stdin.Close()
-		err := agent.CopyStdin(context.WithoutCancel(ctx), ref, c.stdin)
+		ctx := context.WithoutCancel(ctx)
+		_, err := onAgent(ctx, link, repeatable, func(agent *agentclient.Client) (struct{}, error) {
+			return struct{}{}, agent.CopyStdin(ctx, ref, c.stdin)
+		})
 		if err != nil && !errors.Is(err, os.ErrClosed) && !errors.Is(err, fifo.ErrReadClosed) {
 			report(fmt.Errorf("copying stdin of %s/%s: %w", ref.GetContainerId(), ref.GetExecId(), err))
 		}

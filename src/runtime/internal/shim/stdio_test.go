@@ -41,11 +41,12 @@ func copyingStdin(t *testing.T) (*stdinAgent, *copier, *os.File) {
 	}
 	agent := &stdinAgent{closed: make(chan struct{})}
 	ref := &agentapi.ProcessRef{ContainerId: "c", ExecId: "e"}
-	c, err := startCopy(context.Background(), &agentclient.Client{AgentService: agent}, ref, stdio{stdin: path}, func(err error) { t.Error(err) })
+	link := newAgentLink(podVM{}, "", &agentclient.Client{AgentService: agent}, nil)
+	c, err := startCopy(context.Background(), link, ref, stdio{stdin: path}, func(err error) { t.Error(err) })
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.copyStdin(context.Background(), &agentclient.Client{AgentService: agent}, ref, func(err error) { t.Error(err) })
+	c.copyStdin(context.Background(), link, ref, func(err error) { t.Error(err) })
 	writer, err := os.OpenFile(path, os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)

@@ -45,6 +45,16 @@ func startVM(ctx context.Context, vm podVM, annotations map[string]string, netns
 	})
 }
 
+// startedVM asks the hypervisor part whether the sandbox's VM is (still) up: StartVM answers once
+// its agent can be reached, and fails when the VM is gone.
+func startedVM(ctx context.Context, vm podVM) error {
+	_, err := agentSocket(ctx, vm, func(c hypervisorapi.HypervisorService) (string, error) {
+		_, err := c.StartVM(ctx, &hypervisorapi.StartVMRequest{Id: vm.sandboxID})
+		return "", err
+	})
+	return err
+}
+
 // stopVM tells the hypervisor part the sandbox is done with its VM.
 func stopVM(ctx context.Context, vm podVM) error {
 	_, err := agentSocket(ctx, vm, func(c hypervisorapi.HypervisorService) (string, error) {
