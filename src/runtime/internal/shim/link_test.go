@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -94,6 +95,29 @@ func newLinkFixture(t *testing.T) *linkFixture {
 	return f
 }
 
+// dropAgent stops the agent's server and waits until the link's connection has seen it go.
+func (f *linkFixture) dropAgent(t *testing.T) {
+	_ = f.agent.Close()
+	client, err := f.link.current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		_, err := client.Version(context.Background(), &agentapi.VersionRequest{})
+		if errors.Is(err, ttrpc.ErrClosed) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the connection still answers after its server closed: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := os.Remove(f.agentPath); err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+}
+
 func (f *linkFixture) version() error {
 	_, err := onAgent(context.Background(), f.link, repeatable, func(agent *agentclient.Client) (*agentapi.VersionResponse, error) {
 		return agent.Version(context.Background(), &agentapi.VersionRequest{})
@@ -110,7 +134,7 @@ func shortWindows(t *testing.T, window time.Duration) {
 func TestLinkReconnectsWhenTheForwardedSocketComesBack(t *testing.T) {
 	shortWindows(t, 5*time.Second)
 	f := newLinkFixture(t)
-	_ = f.agent.Close() // the hypervisor part went away, and its forwarder with it
+	f.dropAgent(t) // the hypervisor part went away, and its forwarder with it
 	go func() {
 		time.Sleep(200 * time.Millisecond)
 		serveAgent(t, f.agentPath) // ... and reopened the sandbox's socket
@@ -132,7 +156,7 @@ func TestLinkCallsTheVMLostWithTheHypervisorPartsReason(t *testing.T) {
 	shortWindows(t, 5*time.Second)
 	f := newLinkFixture(t)
 	f.hypervisor.answer(status.Error(codes.FailedPrecondition, "VM vm-1 of pod ns/web is terminated: qemu exited: killed by signal 9"))
-	_ = f.agent.Close()
+	f.dropAgent(t)
 	err := f.version()
 	if !isVMLost(err) || !strings.Contains(err.Error(), "killed by signal 9") {
 		t.Fatalf("call failed with %v, want the VM's loss and why", err)
@@ -149,7 +173,7 @@ func TestLinkGivesUpWhenNothingAnswersForTheWindow(t *testing.T) {
 	shortWindows(t, 300*time.Millisecond)
 	f := newLinkFixture(t)
 	f.hypervisor.answer(status.Error(codes.Unavailable, "restarting"))
-	_ = f.agent.Close()
+	f.dropAgent(t)
 	started := time.Now()
 	if err := f.version(); !isVMLost(err) || !strings.Contains(err.Error(), "has not answered") {
 		t.Fatalf("call failed with %v", err)
@@ -162,7 +186,7 @@ func TestLinkGivesUpWhenNothingAnswersForTheWindow(t *testing.T) {
 func TestLinkDoesNotRepeatACallThatMayHaveHappened(t *testing.T) {
 	shortWindows(t, 5*time.Second)
 	f := newLinkFixture(t)
-	_ = f.agent.Close()
+	f.dropAgent(t)
 	serveAgentLater := make(chan struct{})
 	go func() {
 		time.Sleep(100 * time.Millisecond)
