@@ -13,7 +13,7 @@ import { MemoryProvider } from "../test-support/memory-provider.js";
 import { instanceName } from "../kube/peerpod.js";
 import { SANDBOX_ANNOTATION as A, parseSandboxAnnotations, type SandboxTarget } from "./annotations.js";
 import type { ClusterView } from "./cluster.js";
-import { Sandboxes } from "./sandboxes.js";
+import { Sandboxes, VmLostError } from "./sandboxes.js";
 import type { SandboxPod } from "./tell.js";
 import type { RpcError } from "./ttrpc.js";
 import { Code } from "./ttrpc.js";
@@ -178,6 +178,21 @@ describe("sandboxes (CreateVM / StartVM / StopVM over a provider)", () => {
     provider.instances.delete(sandbox.record.instanceId);
     await assert.rejects(sandboxes.start("sbx1", new AbortController().signal), (error: RpcError) => error.code === Code.FAILED_PRECONDITION && /gone/.test(error.message));
     await assert.rejects(sandboxes.start("nope", new AbortController().signal), (error: RpcError) => error.code === Code.NOT_FOUND);
+  });
+
+  it("StartVM on a sandbox whose VM was up and is gone now says the VM is lost (the shim asks when its agent connection drops)", async () => {
+    sandboxes = make();
+    const sandbox = await createVM(sandboxes, "sbx1", shim("web", "shop"));
+    provider.boot(sandbox.record.instanceId);
+    await sandboxes.start("sbx1", new AbortController().signal);
+    await sandboxes.start("sbx1", new AbortController().signal);
+    provider.instances.delete(sandbox.record.instanceId);
+    await assert.rejects(sandboxes.start("sbx1", new AbortController().signal), (error: RpcError) => {
+      assert.ok(error instanceof VmLostError, `${error.constructor.name}: ${error.message}`);
+      assert.equal(error.code, Code.FAILED_PRECONDITION);
+      assert.match(error.message, /VM .* of pod shop\/web is gone; the pod's containers went with it/);
+      return true;
+    });
   });
 
   it("a VM whose agent answers the shim's ttrpc outside ttrpc: each exchange ends at once, the pod is told once, naming the image", async () => {

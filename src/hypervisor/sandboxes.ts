@@ -60,6 +60,16 @@ export interface Sandbox {
   forwarder: Forwarder;
   /** The agent endpoint, once StartVM or a connection found it. */
   agent: { endpoint?: string };
+  /** The VM has been up for the sandbox (StartVM answered, or an earlier run restored it). */
+  started: boolean;
+}
+
+/** A VM that was up for its sandbox and is gone now: the pod's containers went with it. */
+export class VmLostError extends RpcError {
+  readonly reason = "VMLost";
+  constructor(message: string) {
+    super(Code.FAILED_PRECONDITION, message);
+  }
 }
 
 const MAX_POLL_MS = 2000;
@@ -108,9 +118,12 @@ export class Sandboxes {
     const started = Date.now();
     let last: Poll = { kind: "waiting", instance: undefined };
     while (!deadline.aborted) {
-      last = await pollAgent(provider, sandbox);
+      last = await pollAgent(provider, sandbox).catch((error: unknown) => {
+        throw sandbox.started && error instanceof RpcError && error.code === Code.FAILED_PRECONDITION ? new VmLostError(`${error.message}; the pod's containers went with it`) : error;
+      });
       if (last.kind === "reachable") {
         sandbox.agent.endpoint = last.endpoint;
+        sandbox.started = true;
         return sandbox;
       }
       // Quick for a VM that is nearly there, gentle on the cloud's API for one that boots for minutes.
@@ -157,7 +170,7 @@ export class Sandboxes {
       const opened = this.#open(record, true);
       this.#sandboxes.set(record.sandboxId, opened);
       try {
-        await opened;
+        (await opened).started = true;
         restored++;
       } catch (error) {
         this.#sandboxes.delete(record.sandboxId);
@@ -233,7 +246,7 @@ export class Sandboxes {
         void this.#tellForeignAgent(record, answer, log);
       },
     });
-    return { record, socketPath, attached, forwarder, agent };
+    return { record, socketPath, attached, forwarder, agent, started: false };
   }
 
   /** Says, once per sandbox, in the log and on the pod, that the VM's agent does not speak the shim's protocol. */

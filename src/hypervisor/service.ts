@@ -2,7 +2,7 @@ import { createRequire } from "node:module";
 import type { Logger } from "../log/logger.js";
 import { parseSandboxAnnotations } from "./annotations.js";
 import { HYPERVISOR_SERVICE, hypervisorMessages as m, type Codec } from "./protos.js";
-import { Sandboxes, sandboxPod } from "./sandboxes.js";
+import { Sandboxes, sandboxPod, VmLostError } from "./sandboxes.js";
 import type { SandboxPod, Tell } from "./tell.js";
 import { Code, RpcError, type Services } from "./ttrpc.js";
 
@@ -30,7 +30,8 @@ export function hypervisorService(sandboxes: Sandboxes, log: Logger, tell: Tell 
     } catch (error) {
       const who = (await pod()) ?? { pod: "?/?" };
       log.warn({ pod: who.pod, sandbox: id, err: error }, `${call} failed`);
-      tell(who, "Warning", `Sandbox${call}Failed`, `${call} for Kata sandbox ${id.slice(0, 12)}: ${(error as Error).message}`);
+      const reason = error instanceof VmLostError ? error.reason : `Sandbox${call}Failed`;
+      tell(who, "Warning", reason, `${call} for Kata sandbox ${id.slice(0, 12)}: ${(error as Error).message}`);
       throw error;
     }
   };
