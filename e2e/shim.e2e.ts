@@ -6,19 +6,20 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rm, truncate, writeFile } from "node:fs/promises";
 import { release } from "node:os";
 import { join } from "node:path";
 import { PassThrough, Readable } from "node:stream";
 import { promisify } from "node:util";
-import { CoreV1Api, Log, NodeV1Api, type V1Container, type V1ContainerStatus, type V1Pod } from "@kubernetes/client-node";
+import { CoreV1Api, Log, NodeV1Api, type CoreV1Event, type V1Container, type V1ContainerStatus, type V1Pod } from "@kubernetes/client-node";
 import { defaultImageDir, readManifest } from "../src/providers/qemu/image/paths.js";
 import { startRealNode, type RealNode } from "./cluster/node/node.js";
 import { containerdBinary, NODE_IMAGES } from "./cluster/node/paths.js";
 import { cluster } from "./setup.js";
 import { trackedTempDir } from "./support/leftovers.js";
 import { startPeerpods, type Peerpods } from "./support/peerpods.js";
-import { PEERPODS_RUNTIME_CLASS, PEERPODS_RUNTIME_TYPE, peerpodsContainerd } from "./support/peerpods-node.js";
+import { killMentioning, PEERPODS_RUNTIME_CLASS, PEERPODS_RUNTIME_TYPE, peerpodsContainerd } from "./support/peerpods-node.js";
+import { RECORD_FILE } from "../src/hypervisor/layout.js";
 import { processesMentioning } from "./support/processes.js";
 import { execInPod } from "./support/exec.js";
 import { createNamespace } from "./support/suite.js";
@@ -90,16 +91,36 @@ describe("containerd-shim-peerpods-v2: real containerd, the hypervisor part, a q
     }
   };
 
+  /** The hypervisor part, its VMs' state kept in the suite's folder so that a restarted part finds them. */
+  const startHypervisorPart = (): Promise<Peerpods> =>
+    startPeerpods({
+      args: [
+        "--parts=hypervisor",
+        `--policy-file=${join(dir, "policy.json")}`,
+        `--hypervisor-socket=${socket}`,
+        `--pods-dir=${join(dir, "pods")}`,
+        `--state-dir=${join(dir, "state")}`,
+        "--cluster-id=shim-e2e",
+      ],
+      kubeconfig: cluster().kubeconfigPath,
+    });
+  /** The qemu VM of the pod's sandbox, as the hypervisor part recorded it. */
+  const vmOf = async (pod: string): Promise<string> => {
+    const records = await Promise.all((await readdir(join(dir, "pods"))).map((id) => readFile(join(dir, "pods", id, RECORD_FILE), "utf8").catch(() => "{}")));
+    const found = records.map((text) => JSON.parse(text) as { pod?: string; instanceId?: string }).find((record) => record.pod === `${NAMESPACE}/${pod}`);
+    assert.ok(found?.instanceId, `a sandbox record for pod ${pod}`);
+    return found.instanceId;
+  };
+  /** The qemu processes of pod VMs (not the provider's probe boots). */
+  const podVMs = (): Promise<number[]> => processesMentioning(`${join(dir, "state", "qemu")}/`);
+  const eventsOf = async (pod: string): Promise<CoreV1Event[]> => (await core.listNamespacedEvent({ namespace: NAMESPACE, fieldSelector: `involvedObject.name=${pod}` })).items;
+
   before(async function () {
     this.timeout(BOOT_TIMEOUT_MS);
     dir = trackedTempDir("pp-shim-");
     socket = join(dir, "hypervisor.sock");
-    const policyFile = join(dir, "policy.json");
-    await writeFile(policyFile, JSON.stringify(POLICY));
-    peerpods = await startPeerpods({
-      args: ["--parts=hypervisor", `--policy-file=${policyFile}`, `--hypervisor-socket=${socket}`, `--pods-dir=${join(dir, "pods")}`, "--cluster-id=shim-e2e"],
-      kubeconfig: cluster().kubeconfigPath,
-    });
+    await writeFile(join(dir, "policy.json"), JSON.stringify(POLICY));
+    peerpods = await startHypervisorPart();
     node = await startRealNode(cluster(), {
       containerd: await peerpodsContainerd(socket),
     });
@@ -234,6 +255,22 @@ describe("containerd-shim-peerpods-v2: real containerd, the hypervisor part, a q
     await deletePod("restarts");
   });
 
+  it("a volume too large for the VM: the container is not created, the pod says why, nothing is left", async () => {
+    const big = join(dir, "big-volume");
+    await mkdir(big);
+    await writeFile(join(big, "huge.bin"), "");
+    await truncate(join(big, "huge.bin"), 64 * 1024 ** 3);
+    const body = peerpodsPod("too-big", "echo never");
+    body.spec!.volumes = [{ name: "big", hostPath: { path: big, type: "Directory" } }];
+    body.spec!.containers[0]!.volumeMounts = [{ name: "big", mountPath: "/big" }];
+    await core.createNamespacedPod({ namespace: NAMESPACE, body });
+    const waiting = await untilContainer("too-big", (status) => (status.state?.waiting?.reason === "CreateContainerError" ? status.state.waiting : undefined));
+    assert.match(waiting.message ?? "", /huge\.bin/, "the message names the file the VM has no room for");
+    assert.ok(!(await core.readNamespacedPodLog({ name: "too-big", namespace: NAMESPACE, container: "app" }).catch(() => "")).includes("never"));
+    await deletePod("too-big");
+    await rm(big, { recursive: true });
+  });
+
   it("delete: the container gets SIGTERM, then SIGKILL once the grace period is over", async () => {
     const body = peerpodsPod("stubborn", "trap 'echo got TERM' TERM; echo ready; while true; do sleep 1; done");
     body.spec!.terminationGracePeriodSeconds = 3;
@@ -251,6 +288,66 @@ describe("containerd-shim-peerpods-v2: real containerd, the hypervisor part, a q
     measured.push(`delete with a 3 s grace period ${took} ms`);
     assert.match(followed, /got TERM/, "SIGTERM reached the container first");
     assert.ok(took >= 3_000, `the container, which ignores SIGTERM, was killed only after the grace period (${took} ms)`);
+  });
+
+  it("the hypervisor part killed and restarted under a running pod: its container runs on in the same VM, logs and exec still work", async () => {
+    const body = peerpodsPod("survivor", "i=0; while true; do i=$((i+1)); echo tick $i; sleep 1; done");
+    await core.createNamespacedPod({ namespace: NAMESPACE, body });
+    await untilContainer("survivor", (status) => status.state?.running);
+    const vm = await vmOf("survivor");
+    const ticks = async (): Promise<number> => (await core.readNamespacedPodLog({ name: "survivor", namespace: NAMESPACE, container: "app" })).split("\n").filter(Boolean).length;
+    await waitFor(async () => (await ticks()) >= 2, { timeoutMs: 20_000, message: "the first ticks" });
+    await peerpods.kill();
+    const down = Date.now();
+    peerpods = await startHypervisorPart();
+    measured.push(`hypervisor part down → serving again ${Date.now() - down} ms`);
+    const before = await ticks();
+    await waitFor(async () => (await ticks()) >= before + 3, { timeoutMs: 30_000, message: "ticks after the restart reach the log" });
+    const result = await execInPod(cluster().kc, NAMESPACE, "survivor", "app", ["sh", "-c", "echo still here; exit 2"]);
+    assert.equal(result.stdout, "still here\n");
+    assert.deepEqual(result.status.details?.causes, [{ reason: "ExitCode", message: "2" }]);
+    const status = (await core.readNamespacedPod({ name: "survivor", namespace: NAMESPACE })).status?.containerStatuses?.[0];
+    assert.ok(status?.state?.running, `still running: ${JSON.stringify(status?.state)}`);
+    assert.equal(status?.restartCount, 0);
+    assert.equal(await vmOf("survivor"), vm, "the same VM");
+    assert.ok(peerpods.logs().some((line) => line.msg === "remote hypervisor listening" && line.restored === 1), "the restarted part reopened the sandbox's agent socket");
+    await deletePod("survivor");
+  });
+
+  it("the VM dies under a running pod: its container is reported exited (137) with the reason, and an Event on the pod says why", async () => {
+    await core.createNamespacedPod({ namespace: NAMESPACE, body: peerpodsPod("vm-dies", "echo up; sleep 3600") });
+    await untilContainer("vm-dies", (status) => status.state?.running);
+    const vm = await vmOf("vm-dies");
+    const killed = killMentioning(`${join(dir, "state", "qemu", vm)}/`);
+    assert.equal(killed, 1, "the pod's one qemu process");
+    const terminated = await untilContainer("vm-dies", (status) => status.state?.terminated);
+    assert.equal(terminated.exitCode, 137);
+    assert.match(terminated.message ?? "", new RegExp(`VM ${vm} of pod ${NAMESPACE}/vm-dies is terminated: qemu exited.*the pod's containers went with it`));
+    const event = await waitFor(async () => (await eventsOf("vm-dies")).find((e) => e.reason === "VMLost"), { timeoutMs: 10_000, message: "a VMLost Event" });
+    assert.equal(event.type, "Warning");
+    assert.match(event.message ?? "", /qemu exited/);
+    await deletePod("vm-dies");
+  });
+
+  it("the shim SIGKILLed: containerd reports the task gone, kubelet makes the sandbox again and the container runs in a new VM", async () => {
+    const body = peerpodsPod("shim-dies", "sleep 3600");
+    body.spec!.restartPolicy = "Always";
+    await core.createNamespacedPod({ namespace: NAMESPACE, body });
+    await untilContainer("shim-dies", (status) => status.state?.running);
+    const firstVM = await vmOf("shim-dies");
+    const shims = await processesMentioning(SHIM);
+    assert.equal(shims.length, 1);
+    process.kill(shims[0]!, "SIGKILL");
+    const status = await untilContainer("shim-dies", (s) => ((s.restartCount ?? 0) >= 1 && s.state?.running ? s : undefined));
+    // containerd's CRI gives a task whose wait broke off with its shim the unknown exit code, as for runc's shim
+    assert.equal(status.lastState?.terminated?.exitCode, 255, "the task that went with its shim is reported exited (unknown exit code)");
+    const shimsNow = await processesMentioning(SHIM);
+    assert.equal(shimsNow.length, 1, "one shim for the pod's new sandbox");
+    assert.notEqual(shimsNow[0], shims[0]);
+    assert.notEqual(await vmOf("shim-dies"), firstVM, "the new sandbox's own VM");
+    await waitFor(async () => (await podVMs()).length === 1, { timeoutMs: 30_000, message: "the first VM deleted, one VM for the pod" });
+    await deletePod("shim-dies");
+    await waitFor(async () => (await podVMs()).length === 0, { timeoutMs: 30_000, message: "no pod VM left" });
   });
 
   it("a plain pod on the same node still runs with runc on the host", async () => {
