@@ -43,9 +43,17 @@ const policySpecOf = (objects: KubernetesObject[]): Record<string, unknown> => f
 describe("Helm chart: renders what kustomize renders", function () {
   this.timeout(60_000);
 
-  it("defaults: the base plus the node DaemonSet", async () => {
+  it("defaults: the base plus the node DaemonSet, from the folder and from `helm package`'s archive", async () => {
     const kustomize = [...(await loadManifests(MANIFESTS_DIR)), ...(await loadManifests(join(MANIFESTS_DIR, "daemonset")))];
     assert.deepEqual(driftBetween(await renderChart(), kustomize), []);
+    // the chart links kustomize's files; the archive must carry their contents
+    const dir = await mkdtemp(join(tmpdir(), "helm-e2e-package-"));
+    try {
+      await helm(["package", CHART_DIR, "--destination", dir]);
+      assert.deepEqual(driftBetween(await renderChart({}, "peerpods-system", join(dir, "peerpods-0.1.0.tgz")), kustomize), []);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it("values for overlays/local: no replica, the webhook on the host, its policy", async () => {

@@ -53,7 +53,7 @@ const withoutLinkNotes = (output: string): string =>
     .filter((line) => !line.includes("found symbolic link in path"))
     .join("\n");
 
-/** `helm template` of the chart with `values`, CRDs included, as objects. */
-export async function renderChart(values: object = {}, namespace = "peerpods-system"): Promise<KubernetesObject[]> {
-  return parseObjects(await helm(["template", "peerpods", CHART_DIR, "--namespace", namespace, "--include-crds"], { values }), "helm template");
+/** `helm template` of the chart (a folder or a packaged .tgz) with `values`, CRDs included, as objects. */
+export async function renderChart(values: object = {}, namespace = "peerpods-system", chart = CHART_DIR): Promise<KubernetesObject[]> {
+  return parseObjects(await helm(["template", "peerpods", chart, "--namespace", namespace, "--include-crds"], { values }), "helm template");
 }
