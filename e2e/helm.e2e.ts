@@ -2,10 +2,10 @@
  * The Helm chart (manifests/chart/) with the helm that `npm run cluster:build` builds: its renders
  * match kustomize's (base, daemonset, both overlays, the alert rules), it lints, its render passes
  * the real apiserver's server-side dry run, and install, upgrade and uninstall work in the local
- * cluster. The Deployment's pods cannot run here (KWOK nodes run no containers), so the webhook
- * that answers is peerpods on the host, as with the local overlay: the chart's
- * MutatingWebhookConfiguration (webhook.url) sends the apiserver to it, and it runs with a token of
- * the chart's ServiceAccount, so the chart's RBAC is what it gets. Install and upgrade do not
+ * cluster. The Deployment's pods cannot run here (KWOK nodes run no containers) and the local
+ * apiserver has no Service network, so the webhook that answers is peerpods on the host, as with the
+ * local overlay: the chart's MutatingWebhookConfiguration (webhook.url) sends the apiserver to it,
+ * and it runs with a token of the chart's ServiceAccount, so the chart's RBAC is what it gets. Install and upgrade do not
  * `--wait`: the local control plane runs no DaemonSet controller, so the hypervisor DaemonSet never
  * reports ready; its object is checked like every other.
  */
@@ -18,11 +18,13 @@ import { CoreV1Api, type KubeConfig, type KubernetesObject, type V1Pod } from "@
 import { parse as parseYaml } from "yaml";
 import { ANNOTATION } from "../src/kube/annotations.js";
 import { cluster } from "./setup.js";
+import { expectApiFailure } from "./support/api-errors.js";
 import { driftBetween } from "./support/chart-drift.js";
 import { CHART_DIR, helm, renderChart } from "./support/helm.js";
 import { kubeRequest } from "./support/kube-request.js";
 import { applyObjects, loadManifests, LOCAL_OVERLAY_DIR, MANIFESTS_DIR, parseObjects, ResourcePaths } from "./support/manifests.js";
 import { startPeerpods, type Peerpods } from "./support/peerpods.js";
+import { freePorts } from "./support/ports.js";
 import { createNamespace } from "./support/suite.js";
 import { serviceAccountKubeconfig } from "./support/tokens.js";
 import { waitFor } from "./support/wait.js";
@@ -107,13 +109,11 @@ describe("Helm chart in the local cluster: lint, server-side dry run, install, u
   let setAside: KubernetesObject[] = [];
   let peerpods: Peerpods | undefined;
   let dir: string;
+  let noWebhook: string;
 
   const kubeconfig = (): string => cluster().kubeconfigPath;
-  const exists = async (object: KubernetesObject): Promise<boolean> =>
-    kubeRequest(admin, "GET", await paths.of(object)).then(
-      () => true,
-      (error: { code?: number }) => (error.code === 404 ? false : Promise.reject(error as Error)),
-    );
+  const dryRunCreate = (body: V1Pod): Promise<V1Pod> => core.createNamespacedPod({ namespace: PODS_NAMESPACE, body, dryRun: "All" });
+  const exists = async (object: KubernetesObject): Promise<boolean> => (await getIfExists(admin, await paths.of(object))) !== undefined;
 
   before(async function () {
     admin = cluster().kc;
@@ -153,10 +153,12 @@ describe("Helm chart in the local cluster: lint, server-side dry run, install, u
     assert.equal(await exists(deployment), false, "a dry run stores nothing");
   });
 
-  it("helm install: the objects, a certificate for the Service signed by the webhook's CA, peer pods refused while no replica serves", async () => {
+  it("helm install: the objects, a certificate for the Service signed by the webhook's CA, peer pods refused while nothing serves", async () => {
+    // a loopback port nobody listens on: the apiserver must not look the Service's name up on this host
+    noWebhook = `https://127.0.0.1:${(await freePorts(1))[0]}/mutate`;
     await helm(["install", RELEASE, CHART_DIR, "--namespace", RELEASE_NAMESPACE, "--timeout", "60s"], {
       kubeconfig: kubeconfig(),
-      values: { replicas: 0, policy: policyWith("helm-install") },
+      values: { replicas: 0, policy: policyWith("helm-install"), webhook: { url: noWebhook } },
     });
     const manifest = parseObjects(await helm(["get", "manifest", RELEASE, "--namespace", RELEASE_NAMESPACE], { kubeconfig: kubeconfig() }), "helm get manifest");
     for (const object of manifest) assert.ok(await exists(object), `${object.kind}/${object.metadata?.name} installed`);
@@ -167,12 +169,12 @@ describe("Helm chart in the local cluster: lint, server-side dry run, install, u
     const serving = new X509Certificate(Buffer.from(secret.data!["tls.crt"]!, "base64"));
     assert.ok(serving.verify(ca.publicKey), "the serving certificate is signed by the webhook's CA");
     assert.equal(serving.checkHost(`peerpods.${RELEASE_NAMESPACE}.svc`), `peerpods.${RELEASE_NAMESPACE}.svc`);
-    // failurePolicy Fail with no replica behind the Service: peer pods are refused, other pods admitted
-    await waitFor(() => core.createNamespacedPod({ namespace: PODS_NAMESPACE, body: peerPod("probe"), dryRun: "All" }).then(() => false, () => true), {
+    // failurePolicy Fail: peer pods are refused while no peerpods answers, other pods admitted
+    await waitFor(async () => /failed calling webhook "mutate\.peerpods\.io"/.test((await expectApiFailure(dryRunCreate(peerPod("probe")))).message), {
       timeoutMs: 20_000,
       message: "the apiserver to refuse peer pods through the chart's webhook",
     });
-    await core.createNamespacedPod({ namespace: PODS_NAMESPACE, body: pod("plain"), dryRun: "All" });
+    await dryRunCreate(pod("plain"));
   });
 
   it("helm upgrade to the webhook on the host: it answers, under the policy of the values; a second upgrade's policy takes effect", async () => {
@@ -180,12 +182,12 @@ describe("Helm chart in the local cluster: lint, server-side dry run, install, u
     const token = await serviceAccountKubeconfig(admin, account, join(dir, "peerpods.kubeconfig"), cluster().caFile);
     peerpods = await startPeerpods({ kubeconfig: token, args: ["--parts=webhook"] });
     const secretBefore = await core.readNamespacedSecret({ name: "peerpods-tls", namespace: RELEASE_NAMESPACE });
-    await upgrade("helm-first", { mode: "helm" });
+    await upgrade("helm-first", { mode: "helm" }, noWebhook);
     const secretAfter = await core.readNamespacedSecret({ name: "peerpods-tls", namespace: RELEASE_NAMESPACE });
     assert.deepEqual(secretAfter.data, secretBefore.data, "an upgrade keeps the generated certificate");
-    await upgrade("helm-first", { mode: "existing", existingSecret: "peerpods-host-tls", caBundle: peerpods.caBundle }, peerpods.webhookUrl);
+    await upgrade("helm-first", { mode: "existing", existingSecret: "peerpods-host-tls", caBundle: peerpods.caBundle }, `${peerpods.webhookUrl}/mutate`);
     await waitForInstanceType("helm-first");
-    await upgrade("helm-second", { mode: "existing", existingSecret: "peerpods-host-tls", caBundle: peerpods.caBundle }, peerpods.webhookUrl);
+    await upgrade("helm-second", { mode: "existing", existingSecret: "peerpods-host-tls", caBundle: peerpods.caBundle }, `${peerpods.webhookUrl}/mutate`);
     await waitForInstanceType("helm-second");
     const history = JSON.parse(await helm(["history", RELEASE, "--namespace", RELEASE_NAMESPACE, "--output", "json"], { kubeconfig: kubeconfig() })) as { revision: number; status: string }[];
     assert.deepEqual(history.map(({ revision, status }) => `${revision} ${status}`), ["1 superseded", "2 superseded", "3 superseded", "4 deployed"]);
@@ -205,8 +207,8 @@ describe("Helm chart in the local cluster: lint, server-side dry run, install, u
     }
   });
 
-  async function upgrade(instanceType: string, certs: Record<string, string>, hostWebhook?: string): Promise<void> {
-    const values = { replicas: 0, policy: policyWith(instanceType), certs, webhook: { url: hostWebhook ? `${hostWebhook}/mutate` : "" } };
+  async function upgrade(instanceType: string, certs: Record<string, string>, webhookUrl: string): Promise<void> {
+    const values = { replicas: 0, policy: policyWith(instanceType), certs, webhook: { url: webhookUrl } };
     await helm(["upgrade", RELEASE, CHART_DIR, "--namespace", RELEASE_NAMESPACE, "--timeout", "60s"], { kubeconfig: kubeconfig(), values });
   }
 
@@ -215,8 +217,8 @@ describe("Helm chart in the local cluster: lint, server-side dry run, install, u
     let last: string | undefined;
     await waitFor(
       async () => {
-        const pod = await core.createNamespacedPod({ namespace: PODS_NAMESPACE, body: peerPod("probe"), dryRun: "All" }).catch(() => undefined);
-        last = pod?.metadata?.annotations?.[ANNOTATION.instanceType];
+        const created = await dryRunCreate(peerPod("probe")).catch(() => undefined);
+        last = created?.metadata?.annotations?.[ANNOTATION.instanceType];
         return last === name;
       },
       { timeoutMs: 30_000, message: `the webhook to pick instance type ${name} (last: ${last})` },
@@ -235,6 +237,11 @@ const pod = (name: string, runtimeClassName?: string): V1Pod => ({
 });
 const peerPod = (name: string): V1Pod => pod(name, "kata-remote");
 
+/** The object at `path`, or undefined when the apiserver has none. */
+async function getIfExists(admin: KubeConfig, path: string): Promise<Loose | undefined> {
+  return kubeRequest<Loose>(admin, "GET", path).catch((error: { code?: number }) => (error.code === 404 ? undefined : Promise.reject(error as Error)));
+}
+
 /**
  * The cluster is shared by the suites: the cluster-scoped objects the chart would own (RBAC,
  * RuntimeClasses, the policy, the webhook) may exist, applied by others, and Helm refuses to
@@ -245,7 +252,7 @@ async function setAsideClusterObjects(admin: KubeConfig, paths: ResourcePaths, r
   const kept: KubernetesObject[] = [];
   for (const object of rendered.filter((o) => !o.metadata?.namespace && o.kind !== "CustomResourceDefinition")) {
     const path = await paths.of(object);
-    const found = await kubeRequest<Loose>(admin, "GET", path).catch((error: { code?: number }) => (error.code === 404 ? undefined : Promise.reject(error as Error)));
+    const found = await getIfExists(admin, path);
     if (!found) continue;
     await kubeRequest(admin, "DELETE", path);
     if (found.kind === "MutatingWebhookConfiguration") continue;
