@@ -1,7 +1,7 @@
 /**
  * `npm run cluster:build`: builds etcd, kube-apiserver, kube-controller-manager, kube-scheduler and KWOK
- * from Go modules into the cache folder, copies KWOK's stage definitions next to it, and builds the
- * real node (kubelet, containerd, runc, CNI plugins, pause and busybox images).
+ * from Go modules into the cache folder, copies KWOK's stage definitions next to it, builds Helm
+ * (for the chart's e2e), and builds the real node (kubelet, containerd, runc, CNI plugins, pause and busybox images).
  * Idempotent: each folder carries a stamp of its inputs, and a matching stamp skips the build.
  */
 import { readdir, readFile, writeFile } from "node:fs/promises";
@@ -9,7 +9,22 @@ import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { buildStamped, elapsed, goBuild, goInstall, goVersion, hash, hashFiles, run, say } from "./build-steps.js";
 import { buildNode } from "./node/build.js";
-import { CONTROL_PLANE_BINARIES, GO_MODULE_DIR, KUBERNETES_VERSION, KWOK_MODULE, KWOK_VERSION, binaryPath, controlPlaneDir, kwokBinary, kwokDir, kwokStagesFile } from "./paths.js";
+import {
+  CONTROL_PLANE_BINARIES,
+  GO_MODULE_DIR,
+  HELM_MODULE,
+  HELM_VERSION,
+  KUBERNETES_VERSION,
+  KWOK_MODULE,
+  KWOK_VERSION,
+  binaryPath,
+  controlPlaneDir,
+  helmBinary,
+  helmDir,
+  kwokBinary,
+  kwokDir,
+  kwokStagesFile,
+} from "./paths.js";
 
 /** KWOK stage folders (inside its module) that the launcher loads: fast node start, lease heartbeat, fast pods. */
 const KWOK_STAGE_DIRS = ["kustomize/stage/node/fast", "kustomize/stage/node/heartbeat-with-lease", "kustomize/stage/pod/fast"];
@@ -48,6 +63,19 @@ async function buildKwok(go: string): Promise<void> {
   });
 }
 
+async function buildHelm(go: string): Promise<void> {
+  // Helm's release stamps its version through this variable (otherwise `helm version` says only v4.3)
+  const flags = ["-ldflags", `-s -w -X ${HELM_MODULE}/internal/version.version=${HELM_VERSION}`];
+  const pkg = `${HELM_MODULE}/cmd/helm@${HELM_VERSION}`;
+  await buildStamped({
+    title: `helm ${HELM_VERSION}`,
+    dir: helmDir(),
+    key: hash([go, ...flags, pkg]),
+    outputs: [helmBinary()],
+    build: () => goInstall({ label: `go install ${pkg}`, packages: [pkg], dir: helmDir(), flags }),
+  });
+}
+
 /** The Stage documents of KWOK's stage folders, read from its module source, as one multi-document YAML. */
 async function kwokStages(): Promise<string> {
   const info = JSON.parse(await run("go mod download kwok", "go", ["mod", "download", "-json", `${KWOK_MODULE}@${KWOK_VERSION}`], { cwd: kwokDir() })) as {
@@ -70,6 +98,7 @@ try {
   say(`using ${go}`);
   await buildControlPlane(go);
   await buildKwok(go);
+  await buildHelm(go);
   await buildNode(go);
   say(`all built in ${elapsed(started)}`);
 } catch (error) {

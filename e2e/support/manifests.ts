@@ -27,9 +27,13 @@ export async function loadManifests(path: string): Promise<KubernetesObject[]> {
     }
     return transform(nested.flat(), kustomization, (entry) => patches.get(entry)!);
   }
-  const documents = parseAllDocuments(await readFile(path, "utf8"));
-  return documents.flatMap((document) => {
-    if (document.errors.length) throw new Error(`${path}: ${document.errors[0]!.message}`);
+  return parseObjects(await readFile(path, "utf8"), path);
+}
+
+/** The objects of a multi-document YAML stream (empty documents dropped); `source` names it in errors. */
+export function parseObjects(text: string, source: string): KubernetesObject[] {
+  return parseAllDocuments(text).flatMap((document) => {
+    if (document.errors.length) throw new Error(`${source}: ${document.errors[0]!.message}`);
     const object = document.toJS() as KubernetesObject | null;
     return object ? [object] : [];
   });
@@ -58,7 +62,7 @@ interface ApiResource {
 }
 
 /** Maps kinds to their REST paths through the apiserver's discovery, one request per API group version. */
-class ResourcePaths {
+export class ResourcePaths {
   readonly #groups = new Map<string, Promise<ApiResource[]>>();
   constructor(private readonly kc: KubeConfig) {}
 
