@@ -47,10 +47,12 @@ func isVMLost(err error) bool {
 // errReleased is what calls get once the shim has handed the VM back.
 var errReleased = &vmLostError{reason: "the pod's VM was handed back to the hypervisor part"}
 
-// silentWindow is how long the link waits for the hypervisor part to answer again (a restart)
-// before it calls the VM lost; recoverPause is the first pause between tries, doubled up to 2 s.
+// silentWindow is how long the link waits for the hypervisor part to answer again (a restart, a
+// DaemonSet rollout pulling its image) before it calls the VM lost: the containers run on in the
+// VM meanwhile, so waiting costs nothing but a late report. recoverPause is the first pause between
+// tries, doubled up to 2 s.
 var (
-	silentWindow = 60 * time.Second
+	silentWindow = 5 * time.Minute
 	recoverPause = 250 * time.Millisecond
 	probeTimeout = 10 * time.Second
 )
