@@ -152,11 +152,17 @@ func TestLinkReconnectsWhenTheForwardedSocketComesBack(t *testing.T) {
 	}
 }
 
-func TestLinkCallsTheVMLostWithTheHypervisorPartsReason(t *testing.T) {
-	shortWindows(t, 5*time.Second)
+// droppedLink is a link whose agent connection just dropped, the hypervisor part answering StartVM with answer.
+func droppedLink(t *testing.T, window time.Duration, answer error) *linkFixture {
+	shortWindows(t, window)
 	f := newLinkFixture(t)
-	f.hypervisor.answer(status.Error(codes.FailedPrecondition, "VM vm-1 of pod ns/web is terminated: qemu exited: killed by signal 9"))
+	f.hypervisor.answer(answer)
 	f.dropAgent(t)
+	return f
+}
+
+func TestLinkCallsTheVMLostWithTheHypervisorPartsReason(t *testing.T) {
+	f := droppedLink(t, 5*time.Second, status.Error(codes.FailedPrecondition, "VM vm-1 of pod ns/web is terminated: qemu exited: killed by signal 9"))
 	err := f.version()
 	if !isVMLost(err) || !strings.Contains(err.Error(), "killed by signal 9") {
 		t.Fatalf("call failed with %v, want the VM's loss and why", err)
@@ -170,10 +176,7 @@ func TestLinkCallsTheVMLostWithTheHypervisorPartsReason(t *testing.T) {
 }
 
 func TestLinkGivesUpWhenNothingAnswersForTheWindow(t *testing.T) {
-	shortWindows(t, 300*time.Millisecond)
-	f := newLinkFixture(t)
-	f.hypervisor.answer(status.Error(codes.Unavailable, "restarting"))
-	f.dropAgent(t)
+	f := droppedLink(t, 300*time.Millisecond, status.Error(codes.Unavailable, "restarting"))
 	started := time.Now()
 	if err := f.version(); !isVMLost(err) || !strings.Contains(err.Error(), "has not answered") {
 		t.Fatalf("call failed with %v", err)
