@@ -22,7 +22,7 @@ export function localCerts(): Promise<CertResult> {
 
 let agentCa: Promise<string> | undefined;
 
-/** The agent channel's CA and node-side client certificate for this run (`peerpods certs --agent`), made once; resolves with its folder. */
+/** The agent channel's CA and node-side client certificate for this run (`peerpods agent-certs`), made once; resolves with its folder. */
 export function localAgentCa(): Promise<string> {
   if (!agentCa) {
     const outDir = mkdtempSync(join(tmpdir(), "peerpods-e2e-agent-ca-"));

@@ -10,7 +10,7 @@ import { AgentTlsStore, type AgentTls } from "./store.js";
 export async function agentChannel(dir: string | undefined, log: Logger): Promise<AgentTls | undefined> {
   if (!dir) {
     agentChannelPlaintext.set(1);
-    log.warn("no --agent-tls-dir: pod VMs' agents are reached over plain TCP and anyone who reaches an agent port can run processes in its pod; run `peerpods certs --agent` and mount the folder");
+    log.warn("no --agent-tls-dir: pod VMs' agents are reached over plain TCP and anyone who reaches an agent port can run processes in its pod; run `peerpods agent-certs` and mount the folder");
     return undefined;
   }
   const store = new AgentTlsStore(dir, log.child({ part: "agent-tls" }));
