@@ -30,6 +30,12 @@ export function validity(days: number): { notBeforeDate: Date; notAfterDate: Dat
   return { notBeforeDate: new Date(Date.now() - 60_000), notAfterDate: new Date(Date.now() + days * 24 * 3600 * 1000) };
 }
 
+/** What makes a certificate a CA (self-signed, or cross-signed by another CA). */
+export const CA_EXTENSIONS: NonNullable<NonNullable<Parameters<typeof generate>[1]>["extensions"]> = [
+  { name: "basicConstraints", cA: true, critical: true },
+  { name: "keyUsage", keyCertSign: true, cRLSign: true, digitalSignature: true, critical: true },
+];
+
 /**
  * A self-signed CA named `prefix-<random>`: during a rotation clients trust the old and the new CA
  * at once, and OpenSSL picks the issuer by name, so two CAs named alike fail verification for one of them.
@@ -41,10 +47,7 @@ export function generateCa(prefix: string, notBeforeDate: Date, notAfterDate: Da
     algorithm: "sha256",
     notBeforeDate,
     notAfterDate,
-    extensions: [
-      { name: "basicConstraints", cA: true, critical: true },
-      { name: "keyUsage", keyCertSign: true, cRLSign: true, digitalSignature: true, critical: true },
-    ],
+    extensions: CA_EXTENSIONS,
   });
 }
 
