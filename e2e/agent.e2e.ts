@@ -9,7 +9,8 @@ import { join } from "node:path";
 import { pino } from "pino";
 import { readFile } from "node:fs/promises";
 import { AgentTlsStore } from "../src/agent-tls/store.js";
-import { ensureAgentCa } from "../src/certs/agent.js";
+import { bundleCertificates } from "../src/agent-tls/files.js";
+import { ensureAgentCa, rotateAgentCa } from "../src/certs/agent.js";
 import { VM_FILES } from "../src/providers/qemu/args.js";
 import { agentTarget } from "../src/agent-tls/target.js";
 import { withAgentCertificates } from "../src/providers/agent-certificates.js";
@@ -21,7 +22,6 @@ import { withAgent, type AgentHealth } from "../src/runtime/agent-client.js";
 import { buildRuntime } from "../src/runtime/build.js";
 import { TtrpcStatusError } from "../src/runtime/ttrpc-client.js";
 import { agentctl, type AgentctlResult } from "./support/agentctl.js";
-import { localAgentCa } from "./support/certs.js";
 import { waitFor } from "./support/wait.js";
 import { busyboxRootfs } from "./support/busybox.js";
 import { trackedTempDir } from "./support/leftovers.js";
@@ -64,7 +64,9 @@ describe("peerpods-agent: containers with runc inside a real pod VM", function (
     dir = trackedTempDir("pp-agent-");
     ctlBinary = (await buildRuntime()).agentctl;
     rootfs = await busyboxRootfs(defaultImageDir(), join(dir, "busybox"));
-    agentCaDir = await localAgentCa();
+    // A CA of its own: the suite rolls it under the running VM.
+    agentCaDir = join(dir, "agent-ca");
+    await ensureAgentCa({ outDir: agentCaDir, validDays: 2, force: true });
     agentTls = new AgentTlsStore(agentCaDir, pino({ level: "silent" }));
     provider = (await createProvider({ name: "qemu", qemu: {} }, { clusterId: "agent-e2e", stateDir: join(dir, "state"), log: pino({ level: "silent" }), agentTls })) as QemuProvider;
     const started = Date.now();
@@ -142,6 +144,15 @@ describe("peerpods-agent: containers with runc inside a real pod VM", function (
     for (let i = 0; i < 10; i++) samples.push(await timed());
     samples.sort((a, b) => a - b);
     measured.push(`new mutual-TLS connection + Health p50 ${samples[5]!.toFixed(1)} ms`);
+  });
+
+  it("keeps serving the node after the CA is rolled under the running VM (which trusts only the CA it booted with)", async () => {
+    const before = (await health()).uptime_ms;
+    await rotateAgentCa({ outDir: agentCaDir, validDays: 2 });
+    assert.equal(bundleCertificates(await readFile(join(agentCaDir, "ca.crt"), "utf8")).length, 2);
+    const after = await health();
+    assert.ok(after.ready && after.uptime_ms > before, "the same VM answers, over the node's new certificate");
+    assert.equal((await ctl(["health"])).ready, true, "the Go client with the rotated folder too");
   });
 
   it("bad input gets a clear error and the agent serves on", async () => {

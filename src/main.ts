@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command, Option } from "commander";
-import { ensureAgentCa } from "./certs/agent.js";
+import { ensureAgentCa, finishAgentCaRotation, rotateAgentCa } from "./certs/agent.js";
 import { certFiles, ensureCerts, injectCaBundle, validateSans } from "./certs/generate.js";
 import { collect, integer, oneOf } from "./config/parsers.js";
 import { addServeOptions, type ServeConfig } from "./config/serve.js";
@@ -73,9 +73,19 @@ program
   .addOption(new Option("--out <dir>", "output folder").default("certs/agent"))
   .addOption(new Option("--days <n>", "validity in days").argParser(integer(1, 3650)).default(365))
   .addOption(new Option("--force", "regenerate even when a valid CA exists"))
-  .action(async (options: { out: string; days: number; force?: boolean }) => {
-    const result = await ensureAgentCa({ outDir: options.out, validDays: options.days, force: Boolean(options.force) });
-    console.error(`${result.reused ? "reused" : "wrote"} ${options.out}/{ca.crt,ca.key,tls.crt,tls.key}; CA valid until ${result.caNotAfter.toISOString()}, client certificate until ${result.clientNotAfter.toISOString()}`);
+  .addOption(new Option("--rotate", "roll the CA: a new one signs from now on, the old one stays trusted (running VMs keep working)").conflicts(["force", "finishRotation"]))
+  .addOption(new Option("--finish-rotation", "drop every CA but the signing one, once no VM booted before --rotate runs").conflicts("force"))
+  .action(async (options: { out: string; days: number; force?: boolean; rotate?: boolean; finishRotation?: boolean }) => {
+    const files = `${options.out}/{ca.crt,ca.key,tls.crt,tls.key}`;
+    if (options.finishRotation) {
+      await finishAgentCaRotation(options.out);
+      console.error(`rewrote ${files}: only the signing CA is trusted now`);
+      return;
+    }
+    const result = options.rotate
+      ? await rotateAgentCa({ outDir: options.out, validDays: options.days })
+      : await ensureAgentCa({ outDir: options.out, validDays: options.days, force: Boolean(options.force) });
+    console.error(`${result.reused ? "reused" : "wrote"} ${files}; CA valid until ${result.caNotAfter.toISOString()}, client certificate until ${result.clientNotAfter.toISOString()}`);
   });
 
 program
