@@ -46,11 +46,12 @@ const row = (channel: string, what: string, samples: number[]): Row => ({
 
 /** Boots a VM through `provider`, forwards a sandbox socket to it as the hypervisor part does, and times both kinds of call. */
 async function measure(channel: string, provider: Provider, qemu: QemuProvider, agentTls: AgentTlsStore | undefined, dir: string): Promise<Row[]> {
-  const created = await provider.create({ name: `perf-${channel}`, instanceType: SMALL, userData: "{}", tags: { [TAG.cluster]: "perf", [TAG.podUid]: `perf-${channel}` } });
+  const name = `perf-${channel.replace(/\W+/g, "-").toLowerCase()}`;
+  const created = await provider.create({ name, instanceType: SMALL, userData: "{}", tags: { [TAG.cluster]: "perf", [TAG.podUid]: name } });
   let vm: Instance | undefined;
   try {
     vm = await qemu.waitUntilReady(created.id, READY_TIMEOUT_MS);
-    const path = join(dir, channel, "agent.ttrpc");
+    const path = join(dir, name, "agent.ttrpc");
     const ready = vm;
     const forwarder = await startForwarder({ path, target: () => agentTarget(ready.agentEndpoint!, ready.tags, agentTls), log });
     try {
