@@ -56,9 +56,15 @@ describe("agent socket forwarder with mutual TLS", () => {
   });
   after(() => rm(dir, { recursive: true, force: true }));
 
+  const refusedWith: string[] = [];
   async function forward(agent: { endpoint: string }, expected: string): Promise<string> {
     const path = join(dir, `sandbox-${closers.length}`, "agent.ttrpc");
-    const forwarder: Forwarder = await startForwarder({ path, target: async () => ({ endpoint: agent.endpoint, tls: await node.clientFor(expected) }), log: silentLogger });
+    const forwarder: Forwarder = await startForwarder({
+      path,
+      target: async () => ({ endpoint: agent.endpoint, tls: await node.clientFor(expected) }),
+      log: silentLogger,
+      onRefused: (error) => refusedWith.push(error.message),
+    });
     closers.push(() => forwarder.close());
     return path;
   }
@@ -82,6 +88,7 @@ describe("agent socket forwarder with mutual TLS", () => {
     assert.equal(await through(await forward(agent, "pp-a"), "ttrpc bytes"), "");
     assert.equal(await refusals(), before + 1);
     assert.equal(agent.connections(), 1, "a refusal is not retried");
+    assert.match(refusedWith.at(-1) ?? "", /the agent's certificate is not for VM pp-a/, "the hypervisor part is told why (for an Event on the pod)");
   });
 
   it("refuses a VM whose certificate another cluster's CA signed, even for the right name", async () => {

@@ -72,7 +72,8 @@ const MAX_REPLAY_BYTES = 1 << 20;
  * both connections are closed at once (the shim's call fails now instead of waiting for a frame that
  * never comes) and `onForeignAgent` is told what it answered.
  */
-function bridge(client: Socket, target: AgentTarget, log: Logger, onForeignAgent?: (answer: Buffer) => void): void {
+function bridge(client: Socket, target: AgentTarget, log: Logger, told: Pick<ForwarderOptions, "onForeignAgent" | "onRefused">): void {
+  const { onForeignAgent } = told;
   const early: Buffer[] = [];
   let earlyBytes = 0;
   let clientEnded = false;
@@ -127,6 +128,7 @@ function bridge(client: Socket, target: AgentTarget, log: Logger, onForeignAgent
         refused = true;
         agentTlsRefusals.inc();
         log.warn({ err: error }, "mutual TLS with the VM's agent failed: the connection is closed");
+        told.onRefused?.(error);
       } else log.debug({ err: error, attempt: attempts }, "agent connection error");
     });
     agent.once("close", (hadError) => {
@@ -160,6 +162,8 @@ export interface ForwarderOptions {
   onConnections?: (delta: number) => void;
   /** Told the first bytes of an agent that answered a ttrpc request outside ttrpc (the connection is closed). */
   onForeignAgent?: (answer: Buffer) => void;
+  /** Told why mutual TLS with the VM's agent failed (the connection is closed, not retried). */
+  onRefused?: (error: Error) => void;
 }
 
 export interface Forwarder {
@@ -185,7 +189,7 @@ export async function startForwarder(options: ForwarderOptions): Promise<Forward
     client.pause();
     options.target().then(
       (target) => {
-        if (!client.destroyed) bridge(client, target, log.child({ endpoint: target.endpoint, tls: target.tls !== undefined }), options.onForeignAgent);
+        if (!client.destroyed) bridge(client, target, log.child({ endpoint: target.endpoint, tls: target.tls !== undefined }), options);
       },
       (error: unknown) => {
         log.warn({ err: error }, "no agent endpoint for this sandbox");

@@ -239,6 +239,7 @@ export class Sandboxes {
     const log = this.options.log.child({ pod: record.pod, sandbox: record.sandboxId, instanceId: record.instanceId });
     const agent: Sandbox["agent"] = {};
     let toldForeign = false;
+    let toldRefused = false;
     const forwarder = await startForwarder({
       path: socketPath,
       target: async () => {
@@ -251,6 +252,11 @@ export class Sandboxes {
         if (toldForeign) return log.debug("agent answered outside ttrpc again; connection closed");
         toldForeign = true;
         void this.#tellForeignAgent(record, answer, log);
+      },
+      onRefused: (error) => {
+        if (toldRefused) return;
+        toldRefused = true;
+        this.options.tell?.(record, "Warning", "AgentTLSRefused", `mutual TLS with the agent of VM ${record.instanceId} failed (${error.message}); its connections are closed`);
       },
     });
     return { record, socketPath, attached, forwarder, agent, started: false };
