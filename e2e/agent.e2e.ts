@@ -7,6 +7,13 @@ import assert from "node:assert/strict";
 import { availableParallelism, release } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
+import { readFile } from "node:fs/promises";
+import { AgentTlsStore } from "../src/agent-tls/store.js";
+import { bundleCertificates } from "../src/agent-tls/files.js";
+import { ensureAgentCa, rotateAgentCa } from "../src/certs/agent.js";
+import { VM_FILES } from "../src/providers/qemu/args.js";
+import { agentTarget } from "../src/agent-tls/target.js";
+import { withAgentCertificates } from "../src/providers/agent-certificates.js";
 import { createProvider } from "../src/providers/factory.js";
 import { defaultImageDir, readManifest } from "../src/providers/qemu/image/paths.js";
 import type { QemuProvider } from "../src/providers/qemu/provider.js";
@@ -15,11 +22,13 @@ import { withAgent, type AgentHealth } from "../src/runtime/agent-client.js";
 import { buildRuntime } from "../src/runtime/build.js";
 import { TtrpcStatusError } from "../src/runtime/ttrpc-client.js";
 import { agentctl, type AgentctlResult } from "./support/agentctl.js";
+import { waitFor } from "./support/wait.js";
 import { busyboxRootfs } from "./support/busybox.js";
 import { trackedTempDir } from "./support/leftovers.js";
 import { processesMentioning } from "./support/processes.js";
 
 const BOOT_TIMEOUT_MS = 180_000;
+const VM_NAME = "agent-e2e";
 /** Not the host's count, so that a container reporting the host's is caught. */
 const VM_VCPUS = availableParallelism() === 1 ? 2 : 1;
 
@@ -40,23 +49,29 @@ describe("peerpods-agent: containers with runc inside a real pod VM", function (
   let bootLeftovers: AgentHealth["leftovers"];
   const measured: string[] = [];
 
-  const ctl = (args: string[], input?: string): Promise<AgentctlResult> => agentctl(ctlBinary, vm.agentEndpoint!, args, input);
+  let agentTls: AgentTlsStore;
+  let agentCaDir: string;
+  const ctl = (args: string[], input?: string): Promise<AgentctlResult> => agentctl(ctlBinary, vm.agentEndpoint!, args, input, { dir: agentCaDir, instance: VM_NAME });
   const ran = async (args: string[], input?: string): Promise<Ran> => {
     const result = await ctl(args, input);
     assert.equal(result.code, undefined, `${args.join(" ")}: ${result.code} ${result.message}`);
     return result as Ran;
   };
-  const health = (): Promise<AgentHealth> => withAgent(vm.agentEndpoint!, (agent) => agent.health());
+  const health = async (): Promise<AgentHealth> => withAgent(await agentTarget(vm.agentEndpoint!, vm.tags, agentTls), (agent) => agent.health());
 
   before(async function () {
     this.timeout(BOOT_TIMEOUT_MS * 2);
     dir = trackedTempDir("pp-agent-");
     ctlBinary = (await buildRuntime()).agentctl;
     rootfs = await busyboxRootfs(defaultImageDir(), join(dir, "busybox"));
-    provider = (await createProvider({ name: "qemu", qemu: {} }, { clusterId: "agent-e2e", stateDir: join(dir, "state"), log: pino({ level: "silent" }) })) as QemuProvider;
+    // A CA of its own: the suite rolls it under the running VM.
+    agentCaDir = join(dir, "agent-ca");
+    await ensureAgentCa({ outDir: agentCaDir, validDays: 2, force: true });
+    agentTls = new AgentTlsStore(agentCaDir, pino({ level: "silent" }));
+    provider = (await createProvider({ name: "qemu", qemu: {} }, { clusterId: "agent-e2e", stateDir: join(dir, "state"), log: pino({ level: "silent" }), agentTls })) as QemuProvider;
     const started = Date.now();
-    const created = await provider.create({
-      name: "agent-e2e",
+    const created = await withAgentCertificates(provider, agentTls).create({
+      name: VM_NAME,
       instanceType: { name: "e2e", vcpus: VM_VCPUS, memoryMiB: 256, gpus: 0 },
       userData: "{}",
       tags: { [TAG.cluster]: "agent-e2e", [TAG.podUid]: "agent-e2e" },
@@ -106,6 +121,40 @@ describe("peerpods-agent: containers with runc inside a real pod VM", function (
     assert.equal((await health()).containers, 5, "facts, exit3, app, server, client and nothing else");
   });
 
+  it("serves only clients with a certificate from the cluster's agent CA, logging each refusal in the VM; the node accepts only this VM", async () => {
+    const plain = await withAgent(vm.agentEndpoint!, (agent) => agent.health(), 5000).catch((error: unknown) => error);
+    assert.ok(plain instanceof Error, "a client without TLS gets nothing");
+    const otherCa = join(dir, "other-agent-ca");
+    await ensureAgentCa({ outDir: otherCa, validDays: 2, force: true });
+    const foreign = await agentctl(ctlBinary, vm.agentEndpoint!, ["health"], "", { dir: otherCa, instance: VM_NAME });
+    assert.match(foreign.message ?? "no refusal", /TLS with the agent .*certificate signed by unknown authority/);
+    const otherVm = await agentctl(ctlBinary, vm.agentEndpoint!, ["health"], "", { dir: agentCaDir, instance: "another-vm" });
+    assert.match(otherVm.message ?? "no refusal", /the agent's certificate is not for VM "another-vm"/);
+    const consoleLog = join(dir, "state", "qemu", vm.id, VM_FILES.console);
+    await waitFor(async () => ((await readFile(consoleLog, "utf8")).match(/refused a client of the agent port/g)?.length ?? 0) >= 2 || undefined, {
+      timeoutMs: 10_000,
+      message: "the VM's agent to log the refused clients",
+    });
+    const timed = async (): Promise<number> => {
+      const start = performance.now();
+      await health();
+      return performance.now() - start;
+    };
+    const samples = [];
+    for (let i = 0; i < 10; i++) samples.push(await timed());
+    samples.sort((a, b) => a - b);
+    measured.push(`new mutual-TLS connection + Health p50 ${samples[5]!.toFixed(1)} ms`);
+  });
+
+  it("keeps serving the node after the CA is rolled under the running VM (which trusts only the CA it booted with)", async () => {
+    const before = (await health()).uptime_ms;
+    await rotateAgentCa({ outDir: agentCaDir, validDays: 2 });
+    assert.equal(bundleCertificates(await readFile(join(agentCaDir, "ca.crt"), "utf8")).length, 2);
+    const after = await health();
+    assert.ok(after.ready && after.uptime_ms > before, "the same VM answers, over the node's new certificate");
+    assert.equal((await ctl(["health"])).ready, true, "the Go client with the rotated folder too");
+  });
+
   it("bad input gets a clear error and the agent serves on", async () => {
     const huge = await ctl(["oversize-tree", "-id", "huge", "-bytes", String(2 ** 40)]);
     assert.equal(huge.code, "ResourceExhausted");
@@ -113,7 +162,7 @@ describe("peerpods-agent: containers with runc inside a real pod VM", function (
     const otherVersion = await ctl(["call-as-protocol", "7"]);
     assert.equal(otherVersion.code, "FailedPrecondition");
     assert.match(otherVersion.message!, /the client speaks agent protocol version "7", this agent speaks version 1/);
-    const malformed = await withAgent(vm.agentEndpoint!, (agent) => agent.call("CreateContainer", Buffer.from([0xff, 0xff, 0xff]))).catch((error: unknown) => error);
+    const malformed = await withAgent(await agentTarget(vm.agentEndpoint!, vm.tags, agentTls), (agent) => agent.call("CreateContainer", Buffer.from([0xff, 0xff, 0xff]))).catch((error: unknown) => error);
     assert.ok(malformed instanceof TtrpcStatusError && malformed.code !== 0, `a malformed request is refused: ${String(malformed)}`);
     const unknown = await ctl(["delete", "-id", "no-such-container"]);
     assert.deepEqual([unknown.code, unknown.message], ["NotFound", 'no container "no-such-container" in this VM']);

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { X509Certificate } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -29,6 +30,7 @@ import { createNamespace, giveVmSlots, installLocalOverlay } from "./support/sui
 import { cluster } from "./setup.js";
 import { applyObjects, withWebhookUrl, removeWebhookConfigs } from "./support/manifests.js";
 import { MOTO_CREDENTIALS, startMoto, type Moto } from "./support/moto.js";
+import { localAgentCa } from "./support/certs.js";
 import { startPeerpods, type Peerpods } from "./support/peerpods.js";
 import { serviceAccountKubeconfig } from "./support/tokens.js";
 import { waitFor } from "./support/wait.js";
@@ -336,7 +338,7 @@ describe("aws provider on the local control plane: peer pods on moto's EC2", fun
     const kubeconfig = await serviceAccountKubeconfig(admin, { namespace: "peerpods-system", name: "peerpods" }, join(dir, "peerpods.kubeconfig"), cluster().caFile);
     peerpods = await startPeerpods({
       kubeconfig,
-      args: ["--parts=webhook,worker", `--policy-file=${policyFile}`, `--cluster-id=${CLUSTER_ID}`, "--no-leader-elect", "--gc-interval=2", "--gc-grace=5"],
+      args: ["--parts=webhook,worker", `--policy-file=${policyFile}`, `--cluster-id=${CLUSTER_ID}`, "--no-leader-elect", "--gc-interval=2", "--gc-grace=5", `--agent-tls-dir=${await localAgentCa()}`],
       env: { ...MOTO_CREDENTIALS, AWS_EC2_METADATA_DISABLED: "true" },
     });
     await applyObjects(admin, withWebhookUrl(webhookConfig, peerpods.webhookUrl, peerpods.caBundle));
@@ -435,9 +437,10 @@ describe("aws provider on the local control plane: peer pods on moto's EC2", fun
 
   it("never lets the provider credentials out: not in its log, Events, PeerPod records, metrics or any instance's user data", async () => {
     const secrets = Object.values(MOTO_CREDENTIALS);
+    // the instances peerpods launched (not the ones the GC test launched by hand)
+    const launched = [...(await instancesByPod())].filter(([pod]) => !pod.startsWith("leaked-")).flatMap(([, instances]) => instances);
     const userData = await Promise.all(
-      // the instances peerpods launched (not the ones the GC test launched by hand)
-      [...(await instancesByPod())].filter(([pod]) => !pod.startsWith("leaked-")).flatMap(([, instances]) => instances).map(async (instance) => {
+      launched.map(async (instance) => {
         const attribute = await ec2.send(new DescribeInstanceAttributeCommand({ InstanceId: instance.InstanceId!, Attribute: "userData" }));
         return Buffer.from(attribute.UserData?.Value ?? "", "base64").toString("utf8");
       }),
@@ -453,7 +456,33 @@ describe("aws provider on the local control plane: peer pods on moto's EC2", fun
     assert.ok(places.log.includes("VM created") && places.events.includes("VMReady"), "the log and the Events are the real ones");
     const leaks = Object.entries(places).flatMap(([place, text]) => secrets.filter((secret) => text.includes(secret)).map((secret) => `${place}: ${secret.slice(0, 4)}…`));
     assert.deepEqual(leaks, []);
+    await agentKeysStayInTheirVm(launched, userData, places);
   });
+
+  /**
+   * Each instance's user data holds its own agent key root-only, with a certificate for the name its
+   * tag gives; no agent key (nor the CA's) is in the log, Events, PeerPod records or metrics, and the CA key in no VM.
+   */
+  async function agentKeysStayInTheirVm(launched: Ec2Instance[], userData: string[], places: Record<string, string>): Promise<void> {
+    // A key's base64 lines after the first (which every P-256 key shares): whatever escapes a log applies, a leaked key keeps these whole.
+    const keyLines = (pem: string): string[] => pem.split("\n").filter((line) => line.length >= 20 && !line.startsWith("-----")).slice(1);
+    const caKey = keyLines(readFileSync(join(await localAgentCa(), "ca.key"), "utf8"));
+    const vmKeys = userData.flatMap((text, i) => {
+      const files = (parse(text) as { write_files: { path: string; permissions: string; content: string }[] }).write_files;
+      const file = (name: string) => files.find((f) => f.path.endsWith(`/agent-tls/${name}`)) ?? assert.fail(`no agent-tls/${name} in ${launched[i]!.InstanceId}'s user data`);
+      assert.equal(file("tls.key").permissions, "0600");
+      const cert = new X509Certificate(Buffer.from(file("tls.crt").content, "base64"));
+      const identity = launched[i]!.Tags?.find((tag) => tag.Key === TAG.agentIdentity)?.Value;
+      assert.equal(cert.subjectAltName, `URI:urn:peerpods:vm:${identity}`, "the certificate names the instance its tag names");
+      const decoded = files.map((f) => Buffer.from(f.content, "base64").toString()).join("\n");
+      assert.ok(!caKey.some((line) => decoded.includes(line)), "the CA's key is in no VM");
+      return [...keyLines(Buffer.from(file("tls.key").content, "base64").toString()), file("tls.key").content];
+    });
+    assert.ok(vmKeys.length >= 2 && caKey.length >= 1, "the keys were read");
+    const outside = Object.entries(places).filter(([place]) => place !== "userData");
+    const keyLeaks = outside.flatMap(([place, text]) => [...vmKeys, ...caKey].filter((secret) => text.includes(secret)).map((secret) => `${place}: ${secret.slice(0, 8)}…`));
+    assert.deepEqual(keyLeaks, []);
+  }
 });
 
 const VM_RESOURCE = "kata.peerpods.io/vm";

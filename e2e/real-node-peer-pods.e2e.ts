@@ -13,6 +13,7 @@ import { atExit } from "./cluster/process.js";
 import { cluster } from "./setup.js";
 import { execInPod } from "./support/exec.js";
 import { applyObjects, removeWebhookConfigs, withWebhookUrl } from "./support/manifests.js";
+import { localAgentCa } from "./support/certs.js";
 import { startPeerpods, type Peerpods } from "./support/peerpods.js";
 import { createNamespace, installLocalOverlay } from "./support/suite.js";
 import { serviceAccountKubeconfig } from "./support/tokens.js";
@@ -105,6 +106,7 @@ describe("peer pods on the real node (kubelet device manager, readiness gate, re
         `--device-plugin-dir=${DEFAULT_DEVICE_PLUGIN_DIR}`,
         `--policy-file=${policyFile}`,
         `--cluster-id=${CLUSTER_ID}`,
+        `--agent-tls-dir=${await localAgentCa()}`,
       ],
     });
     await applyObjects(admin, withWebhookUrl(webhookConfig, peerpods.webhookUrl, peerpods.caBundle));

@@ -16,6 +16,7 @@ import { defaultImageDir, readManifest } from "../src/providers/qemu/image/paths
 import { startRealNode, type RealNode } from "./cluster/node/node.js";
 import { containerdBinary, NODE_IMAGES } from "./cluster/node/paths.js";
 import { cluster } from "./setup.js";
+import { localAgentCa } from "./support/certs.js";
 import { trackedTempDir } from "./support/leftovers.js";
 import { startPeerpods, type Peerpods } from "./support/peerpods.js";
 import { killMentioning, PEERPODS_RUNTIME_CLASS, PEERPODS_RUNTIME_TYPE, peerpodsContainerd } from "./support/peerpods-node.js";
@@ -95,7 +96,7 @@ describe("containerd-shim-peerpods-v2: real containerd, the hypervisor part, a q
   };
 
   /** The hypervisor part, its VMs' state kept in the suite's folder so that a restarted part finds them. */
-  const startHypervisorPart = (): Promise<Peerpods> =>
+  const startHypervisorPart = async (): Promise<Peerpods> =>
     startPeerpods({
       args: [
         "--parts=hypervisor",
@@ -104,6 +105,7 @@ describe("containerd-shim-peerpods-v2: real containerd, the hypervisor part, a q
         `--pods-dir=${join(dir, "pods")}`,
         `--state-dir=${join(dir, "state")}`,
         "--cluster-id=shim-e2e",
+        `--agent-tls-dir=${await localAgentCa()}`,
       ],
       kubeconfig: cluster().kubeconfigPath,
     });
@@ -362,6 +364,13 @@ describe("containerd-shim-peerpods-v2: real containerd, the hypervisor part, a q
     assert.equal(await core.readNamespacedPodLog({ name: "plain", namespace: NAMESPACE, container: "app" }), `${release()}\n`);
     assert.deepEqual(await processesMentioning(SHIM), [], "no peerpods shim for a runc pod");
     await deletePod("plain");
+  });
+
+  it("the hypervisor part reached every VM's agent over mutual TLS, and refused none", async () => {
+    const metrics = await (await fetch(`http://127.0.0.1:${peerpods.metricsPort}/metrics`)).text();
+    assert.match(metrics, /^peerpods_agent_channel_plaintext 0$/m);
+    assert.match(metrics, /^peerpods_agent_tls_refusals_total 0$/m);
+    assert.match(metrics, /^peerpods_agent_tls_expiry_timestamp_seconds\{kind="client"\} \d+/m);
   });
 
   it("leaves no shim process, rootfs mount or agent socket behind", async () => {

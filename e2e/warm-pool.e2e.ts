@@ -10,6 +10,7 @@ import { TAG, type Instance, type Provider } from "../src/providers/types.js";
 import { PEERPOD_GROUP, PEERPOD_PLURAL, PEERPOD_VERSION, type PeerPod } from "../src/kube/peerpod.js";
 import { atExit } from "./cluster/process.js";
 import { cluster } from "./setup.js";
+import { localAgentCa } from "./support/certs.js";
 import { trackedTempDir } from "./support/leftovers.js";
 import { applyObjects, loadManifests, LOCAL_OVERLAY_DIR } from "./support/manifests.js";
 import { startPeerpods, type Peerpods } from "./support/peerpods.js";
@@ -53,7 +54,7 @@ describe("warm pool: pre-booted qemu VMs claimed by peer pods (worker on the loc
     peerpods = await startPeerpods({
       kubeconfig,
       // Our own state folder (the last --state-dir wins): the VMs must outlive a killed peerpods.
-      args: ["--parts=worker", `--policy-file=${policyFile}`, `--cluster-id=${CLUSTER_ID}`, "--no-leader-elect", "--gc-interval=2", "--gc-grace=20", `--state-dir=${stateDir}`],
+      args: ["--parts=worker", `--policy-file=${policyFile}`, `--cluster-id=${CLUSTER_ID}`, "--no-leader-elect", "--gc-interval=2", "--gc-grace=20", `--state-dir=${stateDir}`, `--agent-tls-dir=${await localAgentCa()}`],
     });
   };
   const setPoolMin = (min: number): Promise<void> => writeFile(policyFile, JSON.stringify(policy(min)));
@@ -150,6 +151,7 @@ describe("warm pool: pre-booted qemu VMs claimed by peer pods (worker on the loc
       assert.equal(vm?.tags[TAG.pool], undefined, "the pool tag is gone");
       assert.equal(vm?.tags[TAG.podUid], claimed!.spec.podUID, "tagged with the pod's UID");
       assert.equal(vm?.name, claimed!.spec.instanceName);
+      assert.match(vm?.tags[TAG.agentIdentity] ?? "", /^pool-/, "the VM keeps the agent certificate it booted with (the pod's data went over mutual TLS to it)");
     }
     assert.equal((await record("wp-c"))?.status?.warmPool, "miss");
     assert.ok(!pooled.has((await record("wp-c"))!.status!.instanceID!));

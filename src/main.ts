@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command, Option } from "commander";
+import { ensureAgentCa, finishAgentCaRotation, rotateAgentCa } from "./certs/agent.js";
 import { certFiles, ensureCerts, injectCaBundle, validateSans } from "./certs/generate.js";
 import { collect, integer, oneOf } from "./config/parsers.js";
 import { addServeOptions, type ServeConfig } from "./config/serve.js";
@@ -64,6 +65,27 @@ program
     console.error(`${result.reused ? "reused" : "wrote"} ${files.ca}, ${files.cert}, ${files.key}; valid until ${result.notAfter.toISOString()} (${daysLeft} days)`);
     if (options.inject) console.error(`caBundle written to ${await injectCaBundle(options.inject, result.caBundle)} place(s) in ${options.inject}`);
     console.log(result.caBundle);
+  });
+
+program
+  .command("agent-certs")
+  .description("generate (or reuse) the agent channel's CA and the node side's client certificate: ca.crt, ca.key, tls.crt, tls.key (mount them as --agent-tls-dir)")
+  .addOption(new Option("--out <dir>", "output folder").default("certs/agent"))
+  .addOption(new Option("--days <n>", "validity in days").argParser(integer(1, 3650)).default(365))
+  .addOption(new Option("--force", "regenerate even when a valid CA exists"))
+  .addOption(new Option("--rotate", "roll the CA: a new one signs from now on, the old one stays trusted (running VMs keep working)").conflicts(["force", "finishRotation"]))
+  .addOption(new Option("--finish-rotation", "drop every CA but the signing one, once no VM booted before --rotate runs").conflicts("force"))
+  .action(async (options: { out: string; days: number; force?: boolean; rotate?: boolean; finishRotation?: boolean }) => {
+    const files = `${options.out}/{ca.crt,ca.key,tls.crt,tls.key}`;
+    if (options.finishRotation) {
+      await finishAgentCaRotation(options.out);
+      console.error(`rewrote ${files}: only the signing CA is trusted now`);
+      return;
+    }
+    const result = options.rotate
+      ? await rotateAgentCa({ outDir: options.out, validDays: options.days })
+      : await ensureAgentCa({ outDir: options.out, validDays: options.days, force: Boolean(options.force) });
+    console.error(`${result.reused ? "reused" : "wrote"} ${files}; CA valid until ${result.caNotAfter.toISOString()}, client certificate until ${result.clientNotAfter.toISOString()}`);
   });
 
 program

@@ -1,4 +1,5 @@
 import type { KubeConfig, V1Node, V1Pod } from "@kubernetes/client-node";
+import type { AgentTls } from "./agent-tls/store.js";
 import type { ServeConfig } from "./config/serve.js";
 import type { EventRecorder } from "./kube/events.js";
 import type { SharedInformer } from "./kube/shared-informer.js";
@@ -26,6 +27,8 @@ export interface PartContext {
   provider(): Promise<Provider>;
   /** Shared health of that provider, polled while any part uses it. */
   providerHealth(): ProviderHealthMonitor;
+  /** Mutual TLS to pod VMs' agents; undefined when the agent channel is plain TCP. */
+  agentTls: AgentTls | undefined;
   /** Registers a readiness check; `/readyz` is ok when all of them are. */
   addReadyCheck(name: string, check: () => boolean): void;
 }

@@ -18,6 +18,8 @@ import type { PartContext, PartStarter, RunningPart } from "./parts.js";
 import { createProvider } from "./providers/factory.js";
 import { ProviderHealthMonitor } from "./providers/health.js";
 import { CurrentProvider } from "./providers/current.js";
+import { withAgentCertificates } from "./providers/agent-certificates.js";
+import { agentChannel } from "./agent-tls/channel.js";
 import { startWebhook } from "./webhook/part.js";
 import { startExtender } from "./extender/part.js";
 import { startAdvertiser } from "./advertiser/part.js";
@@ -31,6 +33,9 @@ const STARTERS: Partial<Record<PartName, PartStarter>> = {
   hypervisor: startHypervisor,
   worker: startWorker,
 };
+
+/** The parts that create VMs or reach their agents. */
+const AGENT_CLIENTS = new Set<PartName>(["worker", "hypervisor"]);
 
 export interface Serving {
   /** Graceful stop: parts first (in reverse start order), then the metrics server. */
@@ -46,9 +51,13 @@ export async function serve(config: ServeConfig, log: Logger): Promise<Serving> 
   let kube: KubeConfig | undefined;
   let events: EventRecorder | undefined;
   const readyChecks = new Map<string, () => boolean>();
+  const agentTls = config.parts.some((part) => AGENT_CLIENTS.has(part)) ? await agentChannel(config.agentTlsDir, log) : undefined;
   const provider = new CurrentProvider({
     config: () => policy.current.spec.provider,
-    create: (block) => createProvider(block, { clusterId: config.clusterId, stateDir: config.stateDir, log }),
+    create: async (block) => {
+      const made = await createProvider(block, { clusterId: config.clusterId, stateDir: config.stateDir, log, ...(agentTls ? { agentTls } : {}) });
+      return agentTls ? withAgentCertificates(made, agentTls) : made;
+    },
     log: log.child({ part: "provider" }),
   });
   let health: ProviderHealthMonitor | undefined;
@@ -61,6 +70,7 @@ export async function serve(config: ServeConfig, log: Logger): Promise<Serving> 
     events: () => (events ??= eventRecorder(context.kube(), log)),
     pods: () => caches.pods(),
     nodes: () => caches.nodes(),
+    agentTls,
     addReadyCheck: (name, check) => readyChecks.set(name, check),
     provider: () => provider.ready(),
     providerHealth: () => {

@@ -7,6 +7,7 @@ import { buildRuntime } from "../../src/runtime/build.js";
 import type { Cluster } from "../cluster/cluster.js";
 import type { RealNode, RealNodeOptions } from "../cluster/node/node.js";
 import { atExit, pidsMentioning } from "../cluster/process.js";
+import { localAgentCa } from "./certs.js";
 import { applyObjects, loadManifests, LOCAL_OVERLAY_DIR, withWebhookUrl } from "./manifests.js";
 import { startPeerpods, type Peerpods } from "./peerpods.js";
 import { serviceAccountKubeconfig } from "./tokens.js";
@@ -68,6 +69,7 @@ export async function servePeerpodsForNode(cluster: Cluster, node: RealNode, opt
     kubeconfig,
     args: [
       `--parts=${options.parts.join(",")}`,
+      `--agent-tls-dir=${await localAgentCa()}`,
       "--advertise=device-plugin",
       `--node-name=${node.name}`,
       `--hypervisor-socket=${options.hypervisorSocket}`,

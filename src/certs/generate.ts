@@ -25,6 +25,32 @@ const RENEW_BEFORE_MS = 30 * 24 * 3600 * 1000;
 
 export const certFiles = (outDir: string) => ({ ca: join(outDir, "ca.crt"), cert: join(outDir, "tls.crt"), key: join(outDir, "tls.key") });
 
+/** From a minute ago (clocks differ a little) for `days` days. */
+export function validity(days: number): { notBeforeDate: Date; notAfterDate: Date } {
+  return { notBeforeDate: new Date(Date.now() - 60_000), notAfterDate: new Date(Date.now() + days * 24 * 3600 * 1000) };
+}
+
+/** What makes a certificate a CA (self-signed, or cross-signed by another CA). */
+export const CA_EXTENSIONS: NonNullable<NonNullable<Parameters<typeof generate>[1]>["extensions"]> = [
+  { name: "basicConstraints", cA: true, critical: true },
+  { name: "keyUsage", keyCertSign: true, cRLSign: true, digitalSignature: true, critical: true },
+];
+
+/**
+ * A self-signed CA named `prefix-<random>`: during a rotation clients trust the old and the new CA
+ * at once, and OpenSSL picks the issuer by name, so two CAs named alike fail verification for one of them.
+ */
+export function generateCa(prefix: string, notBeforeDate: Date, notAfterDate: Date): ReturnType<typeof generate> {
+  return generate([{ name: "commonName", value: `${prefix}-${randomBytes(6).toString("hex")}` }], {
+    keyType: "ec",
+    curve: "P-256",
+    algorithm: "sha256",
+    notBeforeDate,
+    notAfterDate,
+    extensions: CA_EXTENSIONS,
+  });
+}
+
 /** Generates a CA and a serving certificate signed by it, or reuses valid ones (unless `force`). */
 export async function ensureCerts(request: CertRequest): Promise<CertResult> {
   const files = certFiles(request.outDir);
@@ -32,21 +58,8 @@ export async function ensureCerts(request: CertRequest): Promise<CertResult> {
     const existing = await reusable(files, request);
     if (existing) return existing;
   }
-  const notBeforeDate = new Date(Date.now() - 60_000);
-  const notAfterDate = new Date(Date.now() + request.validDays * 24 * 3600 * 1000);
-  // A name of its own per CA: during a rotation clients trust the old and the new CA at once, and
-  // OpenSSL picks the issuer by name, so two CAs named alike fail verification for one of them.
-  const ca = await generate([{ name: "commonName", value: `peerpods-ca-${randomBytes(6).toString("hex")}` }], {
-    keyType: "ec",
-    curve: "P-256",
-    algorithm: "sha256",
-    notBeforeDate,
-    notAfterDate,
-    extensions: [
-      { name: "basicConstraints", cA: true, critical: true },
-      { name: "keyUsage", keyCertSign: true, cRLSign: true, digitalSignature: true, critical: true },
-    ],
-  });
+  const { notBeforeDate, notAfterDate } = validity(request.validDays);
+  const ca = await generateCa("peerpods-ca", notBeforeDate, notAfterDate);
   const serving = await generate([{ name: "commonName", value: request.dnsNames[0] ?? request.ipAddresses[0] ?? "peerpods" }], {
     keyType: "ec",
     curve: "P-256",

@@ -77,7 +77,7 @@ describe("agent socket forwarder", () => {
     forwarders.push(
       await startForwarder({
         path,
-        endpoint: async () => agent.endpoint,
+        target: async () => ({ endpoint: agent.endpoint }),
         log: silentLogger,
         onConnections: (delta) => {
           connections += delta;
@@ -96,7 +96,7 @@ describe("agent socket forwarder", () => {
 
   it("delivers the agent's answer after the shim has closed its write side (half-close)", async () => {
     const path = join(dir, "sandbox-5", "agent.ttrpc");
-    forwarders.push(await startForwarder({ path, endpoint: async () => agent.endpoint, log: silentLogger }));
+    forwarders.push(await startForwarder({ path, target: async () => ({ endpoint: agent.endpoint }), log: silentLogger }));
     const socket = connect(path);
     socket.end("last words");
     const received: Buffer[] = [];
@@ -121,7 +121,7 @@ describe("agent socket forwarder", () => {
     await once(flaky, "listening");
     try {
       const path = join(dir, "sandbox-6", "agent.ttrpc");
-      forwarders.push(await startForwarder({ path, endpoint: async () => `tcp:127.0.0.1:${(flaky.address() as AddressInfo).port}`, log: silentLogger }));
+      forwarders.push(await startForwarder({ path, target: async () => ({ endpoint: `tcp:127.0.0.1:${(flaky.address() as AddressInfo).port}` }), log: silentLogger }));
       assert.equal((await roundTrip(path, Buffer.from("request-1"))).toString(), "request-1");
       assert.deepEqual(received, ["request-1"], "the agent got the bytes exactly once");
     } finally {
@@ -135,7 +135,7 @@ describe("agent socket forwarder", () => {
     forwarders.push(
       await startForwarder({
         path,
-        endpoint: async () => vm.endpoint ?? Promise.reject(new Error("VM still booting")),
+        target: async () => (vm.endpoint ? { endpoint: vm.endpoint } : Promise.reject(new Error("VM still booting"))),
         log: silentLogger,
       }),
     );
@@ -147,14 +147,14 @@ describe("agent socket forwarder", () => {
 
   it("closes the shim's connection when the agent cannot be reached", async () => {
     const path = join(dir, "sandbox-3", "agent.ttrpc");
-    forwarders.push(await startForwarder({ path, endpoint: async () => "tcp:127.0.0.1:1", log: silentLogger }));
+    forwarders.push(await startForwarder({ path, target: async () => ({ endpoint: "tcp:127.0.0.1:1" }), log: silentLogger }));
     const socket: Socket = connect(path);
     await once(socket, "close");
   });
 
   it("closing removes the socket and drops open connections", async () => {
     const path = join(dir, "sandbox-4", "agent.ttrpc");
-    const forwarder = await startForwarder({ path, endpoint: async () => agent.endpoint, log: silentLogger });
+    const forwarder = await startForwarder({ path, target: async () => ({ endpoint: agent.endpoint }), log: silentLogger });
     const socket = connect(path);
     await once(socket, "connect");
     const closed = once(socket, "close");
@@ -168,7 +168,7 @@ describe("agent socket forwarder", () => {
     try {
       const answers: string[] = [];
       const path = join(dir, "sandbox-7", "agent.ttrpc");
-      forwarders.push(await startForwarder({ path, endpoint: async () => line.endpoint, log: silentLogger, onForeignAgent: (answer) => answers.push(answer.toString("latin1")) }));
+      forwarders.push(await startForwarder({ path, target: async () => ({ endpoint: line.endpoint }), log: silentLogger, onForeignAgent: (answer) => answers.push(answer.toString("latin1")) }));
       const socket = connect(path);
       socket.setTimeout(3000, () => socket.destroy());
       const received: Buffer[] = [];
@@ -195,7 +195,7 @@ describe("agent socket forwarder", () => {
     try {
       let foreign = 0;
       const path = join(dir, "sandbox-8", "agent.ttrpc");
-      forwarders.push(await startForwarder({ path, endpoint: async () => `tcp:127.0.0.1:${(ttrpcAgent.address() as AddressInfo).port}`, log: silentLogger, onForeignAgent: () => foreign++ }));
+      forwarders.push(await startForwarder({ path, target: async () => ({ endpoint: `tcp:127.0.0.1:${(ttrpcAgent.address() as AddressInfo).port}` }), log: silentLogger, onForeignAgent: () => foreign++ }));
       const answer = await firstAnswer(path, kataHealthCheck());
       assert.equal(answer.readUInt8(8), MessageType.response);
       assert.equal(foreign, 0);
@@ -205,12 +205,12 @@ describe("agent socket forwarder", () => {
   });
 
   it("probes an endpoint: open port true; closed port, nothing behind a forwarded port, or missing socket false", async () => {
-    assert.equal(await probeEndpoint(agent.endpoint, 1000), true);
+    assert.equal(await probeEndpoint({ endpoint: agent.endpoint }, 1000), true);
     const resetting = createServer((socket) => socket.resetAndDestroy()).listen(0, "127.0.0.1");
     await once(resetting, "listening");
-    assert.equal(await probeEndpoint(`tcp:127.0.0.1:${(resetting.address() as AddressInfo).port}`, 1000), false);
+    assert.equal(await probeEndpoint({ endpoint: `tcp:127.0.0.1:${(resetting.address() as AddressInfo).port}` }, 1000), false);
     resetting.close();
-    assert.equal(await probeEndpoint("tcp:127.0.0.1:1", 1000), false);
-    assert.equal(await probeEndpoint(`unix:${join(dir, "nothing.sock")}`, 1000), false);
+    assert.equal(await probeEndpoint({ endpoint: "tcp:127.0.0.1:1" }, 1000), false);
+    assert.equal(await probeEndpoint({ endpoint: `unix:${join(dir, "nothing.sock")}` }, 1000), false);
   });
 });

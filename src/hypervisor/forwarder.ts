@@ -1,7 +1,10 @@
 import { mkdir, rm } from "node:fs/promises";
 import { connect, createServer, type NetConnectOpts, type Socket } from "node:net";
 import { dirname } from "node:path";
+import { connect as connectTls } from "node:tls";
+import type { AgentTarget } from "../agent-tls/target.js";
 import type { Logger } from "../log/logger.js";
+import { agentTlsRefusals } from "../metrics/agent-tls.js";
 import { answeredOutsideTtrpc, HEADER_BYTES } from "./framing.js";
 
 /** Parses `Instance.agentEndpoint` (`unix:/path` or `tcp:host:port`) into connect options. */
@@ -16,13 +19,28 @@ export function parseAgentEndpoint(endpoint: string): NetConnectOpts {
   throw new Error(`agent endpoint ${JSON.stringify(endpoint)} is neither unix:/absolute/path nor tcp:host:port`);
 }
 
+/** A connection to the agent, over TLS when the target has it; `ready` is the event that says it is open. */
+export function connectAgent(target: AgentTarget, options: { allowHalfOpen?: boolean; timeout?: number } = {}): { socket: Socket; ready: "connect" | "secureConnect" } {
+  const where = { ...parseAgentEndpoint(target.endpoint), ...options };
+  if (!target.tls) return { socket: connect(where), ready: "connect" };
+  return { socket: connectTls({ ...target.tls, ...where }), ready: "secureConnect" };
+}
+
+/** Errors of a connection that may have met nothing behind a forwarded port yet; any other TLS error is the agent or the node refusing the other. */
+const TRANSIENT = new Set(["ECONNRESET", "EPIPE", "ECONNREFUSED", "ETIMEDOUT"]);
+
+export function refusedTls(target: AgentTarget, error: NodeJS.ErrnoException): boolean {
+  return target.tls !== undefined && !TRANSIENT.has(error.code ?? "");
+}
+
 /**
- * Resolves true once a connection to the endpoint opens and stays open for `holdMs` (a forwarded
- * port may accept and then reset when nothing listens behind it), false otherwise.
+ * Resolves true once a connection to the agent opens (its TLS handshake done, where it has TLS) and
+ * stays open for `holdMs` (a forwarded port may accept and then reset when nothing listens behind it,
+ * an agent that refuses the node's certificate closes at once), false otherwise.
  */
-export function probeEndpoint(endpoint: string, timeoutMs: number, holdMs = 250): Promise<boolean> {
+export function probeEndpoint(target: AgentTarget, timeoutMs: number, holdMs = 250): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = connect({ ...parseAgentEndpoint(endpoint), timeout: timeoutMs });
+    const { socket, ready } = connectAgent(target, { timeout: timeoutMs });
     let done = false;
     const finish = (ok: boolean): void => {
       if (done) return;
@@ -30,7 +48,7 @@ export function probeEndpoint(endpoint: string, timeoutMs: number, holdMs = 250)
       socket.destroy();
       resolve(ok);
     };
-    socket.once("connect", () => setTimeout(() => finish(true), holdMs).unref());
+    socket.once(ready, () => setTimeout(() => finish(true), holdMs).unref());
     socket.once("timeout", () => finish(false));
     socket.once("close", () => finish(false));
     socket.on("error", () => finish(false));
@@ -54,13 +72,15 @@ const MAX_REPLAY_BYTES = 1 << 20;
  * both connections are closed at once (the shim's call fails now instead of waiting for a frame that
  * never comes) and `onForeignAgent` is told what it answered.
  */
-function bridge(client: Socket, target: NetConnectOpts, log: Logger, onForeignAgent?: (answer: Buffer) => void): void {
+function bridge(client: Socket, target: AgentTarget, log: Logger, told: Pick<ForwarderOptions, "onForeignAgent" | "onRefused">): void {
+  const { onForeignAgent } = told;
   const early: Buffer[] = [];
   let earlyBytes = 0;
   let clientEnded = false;
   let settled = false;
   let attempts = 0;
   let agent: Socket;
+  let refused = false;
   let timer: NodeJS.Timeout | undefined;
 
   const settle = (): void => {
@@ -98,14 +118,21 @@ function bridge(client: Socket, target: NetConnectOpts, log: Logger, onForeignAg
   const attempt = (): void => {
     if (client.destroyed) return; // the shim gave up while a retry was waiting
     attempts++;
-    agent = connect({ ...target, allowHalfOpen: true });
+    agent = connectAgent(target, { allowHalfOpen: true }).socket;
     for (const chunk of early) agent.write(chunk);
     if (clientEnded) agent.end();
     timer = setTimeout(settle, SETTLE_MS);
     agent.once("data", onFirstAgentData);
-    agent.on("error", (error) => log.debug({ err: error, attempt: attempts }, "agent connection error"));
+    agent.on("error", (error: NodeJS.ErrnoException) => {
+      if (refusedTls(target, error) && !refused) {
+        refused = true;
+        agentTlsRefusals.inc();
+        log.warn({ err: error }, "mutual TLS with the VM's agent failed: the connection is closed");
+        told.onRefused?.(error);
+      } else log.debug({ err: error, attempt: attempts }, "agent connection error");
+    });
     agent.once("close", (hadError) => {
-      if (!settled && !client.destroyed && attempts < MAX_ATTEMPTS) {
+      if (!settled && !refused && !client.destroyed && attempts < MAX_ATTEMPTS) {
         clearTimeout(timer);
         setTimeout(attempt, RETRY_MS).unref();
         return;
@@ -128,20 +155,25 @@ function bridge(client: Socket, target: NetConnectOpts, log: Logger, onForeignAg
 export interface ForwarderOptions {
   /** The unix socket the Kata shim connects to. */
   path: string;
-  /** Where the VM's agent listens now; called for every connection (the VM may still be booting). */
-  endpoint: () => Promise<string>;
+  /** Where the VM's agent listens now and the TLS that reaches it; called for every connection (the VM may still be booting). */
+  target: () => Promise<AgentTarget>;
   log: Logger;
   /** Told +1 / -1 as forwarded connections open and close. */
   onConnections?: (delta: number) => void;
   /** Told the first bytes of an agent that answered a ttrpc request outside ttrpc (the connection is closed). */
   onForeignAgent?: (answer: Buffer) => void;
+  /** Told why mutual TLS with the VM's agent failed (the connection is closed, not retried). */
+  onRefused?: (error: Error) => void;
 }
 
 export interface Forwarder {
   close(): Promise<void>;
 }
 
-/** Forwards every connection to `path`, byte for byte in both directions, to the VM's agent endpoint. */
+/**
+ * Forwards every connection to `path`, byte for byte in both directions, to the VM's agent endpoint:
+ * the shim's side is a local root-only socket, the VM's side mutual TLS where the target has it.
+ */
 export async function startForwarder(options: ForwarderOptions): Promise<Forwarder> {
   const { log } = options;
   const open = new Set<Socket>();
@@ -155,9 +187,9 @@ export async function startForwarder(options: ForwarderOptions): Promise<Forward
     });
     client.on("error", (error) => log.debug({ err: error }, "agent socket client error"));
     client.pause();
-    options.endpoint().then(
-      (endpoint) => {
-        if (!client.destroyed) bridge(client, parseAgentEndpoint(endpoint), log.child({ endpoint }), options.onForeignAgent);
+    options.target().then(
+      (target) => {
+        if (!client.destroyed) bridge(client, target, log.child({ endpoint: target.endpoint, tls: target.tls !== undefined }), options);
       },
       (error: unknown) => {
         log.warn({ err: error }, "no agent endpoint for this sandbox");

@@ -35,6 +35,7 @@ export async function startHypervisor(context: PartContext): Promise<RunningPart
     log,
     onConnections: (delta) => agentConnections.inc(delta),
     tell,
+    ...(context.agentTls ? { agentTls: context.agentTls } : {}),
   });
   const restored = await sandboxes.restore();
   const server = await startTtrpcServer({ path: config.hypervisorSocket, services: hypervisorService(sandboxes, log, tell), log, observe: record });

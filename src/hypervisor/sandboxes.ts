@@ -4,7 +4,9 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { z } from "zod";
 import type { Logger } from "../log/logger.js";
 import type { CompiledPolicy } from "../policy/compiled.js";
-import { ProviderError, TAG, type Instance, type Provider } from "../providers/types.js";
+import { agentTarget, type AgentTarget } from "../agent-tls/target.js";
+import type { AgentTls } from "../agent-tls/store.js";
+import { ProviderError, TAG, type Instance, type Provider, type Tags } from "../providers/types.js";
 import { describeTarget, type SandboxTarget } from "./annotations.js";
 import type { ClusterView } from "./cluster.js";
 import { probeEndpoint, startForwarder, type Forwarder } from "./forwarder.js";
@@ -29,6 +31,8 @@ export interface SandboxesOptions {
   onConnections?: (delta: number) => void;
   /** Events on a sandbox's pod, for what is found after CreateVM and StartVM answered (an agent that is not kata-agent). */
   tell?: Tell;
+  /** Mutual TLS to the VMs' agents; absent: plain TCP. */
+  agentTls?: AgentTls;
 }
 
 const recordSchema = z.object({ sandboxId: z.string(), instanceId: z.string(), pod: z.string(), podUID: z.string().optional(), podResourceVersion: z.string().optional() });
@@ -58,8 +62,8 @@ export interface Sandbox {
   /** The VM was already there (made by the worker at bind time, or an earlier CreateVM). */
   attached: boolean;
   forwarder: Forwarder;
-  /** The agent endpoint, once StartVM or a connection found it. */
-  agent: { endpoint?: string };
+  /** The agent endpoint and the VM's tags (its agent identity), once StartVM or a connection found them. */
+  agent: { endpoint?: string; tags?: Tags };
   /** The VM has been up for the sandbox (StartVM answered, or an earlier run restored it). */
   started: boolean;
 }
@@ -118,11 +122,11 @@ export class Sandboxes {
     const started = Date.now();
     let last: Poll = { kind: "waiting", instance: undefined };
     while (!deadline.aborted) {
-      last = await pollAgent(provider, sandbox).catch((error: unknown) => {
+      last = await pollAgent(provider, sandbox, this.options.agentTls).catch((error: unknown) => {
         throw sandbox.started && error instanceof RpcError && error.code === Code.FAILED_PRECONDITION ? new VmLostError(`${error.message}; the pod's containers went with it`) : error;
       });
       if (last.kind === "reachable") {
-        sandbox.agent.endpoint = last.endpoint;
+        Object.assign(sandbox.agent, { endpoint: last.target.endpoint, tags: last.tags });
         sandbox.started = true;
         return sandbox;
       }
@@ -235,15 +239,24 @@ export class Sandboxes {
     const log = this.options.log.child({ pod: record.pod, sandbox: record.sandboxId, instanceId: record.instanceId });
     const agent: Sandbox["agent"] = {};
     let toldForeign = false;
+    let toldRefused = false;
     const forwarder = await startForwarder({
       path: socketPath,
-      endpoint: async () => (agent.endpoint ??= await this.#agentEndpoint(record.instanceId)),
+      target: async () => {
+        if (!agent.endpoint) Object.assign(agent, await this.#agentEndpoint(record.instanceId));
+        return agentTarget(agent.endpoint!, agent.tags ?? {}, this.options.agentTls);
+      },
       log,
       ...(this.options.onConnections ? { onConnections: this.options.onConnections } : {}),
       onForeignAgent: (answer) => {
         if (toldForeign) return log.debug("agent answered outside ttrpc again; connection closed");
         toldForeign = true;
         void this.#tellForeignAgent(record, answer, log);
+      },
+      onRefused: (error) => {
+        if (toldRefused) return;
+        toldRefused = true;
+        this.options.tell?.(record, "Warning", "AgentTLSRefused", `mutual TLS with the agent of VM ${record.instanceId} failed (${error.message}); its connections are closed`);
       },
     });
     return { record, socketPath, attached, forwarder, agent, started: false };
@@ -262,17 +275,17 @@ export class Sandboxes {
     this.options.tell?.(record, "Warning", "SandboxAgentProtocolMismatch", message);
   }
 
-  async #agentEndpoint(instanceId: string): Promise<string> {
+  async #agentEndpoint(instanceId: string): Promise<Required<Sandbox["agent"]>> {
     const instance = await (await this.options.provider()).get(instanceId);
     if (!instance?.agentEndpoint) throw new Error(`VM ${instanceId} has no agent endpoint yet`);
-    return instance.agentEndpoint;
+    return { endpoint: instance.agentEndpoint, tags: instance.tags };
   }
 }
 
-type Poll = { kind: "reachable"; endpoint: string } | { kind: "waiting"; instance: Instance | undefined } | { kind: "providerError"; error: Error };
+type Poll = { kind: "reachable"; target: AgentTarget; tags: Tags } | { kind: "waiting"; instance: Instance | undefined } | { kind: "providerError"; error: Error };
 
 /** One look at the sandbox's VM: gone (throws), reachable, or not yet. */
-async function pollAgent(provider: Provider, sandbox: Sandbox): Promise<Poll> {
+async function pollAgent(provider: Provider, sandbox: Sandbox, agentTls: AgentTls | undefined): Promise<Poll> {
   let instance: Instance | undefined;
   try {
     instance = await provider.get(sandbox.record.instanceId);
@@ -285,7 +298,11 @@ async function pollAgent(provider: Provider, sandbox: Sandbox): Promise<Poll> {
     throw new RpcError(Code.FAILED_PRECONDITION, `VM ${sandbox.record.instanceId} of pod ${sandbox.record.pod} is ${instance?.state ?? "gone"}${why}`);
   }
   const endpoint = instance.agentEndpoint;
-  if (instance.ready && endpoint && (await probeEndpoint(endpoint, 1000))) return { kind: "reachable", endpoint };
+  if (!instance.ready || !endpoint) return { kind: "waiting", instance };
+  const target = await agentTarget(endpoint, instance.tags, agentTls).catch((error: unknown) => {
+    throw new RpcError(Code.FAILED_PRECONDITION, `VM ${sandbox.record.instanceId} of pod ${sandbox.record.pod}: ${(error as Error).message}`);
+  });
+  if (await probeEndpoint(target, 1000)) return { kind: "reachable", target, tags: instance.tags };
   return { kind: "waiting", instance };
 }
 

@@ -1,3 +1,5 @@
+import type { VmTlsFiles } from "../agent-tls/issue.js";
+import type { AgentTls } from "../agent-tls/store.js";
 import { objectKey } from "../kube/keys.js";
 import type { Logger } from "../log/logger.js";
 import type { InstanceType } from "../policy/schema.js";
@@ -9,6 +11,8 @@ export const TAG = {
   namespace: "peerpods.io/namespace",
   podName: "peerpods.io/pod-name",
   instanceType: "peerpods.io/instance-type",
+  /** The instance name the VM's agent certificate was issued for (kept when a pool VM is claimed). */
+  agentIdentity: "peerpods.io/agent-identity",
   /** Set on warm-pool VMs that no pod has claimed yet. */
   pool: "peerpods.io/pool",
 } as const;
@@ -34,6 +38,11 @@ export interface InstanceSpec {
   userData: string;
   tags: Tags;
   zone?: string;
+  /**
+   * The VM's agent certificate, its key and the trust bundle (`withAgentCertificates`), delivered
+   * root-only in the VM's boot data and nowhere else: never logged, tagged or recorded.
+   */
+  agentTls?: VmTlsFiles;
 }
 
 /** What a pod makes of a warm-pool VM it claims. */
@@ -124,4 +133,6 @@ export interface ProviderOptions {
   /** Folder for provider state that must outlive a restart (qemu VMs, sim inventory). */
   stateDir: string;
   log: Logger;
+  /** Mutual TLS to the VMs' agents, for a provider that speaks to them itself (qemu hands a claimed VM its pod's data); absent: plain TCP. */
+  agentTls?: AgentTls;
 }

@@ -4,6 +4,7 @@
  * speaks the rest in Go (pkg/agentclient).
  */
 import { fileURLToPath } from "node:url";
+import type { AgentTarget } from "../agent-tls/target.js";
 import protobuf from "protobufjs";
 import { codecOf } from "../hypervisor/protos.js";
 import { ResetBeforeAnswer, TtrpcClient } from "./ttrpc-client.js";
@@ -54,8 +55,8 @@ export class AgentClient {
     private readonly timeoutMs: number,
   ) {}
 
-  static async connect(endpoint: string, timeoutMs: number): Promise<AgentClient> {
-    return new AgentClient(await TtrpcClient.connect(endpoint, timeoutMs), timeoutMs);
+  static async connect(target: AgentTarget, timeoutMs: number): Promise<AgentClient> {
+    return new AgentClient(await TtrpcClient.connect(target, timeoutMs), timeoutMs);
   }
 
   /** A call with a raw request payload (what the typed methods use; tests send malformed ones). */
@@ -86,15 +87,16 @@ export class AgentClient {
 }
 
 /**
- * Runs `session` on a connection to the agent at `endpoint` (`tcp:HOST:PORT` or a unix socket).
+ * Runs `session` on a connection to the agent at `target` (`tcp:HOST:PORT` or a unix socket, or
+ * that with the TLS that reaches the VM's agent port directly).
  * qemu's user-mode network resets a connection the guest has not accepted yet, so a reset before
  * the agent answered anything is tried again a few times: nothing the agent answered is repeated.
  */
-export async function withAgent<T>(endpoint: string, session: (agent: AgentClient) => Promise<T>, timeoutMs = 10_000): Promise<T> {
+export async function withAgent<T>(target: string | AgentTarget, session: (agent: AgentClient) => Promise<T>, timeoutMs = 10_000): Promise<T> {
   for (let attempt = 0; ; attempt++) {
     let agent: AgentClient | undefined;
     try {
-      agent = await AgentClient.connect(endpoint, timeoutMs);
+      agent = await AgentClient.connect(typeof target === "string" ? { endpoint: target } : target, timeoutMs);
       return await session(agent);
     } catch (error) {
       if (!(error instanceof ResetBeforeAnswer) || attempt >= RESET_RETRIES) throw error;

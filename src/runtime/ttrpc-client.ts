@@ -1,4 +1,6 @@
-import { connect, type Socket } from "node:net";
+import type { Socket } from "node:net";
+import type { AgentTarget } from "../agent-tls/target.js";
+import { connectAgent } from "../hypervisor/forwarder.js";
 import { encodeFrame, FrameReader, MessageType } from "../hypervisor/framing.js";
 import { ttrpcRequest, ttrpcResponse } from "../hypervisor/protos.js";
 
@@ -28,7 +30,7 @@ interface Pending {
 }
 
 /**
- * A ttrpc client of unary calls over one connection: `tcp:HOST:PORT` or a unix socket path.
+ * A ttrpc client of unary calls over one connection: `tcp:HOST:PORT` or a unix socket path (TLS when the target has it).
  * Calls may overlap; each has its own deadline, sent to the server as ttrpc's timeout_nano.
  */
 export class TtrpcClient {
@@ -48,16 +50,16 @@ export class TtrpcClient {
     socket.on("close", () => this.#failAll(new Error("the connection closed before the answer")));
   }
 
-  static connect(endpoint: string, timeoutMs: number): Promise<TtrpcClient> {
-    const tcp = /^tcp:(.+):(\d+)$/.exec(endpoint);
+  static connect(target: AgentTarget, timeoutMs: number): Promise<TtrpcClient> {
+    const endpoint = /^(tcp|unix):/.test(target.endpoint) ? target.endpoint : `unix:${target.endpoint}`;
     return new Promise((resolve, reject) => {
-      const socket = tcp ? connect({ host: tcp[1]!, port: Number(tcp[2]) }) : connect(endpoint.replace(/^unix:/, ""));
+      const { socket, ready } = connectAgent({ ...target, endpoint });
       const timer = setTimeout(() => socket.destroy(new Error(`no connection to ${endpoint} within ${timeoutMs} ms`)), timeoutMs);
       socket.once("error", (error: NodeJS.ErrnoException) => {
         clearTimeout(timer);
         reject(error.code === "ECONNRESET" ? new ResetBeforeAnswer(error.message, { cause: error }) : error);
       });
-      socket.once("connect", () => {
+      socket.once(ready, () => {
         clearTimeout(timer);
         socket.removeAllListeners("error");
         resolve(new TtrpcClient(socket));

@@ -178,7 +178,7 @@ export class AwsProvider implements Provider {
     if (!imageId.startsWith("ami-")) throw new ProviderError("invalid", `image "${imageId}" is not an AMI id`);
     let userData: string;
     try {
-      userData = cloudInitUserData(spec.userData, this.settings.agentConfigPath);
+      userData = cloudInitUserData(spec.userData, this.settings.agentConfigPath, spec.agentTls);
     } catch (error) {
       throw new ProviderError("invalid", (error as Error).message, { cause: error });
     }

@@ -14,6 +14,21 @@ describe("aws user data", () => {
     assert.equal(Buffer.from(file?.content ?? "", "base64").toString("utf8"), config);
   });
 
+  it("writes the VM's agent TLS folder root-only next to the configuration", () => {
+    const tls = { "tls.crt": "CERT", "tls.key": "KEY", "ca.crt": "BUNDLE" };
+    const text = Buffer.from(cloudInitUserData("{}", "/run/peerpods/agent-config", tls), "base64").toString("utf8");
+    const files = (parse(text) as { write_files: { path: string; permissions: string; content: string }[] }).write_files;
+    assert.deepEqual(
+      files.map((f) => [f.path, f.permissions, Buffer.from(f.content, "base64").toString()]),
+      [
+        ["/run/peerpods/agent-config", "0600", "{}"],
+        ["/run/peerpods/agent-tls/tls.crt", "0600", "CERT"],
+        ["/run/peerpods/agent-tls/tls.key", "0600", "KEY"],
+        ["/run/peerpods/agent-tls/ca.crt", "0600", "BUNDLE"],
+      ],
+    );
+  });
+
   it("refuses a configuration that would exceed EC2's user-data limit", () => {
     assert.throws(() => cloudInitUserData("x".repeat(MAX_USER_DATA_BYTES), "/a"), /EC2 allows 16384/);
   });

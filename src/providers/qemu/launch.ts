@@ -1,3 +1,4 @@
+import type { VmTlsFiles } from "../../agent-tls/issue.js";
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join } from "node:path";
@@ -27,6 +28,8 @@ export interface LaunchRequest {
   id: string;
   sizing: Pick<VmRecord, "vcpus" | "memoryMiB">;
   userData: string;
+  /** The VM's agent TLS folder (its certificate and key, the trust bundle), in the initramfs overlay only. */
+  agentTls?: VmTlsFiles;
   platform: Platform;
   identity: Pick<VmRecord, "name" | "instanceType" | "tags">;
   /** When set, coreutils' `timeout` kills the VM then, whatever happens to this process. */
@@ -37,14 +40,14 @@ export interface LaunchRequest {
 
 /** Starts a VM in its folder and returns its record once qemu answers on its monitor. */
 export async function launchVm(host: LaunchHost, request: LaunchRequest): Promise<VmRecord> {
-  const { dir, id, sizing, userData, platform, identity, lifetimeMs, signal } = request;
+  const { dir, id, sizing, userData, agentTls, platform, identity, lifetimeMs, signal } = request;
   const { settings } = host;
   signal?.throwIfAborted();
   const image = await host.image();
   const workload = workloadScript(userData);
-  // Owner-only: the initramfs overlay carries the pod's user data.
+  // Owner-only: the initramfs overlay carries the pod's user data and the VM's agent key.
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  await writeFile(join(dir, VM_FILES.initrd), Buffer.concat([image.initrd, bootOverlay(userData, workload)]));
+  await writeFile(join(dir, VM_FILES.initrd), Buffer.concat([image.initrd, bootOverlay(userData, workload, agentTls)]), { mode: 0o600 });
   for (let attempt = 1; ; attempt++) {
     const launch: LaunchSpec = {
       id,

@@ -1,3 +1,4 @@
+import type { AgentTls } from "../../agent-tls/store.js";
 import { constants } from "node:fs";
 import { access, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -30,6 +31,7 @@ export class QemuProvider implements Provider {
   readonly name = "qemu";
   readonly #vmsDir: string;
   readonly #log: Logger;
+  readonly #agentTls: AgentTls | undefined;
   readonly #image: ImageLoader;
   readonly #host: LaunchHost;
   readonly #probe: PlatformProbe;
@@ -41,10 +43,11 @@ export class QemuProvider implements Provider {
 
   constructor(
     private readonly settings: QemuSettings,
-    options: Pick<ProviderOptions, "stateDir" | "log">,
+    options: Pick<ProviderOptions, "stateDir" | "log" | "agentTls">,
   ) {
     this.#vmsDir = join(options.stateDir, "qemu");
     this.#log = options.log;
+    this.#agentTls = options.agentTls;
     this.#image = new ImageLoader(settings.imageDir ?? defaultImageDir());
     this.#host = { settings, tscKhz: tscKhzFromCpuinfo(readCpuinfo()), image: () => this.#image.load() };
     this.#probe = new PlatformProbe({ ...this.#host, imageDir: this.#image.imageDir }, join(options.stateDir, "qemu-probe"), this.#log, this.#closing.signal);
@@ -76,7 +79,8 @@ export class QemuProvider implements Provider {
     const id = newVmId();
     const sizing = { vcpus: spec.instanceType.vcpus, memoryMiB: spec.instanceType.memoryMiB };
     const identity = { name: spec.name, instanceType: spec.instanceType.name, tags: spec.tags };
-    const record = await launchVm(this.#host, { dir: join(this.#vmsDir, id), id, sizing, userData: spec.userData, platform, identity, signal });
+    const agentTls = spec.agentTls ? { agentTls: spec.agentTls } : {};
+    const record = await launchVm(this.#host, { dir: join(this.#vmsDir, id), id, sizing, userData: spec.userData, ...agentTls, platform, identity, signal });
     this.#log.info({ instanceId: id, name: spec.name, pid: record.pid, accelerator: platform.accelerator, port: record.hostPort }, "qemu VM started");
     return this.#observe(record);
   }
@@ -128,7 +132,7 @@ export class QemuProvider implements Provider {
     if (owned || !record) return instance; // claimCheck throws for a VM without a record
     // The pod's data goes through the VM's agent, so the VM must have booted.
     if (!instance.ready) throw new ProviderError("retryable", `qemu VM ${id} is not ready: ${instance.message ?? instance.state}`);
-    await handOverPodData(id, record.hostPort, claim.userData);
+    await handOverPodData({ id, port: record.hostPort, tags: record.tags }, claim.userData, this.#agentTls);
     const claimed: VmRecord = { ...record, name: claim.name, tags: claimedTags(record.tags, claim.tags) };
     await writeRecord(dir, claimed);
     this.#log.info({ instanceId: id, name: claimed.name, podUid: claim.tags[TAG.podUid] }, "pool VM handed to a pod");

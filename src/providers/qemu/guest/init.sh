@@ -1,7 +1,8 @@
 #!/bin/sh
 # peerpods pod VM init (PID 1 of the initramfs, busybox sh). Loads the virtio drivers, mounts what
 # runc needs (cgroup2, a tmpfs for container bundles), brings up qemu's user-mode network, and then
-# becomes peerpods-agent: it serves the agent port, runs the pod's workload when the host supplied
+# becomes peerpods-agent: it serves the agent port (mutual TLS with the certificate the host put in
+# /peerpods/agent-tls), runs the pod's workload when the host supplied
 # one, reports "ready" with its boot time on the virtio-serial port "peerpods.status" (a file on the
 # host) and then a heartbeat line every peerpods.heartbeat seconds.
 export PATH=/bin
@@ -48,4 +49,5 @@ exec /peerpods/agent \
   --status-port "$(port peerpods.status)" \
   --heartbeat "$(param peerpods.heartbeat 5)s" \
   --instance-id "$(param peerpods.id '')" \
+  --tls-dir /peerpods/agent-tls \
   --boot-workload /peerpods/workload.sh

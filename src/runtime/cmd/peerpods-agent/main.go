@@ -20,22 +20,24 @@ import (
 	"github.com/containerd/ttrpc"
 	"peerpods.io/runtime/internal/agent"
 	"peerpods.io/runtime/pkg/agentapi"
+	"peerpods.io/runtime/pkg/agenttls"
 )
 
 // version is set at build time to the hash of the runtime's sources.
 var version = "dev"
 
 type options struct {
-	listen, statusPort, instanceID, stateDir, bootWorkload, bundleDir, volumeDir, runcBinary, runcRoot, cgroupParent string
-	heartbeat                                                                                                        time.Duration
-	maxTreeBytes, maxTreeEntries                                                                                     uint64
-	maxContainers, maxExecs                                                                                          int
-	noPivot                                                                                                          bool
+	listen, tlsDir, statusPort, instanceID, stateDir, bootWorkload, bundleDir, volumeDir, runcBinary, runcRoot, cgroupParent string
+	heartbeat                                                                                                                time.Duration
+	maxTreeBytes, maxTreeEntries                                                                                             uint64
+	maxContainers, maxExecs                                                                                                  int
+	noPivot                                                                                                                  bool
 }
 
 func parseFlags() options {
 	var o options
 	flag.StringVar(&o.listen, "listen", ":1024", "TCP address the agent serves on")
+	flag.StringVar(&o.tlsDir, "tls-dir", "", "folder of the VM's certificate and key ("+agenttls.CertFile+", "+agenttls.KeyFile+") and the trust bundle of client CAs ("+agenttls.BundleFile+"); without them the agent serves plain TCP")
 	flag.StringVar(&o.statusPort, "status-port", "", "where ready and heartbeat lines go (the virtio-serial status port); none if empty")
 	flag.StringVar(&o.instanceID, "instance-id", "", "the VM's instance id, reported by Health")
 	flag.DurationVar(&o.heartbeat, "heartbeat", 5*time.Second, "interval of heartbeat lines")
@@ -102,7 +104,7 @@ func run(o options, log *slog.Logger) error {
 	}
 	agentapi.RegisterAgentService(ttrpcServer, server)
 	agent.RegisterKataRefusal(ttrpcServer)
-	listener, err := net.Listen("tcp", o.listen)
+	listener, err := listen(o, log)
 	if err != nil {
 		return err
 	}
@@ -112,9 +114,28 @@ func run(o options, log *slog.Logger) error {
 	served := make(chan error, 1)
 	go func() { served <- ttrpcServer.Serve(context.Background(), listener) }()
 	status.Ready(agent.UptimeMs(), agent.KernelRelease())
-	log.Info("agent serving", "pod", server.Pod(), "listen", o.listen, "version", version)
+	log.Info("agent serving", "pod", server.Pod(), "listen", o.listen, "mutualTLS", agenttls.Present(o.tlsDir), "version", version)
 	go status.Heartbeats(context.Background(), o.heartbeat, agent.UptimeMs, workload.State)
 	return <-served
+}
+
+// listen opens the agent port: mutual TLS when the VM was given its certificate, plain TCP (and a
+// warning) only when it was given none at all; a certificate that does not load stops the agent.
+func listen(o options, log *slog.Logger) (net.Listener, error) {
+	listener, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return nil, err
+	}
+	if !agenttls.Present(o.tlsDir) {
+		log.Warn("no agent TLS certificate in the user data: the agent port is plain TCP and anyone who reaches it can run processes here", "tlsDir", o.tlsDir)
+		return listener, nil
+	}
+	config, err := agenttls.ServerConfig(o.tlsDir)
+	if err != nil {
+		_ = listener.Close()
+		return nil, err
+	}
+	return agenttls.NewListener(listener, config, 10*time.Second, log), nil
 }
 
 func openStatusPort(path string) (*agent.StatusPort, error) {

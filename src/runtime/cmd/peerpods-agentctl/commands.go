@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"io"
@@ -275,11 +276,11 @@ func oversizeTree(ctx context.Context, client *agentclient.Client, args []string
 }
 
 // callAsProtocol calls Health claiming another protocol version, as a mismatched node would.
-func callAsProtocol(ctx context.Context, endpoint string, args []string) (any, error) {
+func callAsProtocol(ctx context.Context, endpoint string, config *tls.Config, args []string) (any, error) {
 	if len(args) != 1 {
 		return nil, fmt.Errorf("call-as-protocol needs a version")
 	}
-	conn, err := agentclient.Connect(ctx, endpoint)
+	conn, err := agentclient.ConnectTLS(ctx, endpoint, config)
 	if err != nil {
 		return nil, err
 	}

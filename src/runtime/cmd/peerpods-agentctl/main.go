@@ -9,10 +9,14 @@
 //	peerpods-agentctl -agent ENDPOINT signal -id ID [-exec EID] -signal N
 //	peerpods-agentctl -agent ENDPOINT delete -id ID [-force]
 //	peerpods-agentctl -agent ENDPOINT oversize-tree -id ID -bytes N   (a tar entry claiming N bytes)
+//
+// With -tls-dir DIR -instance NAME it speaks mutual TLS to the VM's agent port directly (DIR holds
+// a node-side client certificate, its key and the trust bundle).
 package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -21,10 +25,13 @@ import (
 
 	"google.golang.org/grpc/status"
 	"peerpods.io/runtime/pkg/agentclient"
+	"peerpods.io/runtime/pkg/agenttls"
 )
 
 func main() {
 	endpoint := flag.String("agent", "", "the agent's endpoint: tcp:HOST:PORT or a unix socket path")
+	tlsDir := flag.String("tls-dir", "", "a node-side TLS folder (client tls.crt, tls.key, ca.crt): speak mutual TLS to the agent port")
+	instance := flag.String("instance", "", "with -tls-dir: the VM's instance name its certificate must carry")
 	timeout := flag.Duration("timeout", 5*time.Minute, "deadline for the whole command")
 	flag.Parse()
 	if *endpoint == "" || flag.NArg() < 1 {
@@ -32,12 +39,19 @@ func main() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
+	var config *tls.Config
+	if *tlsDir != "" {
+		var err error
+		if config, err = agenttls.ClientConfig(*tlsDir, *instance); err != nil {
+			fail(err)
+		}
+	}
 	command, args := flag.Arg(0), flag.Args()[1:]
 	if command == "call-as-protocol" {
-		print(callAsProtocol(ctx, *endpoint, args))
+		print(callAsProtocol(ctx, *endpoint, config, args))
 		return
 	}
-	client, err := agentclient.Dial(ctx, *endpoint)
+	client, err := agentclient.DialTLS(ctx, *endpoint, config)
 	if err != nil {
 		print(nil, err)
 		return

@@ -4,6 +4,7 @@ package agentclient
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -42,7 +43,13 @@ func withProtocol(version uint32) ttrpc.UnaryClientInterceptor {
 // Dial connects to an agent endpoint ("tcp:HOST:PORT", "unix:PATH", "HOST:PORT" or a socket path)
 // and checks that the agent speaks this client's protocol version.
 func Dial(ctx context.Context, endpoint string) (*Client, error) {
-	conn, err := Connect(ctx, endpoint)
+	return DialTLS(ctx, endpoint, nil)
+}
+
+// DialTLS is Dial over TLS with config (pkg/agenttls.ClientConfig), or plain when config is nil:
+// the VM's agent port directly, where the node's forwarded socket is not in between.
+func DialTLS(ctx context.Context, endpoint string, config *tls.Config) (*Client, error) {
+	conn, err := ConnectTLS(ctx, endpoint, config)
 	if err != nil {
 		return nil, err
 	}
@@ -58,6 +65,20 @@ func Dial(ctx context.Context, endpoint string) (*Client, error) {
 func Connect(ctx context.Context, endpoint string) (net.Conn, error) {
 	network, address := splitEndpoint(endpoint)
 	return (&net.Dialer{}).DialContext(ctx, network, address)
+}
+
+// ConnectTLS is Connect, then a TLS handshake with config when it is not nil.
+func ConnectTLS(ctx context.Context, endpoint string, config *tls.Config) (net.Conn, error) {
+	conn, err := Connect(ctx, endpoint)
+	if err != nil || config == nil {
+		return conn, err
+	}
+	secure := tls.Client(conn, config)
+	if err := secure.HandshakeContext(ctx); err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("TLS with the agent at %s: %w", endpoint, err)
+	}
+	return secure, nil
 }
 
 func splitEndpoint(endpoint string) (network, address string) {
