@@ -34,9 +34,11 @@ export function refusedTls(target: AgentTarget, error: NodeJS.ErrnoException): b
 }
 
 /**
- * Resolves true once a connection to the agent opens (its TLS handshake done, where it has TLS) and
- * stays open for `holdMs` (a forwarded port may accept and then reset when nothing listens behind it,
- * an agent that refuses the node's certificate closes at once), false otherwise.
+ * Resolves true once a connection to the agent opens and stays open for `holdMs` (a forwarded port
+ * may accept and then reset when nothing listens behind it), false otherwise. Over TLS no hold is
+ * needed: a forwarded port alone cannot finish a handshake, so the agent itself answered. (An agent
+ * that refuses the node's certificate says so just after the handshake; the forwarder reports that
+ * on the shim's first connection, as an AgentTLSRefused Event, instead of StartVM waiting it out.)
  */
 export function probeEndpoint(target: AgentTarget, timeoutMs: number, holdMs = 250): Promise<boolean> {
   return new Promise((resolve) => {
@@ -48,7 +50,7 @@ export function probeEndpoint(target: AgentTarget, timeoutMs: number, holdMs = 2
       socket.destroy();
       resolve(ok);
     };
-    socket.once(ready, () => setTimeout(() => finish(true), holdMs).unref());
+    socket.once(ready, () => setTimeout(() => finish(true), target.tls ? 0 : holdMs).unref());
     socket.once("timeout", () => finish(false));
     socket.once("close", () => finish(false));
     socket.on("error", () => finish(false));
