@@ -1,86 +1,127 @@
 /**
  * Webhook benchmark: HTTPS AdmissionReview load on loopback against `peerpods serve --parts webhook`
  * pinned to one core, load generated from the other core. Reports req/s, latency percentiles,
- * CPU and RSS of the peerpods process at several concurrency levels, then p99 at a steady 1,000 req/s
- * (open loop, evenly spaced: lib/paced.ts). For the paced row it also reads peerpods' own histogram,
- * which tells the server's share of the latency from the load generator's.
+ * CPU and RSS of the server and its event-loop delay (lib/loop-delay.ts) at several concurrency
+ * levels, then evenly paced open-loop rows at 1,000 and 2,000 req/s from two generators, Node's
+ * (lib/paced.ts) and vegeta (Go, lib/vegeta.ts), against peerpods and then against a do-nothing
+ * HTTPS server on the same core, so each paced p99 has its baseline from the same run. Peerpods' rows
+ * also give its own histogram's share of answers within 1 and 5 ms, which tells the server's share of
+ * the latency from the transport's and the generator's.
+ * BENCH_SERVER_NODE_ARGS (e.g. "--trace-gc", "--cpu-prof --cpu-prof-dir=/tmp/prof") go to both
+ * servers' node; with --trace-gc each row also counts the V8 pauses of its span. BENCH_KEEP=1 keeps
+ * the run's folder (both servers' logs, with the GC trace) in the temporary folder.
  */
 import autocannon from "autocannon";
 import { execFileSync } from "node:child_process";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureCerts } from "../../src/certs/generate.js";
 import { admissionReview } from "./fixtures/pod.js";
 import { freePorts } from "../support/ports.js";
+import { gcPausesSince } from "./lib/gc-trace.js";
+import { LOOP_DELAY_PRELOAD, LoopDelayProbe } from "./lib/loop-delay.js";
 import { REPO, startServe } from "./lib/peerpods.js";
 import { startNoopServer } from "./lib/noop.js";
 import { pacedLoad } from "./lib/paced.js";
 import { cpuShare, sampleProcess } from "./lib/proc.js";
 import { printTable, writeResults, type Row } from "./lib/report.js";
+import { ensureVegeta, vegetaLoad } from "./lib/vegeta.js";
 
 const DURATION_S = Number(process.env.BENCH_DURATION ?? 8);
-const CONNECTIONS = (process.env.BENCH_CONNECTIONS ?? "1,16,64").split(",").map(Number);
+const CONNECTIONS = (process.env.BENCH_CONNECTIONS ?? "1,16,64").split(",").filter(Boolean).map(Number);
+const RATES = [1000, 2000];
+const SERVER_NODE_ARGS = (process.env.BENCH_SERVER_NODE_ARGS ?? "").split(" ").filter(Boolean);
+const TRACING_GC = SERVER_NODE_ARGS.includes("--trace-gc");
 const WARM_UP_S = 3;
 
-async function load(url: string, ca: string, body: string, connections: number) {
-  return autocannon({
-    url: `${url}/mutate?timeout=10s`,
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body,
-    connections,
-    duration: DURATION_S,
-    tlsOptions: { ca },
-  });
+/** A server under test: where to send, which process to watch, and how to read its event-loop delay. */
+interface Target {
+  name: string;
+  url: string;
+  pid: number;
+  logFile: string;
+  loopDelay: LoopDelayProbe;
+  /** Cumulative counts of the server's own admission histogram (peerpods only). */
+  buckets?: () => Promise<Map<string, number>>;
+}
+
+interface Load {
+  ca: string;
+  caFile: string;
+  body: string;
+  dir: string;
+  vegeta: string;
 }
 
 async function main(): Promise<void> {
   execFileSync("npm", ["run", "-s", "build"], { cwd: REPO, stdio: "inherit" });
+  const vegeta = await ensureVegeta();
   const dir = await mkdtemp(join(tmpdir(), "peerpods-bench-"));
   const certs = await ensureCerts({ outDir: dir, dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"], validDays: 1, force: true });
-  const ca = await readFile(certs.files.ca, "utf8");
+  const load: Load = { ca: await readFile(certs.files.ca, "utf8"), caFile: certs.files.ca, body: JSON.stringify(admissionReview()), dir, vegeta };
   const [port, metricsPort] = (await freePorts(2)) as [number, number];
+  const delayFile = join(dir, "peerpods-loop-delay.json");
   const serving = await startServe(
     ["--parts", "webhook", "--policy-file", "/dev/null", "--tls-cert", certs.files.cert, "--tls-key", certs.files.key, "--webhook-port", String(port), "--metrics-port", String(metricsPort), "--bind-address", "127.0.0.1"],
-    { cpu: 0, logFile: join(dir, "peerpods.log") },
+    { cpu: 0, logFile: join(dir, "peerpods.log"), nodeArgs: ["--import", LOOP_DELAY_PRELOAD, ...SERVER_NODE_ARGS], env: { PEERPODS_PERF_LOOP_DELAY_FILE: delayFile } },
   );
-  // the load generator keeps to the other core, so the two never queue behind each other
+  // the load generators keep to the other core, so they and the server never queue behind each other
   execFileSync("taskset", ["-a", "-p", "-c", "1", String(process.pid)], { stdio: "ignore" });
-  const metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
-  const url = `https://127.0.0.1:${port}`;
-  const body = JSON.stringify(admissionReview());
   const rows: Row[] = [];
-  let serverSide: Record<string, number> | undefined;
   try {
-    await load(url, ca, body, 8);
     const pid = serving.child.pid!;
-    for (const connections of CONNECTIONS) rows.push(await measure(pid, `${connections} conn`, async () => fromAutocannon(await load(url, ca, body, connections))));
-    await paced(url, ca, body, WARM_UP_S);
-    const before = await admissionBuckets(metricsUrl);
-    rows.push(await measure(pid, "1000 req/s paced", () => paced(url, ca, body, DURATION_S)));
-    serverSide = shareWithin(before, await admissionBuckets(metricsUrl));
+    const metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
+    const peerpods: Target = { name: "peerpods", url: `https://127.0.0.1:${port}`, pid, logFile: serving.logFile, loopDelay: new LoopDelayProbe(pid, delayFile), buckets: () => admissionBuckets(metricsUrl) };
+    await closedLoop(peerpods, load, 8);
+    for (const connections of CONNECTIONS) rows.push(await measure(peerpods, `${connections} conn`, () => closedLoop(peerpods, load, connections)));
+    rows.push(...(await pacedRows(peerpods, load)));
     // core 0 goes to the baseline server next
     await serving.stop();
-    rows.push(await pacedAgainstNoop(dir, certs.files, ca, body));
+    rows.push(...(await pacedAgainstNoop(certs.files, load)));
   } finally {
     await serving.stop();
-    await rm(dir, { recursive: true, force: true });
+    if (!process.env.BENCH_KEEP) await rm(dir, { recursive: true, force: true });
   }
-  printTable(`webhook: ${body.length}-byte AdmissionReview (3 containers + 1 init), peerpods on 1 core, ${DURATION_S} s per row`, rows);
-  console.log(`paced row, server side (peerpods_admission_duration_seconds): ${Object.entries(serverSide ?? {}).map(([le, share]) => `${(share * 100).toFixed(2)} % within ${le} s`).join(", ")}`);
-  await writeResults("webhook", { bodyBytes: body.length, durationSeconds: DURATION_S, rows, pacedServerSideShareWithinSeconds: serverSide, targets: { reqPerSecOneCore: 3500, p99MsAt1000: 5 } });
+  const ratios = p99Ratios(rows);
+  printTable(`webhook: ${load.body.length}-byte AdmissionReview (3 containers + 1 init), server on 1 core, ${DURATION_S} s per row${SERVER_NODE_ARGS.length ? `, server node ${SERVER_NODE_ARGS.join(" ")}` : ""}`, rows);
+  console.log(`paced p99, peerpods ÷ no-op in this run: ${Object.entries(ratios).map(([load, ratio]) => `${load} ${ratio}×`).join(", ")}`);
+  await writeResults("webhook", { bodyBytes: load.body.length, durationSeconds: DURATION_S, serverNodeArgs: SERVER_NODE_ARGS, rows, pacedP99PeerpodsOverNoop: ratios, targets: { reqPerSecOneCore: 3500, p99MsAt1000: 5, p99OverNoopAt1000: 2, p999MsAt1000: 20 } });
 }
 
-/** The steady load at 1,000 req/s; each measured window follows an unmeasured one at the same rate, after the saturating rows. */
-const paced = (url: string, ca: string, body: string, durationS: number) => pacedLoad({ url: `${url}/mutate?timeout=10s`, ca, body, rate: 1000, durationS, sockets: 16 });
+async function closedLoop(target: Target, load: Load, connections: number): Promise<Outcome> {
+  const result = await autocannon({
+    url: `${target.url}/mutate?timeout=10s`,
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: load.body,
+    connections,
+    duration: DURATION_S,
+    tlsOptions: { ca: load.ca },
+  });
+  return { reqPerSec: result.requests.average, p50Ms: result.latency.p50, p99Ms: result.latency.p99, p999Ms: result.latency.p99_9, errors: result.errors + result.non2xx + result.timeouts };
+}
 
-/** The paced row against a server that admits without looking (same TLS, same core): what the round trip alone costs. */
-async function pacedAgainstNoop(dir: string, files: { cert: string; key: string }, ca: string, body: string): Promise<Row> {
-  const noop = await startNoopServer({ dir, certFile: files.cert, keyFile: files.key, cpu: 0 });
+/** Steady open-loop rows at each rate from Node's generator and from vegeta; each measured window follows an unmeasured one. */
+async function pacedRows(target: Target, load: Load): Promise<Row[]> {
+  const url = `${target.url}/mutate?timeout=10s`;
+  const node = (rate: number, durationS: number) => pacedLoad({ url, ca: load.ca, body: load.body, rate, durationS, sockets: 16 });
+  const rows: Row[] = [];
+  for (const rate of RATES) {
+    await node(rate, WARM_UP_S);
+    rows.push(await measure(target, `${rate}/s paced, node`, () => node(rate, DURATION_S)));
+    rows.push(await measure(target, `${rate}/s paced, vegeta`, () => vegetaLoad({ vegeta: load.vegeta, url, caFile: load.caFile, body: load.body, rate, durationS: DURATION_S, dir: load.dir })));
+  }
+  return rows;
+}
+
+/** The paced rows against a server that admits without looking (same TLS, same core): what the round trip alone costs. */
+async function pacedAgainstNoop(files: { cert: string; key: string }, load: Load): Promise<Row[]> {
+  const delayFile = join(load.dir, "noop-loop-delay.json");
+  const noop = await startNoopServer({ dir: load.dir, certFile: files.cert, keyFile: files.key, cpu: 0, nodeArgs: ["--import", LOOP_DELAY_PRELOAD, ...SERVER_NODE_ARGS], env: { PEERPODS_PERF_LOOP_DELAY_FILE: delayFile } });
   try {
-    await paced(noop.url, ca, body, WARM_UP_S);
-    return await measure(noop.process.child.pid!, "1000 req/s paced, no-op server", () => paced(noop.url, ca, body, DURATION_S));
+    const pid = noop.process.child.pid!;
+    return await pacedRows({ name: "no-op", url: noop.url, pid, logFile: noop.process.logFile, loopDelay: new LoopDelayProbe(pid, delayFile) }, load);
   } finally {
     await noop.process.stop();
   }
@@ -94,13 +135,21 @@ async function admissionBuckets(metricsUrl: string): Promise<Map<string, number>
   return buckets;
 }
 
-/** The share of the requests between two scrapes answered within each bound. */
-function shareWithin(before: Map<string, number>, after: Map<string, number>): Record<string, number> {
-  const delta = (le: string): number => (after.get(le) ?? 0) - (before.get(le) ?? 0);
+/** The percentage of the requests between two scrapes answered within `le` seconds. */
+function percentWithin(before: Map<string, number>, after: Map<string, number>, le: string): number | null {
+  const delta = (bound: string): number => (after.get(bound) ?? 0) - (before.get(bound) ?? 0);
   const total = delta("+Inf");
-  const shares: Record<string, number> = {};
-  for (const le of ["0.001", "0.0025", "0.005", "0.01"]) shares[le] = total > 0 ? Number((delta(le) / total).toFixed(5)) : 0;
-  return shares;
+  return total > 0 ? Number(((delta(le) / total) * 100).toFixed(2)) : null;
+}
+
+/** peerpods' paced p99 over the no-op server's, per generator and rate. */
+function p99Ratios(rows: Row[]): Record<string, number> {
+  const ratios: Record<string, number> = {};
+  for (const row of rows.filter((r) => r.server === "peerpods" && String(r.load).includes("paced"))) {
+    const noop = rows.find((r) => r.server === "no-op" && r.load === row.load);
+    if (noop) ratios[String(row.load)] = Number((Number(row["p99 ms"]) / Number(noop["p99 ms"])).toFixed(2));
+  }
+  return ratios;
 }
 
 interface Outcome {
@@ -111,13 +160,19 @@ interface Outcome {
   errors: number;
 }
 
-/** One table row: the load's outcome with peerpods' CPU share and RSS over the same span. */
-async function measure(pid: number, label: string, run: () => Promise<Outcome>): Promise<Row> {
-  const before = await sampleProcess(pid);
+/** One table row: the load's outcome with the server's CPU share, RSS, event-loop delay (and GC pauses when traced) over the same span. */
+async function measure(target: Target, label: string, run: () => Promise<Outcome>): Promise<Row> {
+  const logFrom = (await stat(target.logFile)).size;
+  const bucketsBefore = await target.buckets?.();
+  await target.loopDelay.read();
+  const before = await sampleProcess(target.pid);
   const outcome = await run();
-  const after = await sampleProcess(pid);
+  const after = await sampleProcess(target.pid);
+  const delay = await target.loopDelay.read();
+  const bucketsAfter = await target.buckets?.();
   const cores = cpuShare(before, after);
-  return {
+  const row: Row = {
+    server: target.name,
     load: label,
     "req/s": Math.round(outcome.reqPerSec),
     "p50 ms": Number(outcome.p50Ms.toFixed(2)),
@@ -127,15 +182,21 @@ async function measure(pid: number, label: string, run: () => Promise<Outcome>):
     "cpu (cores)": Number(cores.toFixed(2)),
     "req/s per core": Math.round(outcome.reqPerSec / cores),
     "rss MiB": Math.round(after.rssMiB),
+    "loop p50 ms": delay.p50Ms,
+    "loop p99 ms": delay.p99Ms,
+    "loop max ms": delay.maxMs,
   };
+  if (bucketsBefore && bucketsAfter) {
+    row["server ≤1 ms %"] = percentWithin(bucketsBefore, bucketsAfter, "0.001");
+    row["server ≤5 ms %"] = percentWithin(bucketsBefore, bucketsAfter, "0.005");
+  }
+  if (TRACING_GC) Object.assign(row, await gcRow(target.logFile, logFrom));
+  return row;
 }
 
-const fromAutocannon = (result: autocannon.Result): Outcome => ({
-  reqPerSec: result.requests.average,
-  p50Ms: result.latency.p50,
-  p99Ms: result.latency.p99,
-  p999Ms: result.latency.p99_9,
-  errors: result.errors + result.non2xx + result.timeouts,
-});
+async function gcRow(logFile: string, fromByte: number): Promise<Row> {
+  const pauses = await gcPausesSince(logFile, fromByte);
+  return { scavenges: pauses.scavenges, "scavenge ms": Number(pauses.scavengeMs.toFixed(1)), "mark-compacts": pauses.markCompacts, "mark-compact ms": Number(pauses.markCompactMs.toFixed(1)) };
+}
 
 await main();
