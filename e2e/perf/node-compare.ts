@@ -3,7 +3,8 @@
  * benchmark (e2e/perf/BENCHMARK.ts) under each runtime, a Node.js binary and optionally another
  * checkout of peerpods (DIR, default this one), all runtimes back to back in every round with their
  * order reversed each round, so drift in the machine's load hits them alike. Prints the median of
- * every number each benchmark wrote to its results file, and each runtime's ratio to the first.
+ * every number each benchmark wrote to its results file, and each runtime's ratio to the first
+ * (lib/report's median is the lower middle value for an even count, so odd round counts read best).
  * The benchmark and peerpods both run on the runtime's Node.js (peerpods is started with its execPath).
  */
 import { spawnSync } from "node:child_process";
@@ -57,7 +58,7 @@ function report(benchmark: string, runtimes: Runtime[], samples: Map<string, num
 }
 
 function main(): void {
-  const { values, positionals } = parseArgs({ allowPositionals: true, options: { rounds: { type: "string", default: "2" }, runtime: { type: "string", multiple: true, default: [] } } });
+  const { values, positionals } = parseArgs({ allowPositionals: true, options: { rounds: { type: "string", default: "3" }, runtime: { type: "string", multiple: true, default: [] } } });
   const rounds = Number(values.rounds);
   const runtimes = values.runtime.map(parseRuntime);
   if (!Number.isInteger(rounds) || rounds < 1 || runtimes.length < 2 || positionals.length === 0) {
