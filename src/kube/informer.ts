@@ -1,8 +1,9 @@
-import { makeInformer, type Informer, type KubeConfig, type KubernetesObject, type ListPromise } from "@kubernetes/client-node";
+import { makeInformer, type Informer, type KubeConfig, type KubernetesObject, type ListPromise, type ObjectCache } from "@kubernetes/client-node";
 import type { Logger } from "../log/logger.js";
 
 export interface WatchedInformer<T extends KubernetesObject> {
-  informer: Informer<T>;
+  /** client-node's ListWatch: the informer and its object cache. */
+  informer: Informer<T> & ObjectCache<T>;
   /** Resolves once the first list has been delivered. */
   synced: Promise<void>;
   stop(): Promise<void>;

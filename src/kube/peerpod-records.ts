@@ -103,6 +103,5 @@ export function watchPeerPods(kc: KubeConfig, log: Logger, changed: (record: Pee
     informer.on("update", (record) => changed(record, false));
     informer.on("delete", (record) => changed(record, true));
   });
-  // The informer is a client-node ListWatch, which is also its cache.
-  return { synced: watched.synced, stop: () => watched.stop(), cache: watched.informer as unknown as ObjectCache<PeerPod> };
+  return { synced: watched.synced, stop: () => watched.stop(), cache: watched.informer };
 }

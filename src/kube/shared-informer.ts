@@ -1,4 +1,4 @@
-import type { KubeConfig, KubernetesObject, ListPromise, ObjectCache } from "@kubernetes/client-node";
+import type { KubeConfig, KubernetesObject, ListPromise } from "@kubernetes/client-node";
 import type { Logger } from "../log/logger.js";
 import { startInformer } from "./informer.js";
 import { objectKey } from "./keys.js";
@@ -88,8 +88,7 @@ export function startSharedInformer<T extends KubernetesObject>(
     // The cache holds the very object the add and update events carry, so trimming it here trims the cache.
     for (const verb of ["add", "update", "delete"] as const) informer.on(verb, (object) => handlers.dispatch(verb, withoutManagedFields(object)));
   });
-  // makeInformer hands back a ListWatch, which is also the informer's object cache.
-  const cache = watched.informer as unknown as ObjectCache<T>;
+  const cache = watched.informer;
   return {
     synced: watched.synced,
     subscribe: (subscriber) => handlers.subscribe(subscriber, cache.list()),
