@@ -73,9 +73,14 @@ async function startPod(bench: Bench, name: string, mode: Mode): Promise<number>
   return Math.round(bench.running.get(name)! - createdAt);
 }
 
-/** Deletes the pod and waits until it is gone, and for a peer pod until the worker deleted its VM. */
+/**
+ * Deletes the pod as a user would (a 1 s grace period, the kubelet confirming) and waits until it is
+ * gone, and for a peer pod until the worker deleted its VM. A forced delete removes the pod before its
+ * kubelet stops it: the worker deletes the VM at once and the kubelet may make the sandbox again (a VM
+ * booted for a pod that is gone, competing with the next pod's start).
+ */
 async function deletePod(bench: Bench, name: string): Promise<void> {
-  await bench.core.deleteNamespacedPod({ name, namespace: NAMESPACE, gracePeriodSeconds: 0 });
+  await bench.core.deleteNamespacedPod({ name, namespace: NAMESPACE, gracePeriodSeconds: 1 });
   await waitFor(async () => !(await bench.core.listNamespacedPod({ namespace: NAMESPACE })).items.some((p) => p.metadata?.name === name), { timeoutMs: 60_000, message: `${name} gone` });
   await waitFor(async () => (await peerPodRecord(bench, name)) === undefined, { timeoutMs: 60_000, message: `${name}'s PeerPod (its VM) gone` });
 }
