@@ -3,7 +3,7 @@ import { mkdir, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { generate } from "selfsigned";
 import { AGENT_TLS_FILES, readAgentTls } from "../agent-tls/files.js";
-import { CA_EXTENSIONS, generateCa, validity } from "./generate.js";
+import { CA_EXTENSIONS, generateCa, signedLeaf, validity } from "./generate.js";
 
 export interface AgentCaResult {
   reused: boolean;
@@ -67,19 +67,11 @@ export async function finishAgentCaRotation(outDir: string): Promise<void> {
 }
 
 function clientCertificate(ca: { private: string; cert: string }, notBeforeDate: Date, notAfterDate: Date): ReturnType<typeof generate> {
-  return generate([{ name: "commonName", value: "peerpods-node" }], {
-    keyType: "ec",
-    curve: "P-256",
-    algorithm: "sha256",
-    notBeforeDate,
-    notAfterDate,
-    ca: { key: ca.private, cert: ca.cert },
-    extensions: [
-      { name: "basicConstraints", cA: false },
-      { name: "keyUsage", digitalSignature: true, critical: true },
-      { name: "extKeyUsage", clientAuth: true },
-    ],
-  });
+  return signedLeaf("peerpods-node", ca, notBeforeDate, notAfterDate, [
+    { name: "basicConstraints", cA: false },
+    { name: "keyUsage", digitalSignature: true, critical: true },
+    { name: "extKeyUsage", clientAuth: true },
+  ]);
 }
 
 /** Writes the four files, the keys owner-only; each file is replaced whole (written aside, then renamed). */

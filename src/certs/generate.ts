@@ -40,6 +40,21 @@ export const CA_EXTENSIONS: NonNullable<NonNullable<Parameters<typeof generate>[
  * A self-signed CA named `prefix-<random>`: during a rotation clients trust the old and the new CA
  * at once, and OpenSSL picks the issuer by name, so two CAs named alike fail verification for one of them.
  */
+type Extensions = NonNullable<NonNullable<Parameters<typeof generate>[1]>["extensions"]>;
+
+/** A P-256 certificate for `commonName` signed by `ca`, valid between the dates, with `extensions`. */
+export function signedLeaf(commonName: string, ca: { private: string; cert: string }, notBeforeDate: Date, notAfterDate: Date, extensions: Extensions): ReturnType<typeof generate> {
+  return generate([{ name: "commonName", value: commonName }], {
+    keyType: "ec",
+    curve: "P-256",
+    algorithm: "sha256",
+    notBeforeDate,
+    notAfterDate,
+    ca: { key: ca.private, cert: ca.cert },
+    extensions,
+  });
+}
+
 export function generateCa(prefix: string, notBeforeDate: Date, notAfterDate: Date): ReturnType<typeof generate> {
   return generate([{ name: "commonName", value: `${prefix}-${randomBytes(6).toString("hex")}` }], {
     keyType: "ec",
@@ -60,23 +75,15 @@ export async function ensureCerts(request: CertRequest): Promise<CertResult> {
   }
   const { notBeforeDate, notAfterDate } = validity(request.validDays);
   const ca = await generateCa("peerpods-ca", notBeforeDate, notAfterDate);
-  const serving = await generate([{ name: "commonName", value: request.dnsNames[0] ?? request.ipAddresses[0] ?? "peerpods" }], {
-    keyType: "ec",
-    curve: "P-256",
-    algorithm: "sha256",
-    notBeforeDate,
-    notAfterDate,
-    ca: { key: ca.private, cert: ca.cert },
-    extensions: [
-      { name: "basicConstraints", cA: false },
-      { name: "keyUsage", digitalSignature: true, keyEncipherment: true, critical: true },
-      { name: "extKeyUsage", serverAuth: true, clientAuth: true },
-      {
-        name: "subjectAltName",
-        altNames: [...request.dnsNames.map((value) => ({ type: 2 as const, value })), ...request.ipAddresses.map((ip) => ({ type: 7 as const, ip }))],
-      },
-    ],
-  });
+  const serving = await signedLeaf(request.dnsNames[0] ?? request.ipAddresses[0] ?? "peerpods", ca, notBeforeDate, notAfterDate, [
+    { name: "basicConstraints", cA: false },
+    { name: "keyUsage", digitalSignature: true, keyEncipherment: true, critical: true },
+    { name: "extKeyUsage", serverAuth: true, clientAuth: true },
+    {
+      name: "subjectAltName",
+      altNames: [...request.dnsNames.map((value) => ({ type: 2 as const, value })), ...request.ipAddresses.map((ip) => ({ type: 7 as const, ip }))],
+    },
+  ]);
   await mkdir(request.outDir, { recursive: true });
   await writeFile(files.ca, ca.cert, { mode: 0o644 });
   await writeFile(files.cert, serving.cert, { mode: 0o644 });
