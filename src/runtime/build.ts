@@ -1,7 +1,7 @@
 /**
  * `npm run runtime:build`: the Go data plane's binaries, built from this module and the Go module
- * proxy into `${PEERPODS_CACHE_DIR:-~/.cache/peerpods}`: peerpods-agent, peerpods-agentctl and the
- * node's containerd-shim-peerpods-v2 (static, CGO off) in `runtime-<hash of the sources>/`, and runc for the pod VM (static PIE; cgo
+ * proxy into `${PEERPODS_CACHE_DIR:-~/.cache/peerpods}`: peerpods-agent, peerpods-agentctl, the
+ * node's containerd-shim-peerpods-v2 and peerpods-podnet (static, CGO off) in `runtime-<hash of the sources>/`, and runc for the pod VM (static PIE; cgo
  * for its nsexec, no seccomp) in `runc-<version>/`. Each folder is skipped when its stamp matches.
  */
 import { execFile } from "node:child_process";
@@ -21,13 +21,15 @@ export const RUNC_VERSION = "v1.5.3";
 /** runc's own static build (its Makefile's `static`), less seccomp: the VM has no libseccomp. */
 const RUNC_TAGS = "urfave_cli_no_docs netgo osusergo";
 const RUNC_LDFLAGS = `-s -w -X main.gitCommit=${RUNC_VERSION} -linkmode external -extldflags -static-pie`;
-const GO_COMMANDS = ["peerpods-agent", "peerpods-agentctl", "containerd-shim-peerpods-v2"] as const;
+const GO_COMMANDS = ["peerpods-agent", "peerpods-agentctl", "containerd-shim-peerpods-v2", "peerpods-podnet"] as const;
 
 export interface RuntimeBinaries {
   agent: string;
   agentctl: string;
   /** The node's containerd shim, runtime type io.containerd.peerpods.v2. */
   shim: string;
+  /** The node's `peerpods-podnet attach|detach`: the VXLAN between a pod's netns and its VM. */
+  podnet: string;
   runc: string;
   /** Hash of everything the binaries were built from: the pod VM image's inputs include it. */
   key: string;
@@ -113,6 +115,7 @@ export async function buildRuntime(): Promise<RuntimeBinaries> {
     agent: join(commands.dir, "peerpods-agent"),
     agentctl: join(commands.dir, "peerpods-agentctl"),
     shim: join(commands.dir, "containerd-shim-peerpods-v2"),
+    podnet: join(commands.dir, "peerpods-podnet"),
     runc: runc.binary,
     key: hash([commands.key, runc.key]),
   };
@@ -120,7 +123,7 @@ export async function buildRuntime(): Promise<RuntimeBinaries> {
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   buildRuntime().then(
-    (binaries) => console.log(`[runtime:build] up to date: ${binaries.agent}, ${binaries.agentctl}, ${binaries.shim}, ${binaries.runc}`),
+    (binaries) => console.log(`[runtime:build] up to date: ${binaries.agent}, ${binaries.agentctl}, ${binaries.shim}, ${binaries.podnet}, ${binaries.runc}`),
     (error: unknown) => {
       console.error(`runtime:build failed: ${(error as Error).message}`);
       process.exit(1);
