@@ -516,6 +516,163 @@ func (x *StartWorkloadRequest) GetScript() string {
 	return ""
 }
 
+type Route struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A CIDR, "0.0.0.0/0" for the default route.
+	Destination string `protobuf:"bytes,1,opt,name=destination,proto3" json:"destination,omitempty"`
+	// Empty for a route on the link.
+	Gateway       string `protobuf:"bytes,2,opt,name=gateway,proto3" json:"gateway,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Route) Reset() {
+	*x = Route{}
+	mi := &file_agent_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Route) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Route) ProtoMessage() {}
+
+func (x *Route) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Route.ProtoReflect.Descriptor instead.
+func (*Route) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Route) GetDestination() string {
+	if x != nil {
+		return x.Destination
+	}
+	return ""
+}
+
+func (x *Route) GetGateway() string {
+	if x != nil {
+		return x.Gateway
+	}
+	return ""
+}
+
+type SetupNetworkRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The pod's interface as CNI set it up on the node: its name (e.g. eth0), MAC, MTU (576..65535),
+	// addresses as CIDRs (e.g. 10.88.0.5/16) and routes.
+	Interface string   `protobuf:"bytes,1,opt,name=interface,proto3" json:"interface,omitempty"`
+	Mac       string   `protobuf:"bytes,2,opt,name=mac,proto3" json:"mac,omitempty"`
+	Mtu       uint32   `protobuf:"varint,3,opt,name=mtu,proto3" json:"mtu,omitempty"`
+	Addresses []string `protobuf:"bytes,4,rep,name=addresses,proto3" json:"addresses,omitempty"`
+	Routes    []*Route `protobuf:"bytes,5,rep,name=routes,proto3" json:"routes,omitempty"`
+	// The tunnel: VNI (1..2^24-1), UDP port (4789) and the node's address the VM sends to.
+	Vni           uint32 `protobuf:"varint,6,opt,name=vni,proto3" json:"vni,omitempty"`
+	Port          uint32 `protobuf:"varint,7,opt,name=port,proto3" json:"port,omitempty"`
+	NodeIp        string `protobuf:"bytes,8,opt,name=node_ip,json=nodeIp,proto3" json:"node_ip,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetupNetworkRequest) Reset() {
+	*x = SetupNetworkRequest{}
+	mi := &file_agent_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetupNetworkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetupNetworkRequest) ProtoMessage() {}
+
+func (x *SetupNetworkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetupNetworkRequest.ProtoReflect.Descriptor instead.
+func (*SetupNetworkRequest) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *SetupNetworkRequest) GetInterface() string {
+	if x != nil {
+		return x.Interface
+	}
+	return ""
+}
+
+func (x *SetupNetworkRequest) GetMac() string {
+	if x != nil {
+		return x.Mac
+	}
+	return ""
+}
+
+func (x *SetupNetworkRequest) GetMtu() uint32 {
+	if x != nil {
+		return x.Mtu
+	}
+	return 0
+}
+
+func (x *SetupNetworkRequest) GetAddresses() []string {
+	if x != nil {
+		return x.Addresses
+	}
+	return nil
+}
+
+func (x *SetupNetworkRequest) GetRoutes() []*Route {
+	if x != nil {
+		return x.Routes
+	}
+	return nil
+}
+
+func (x *SetupNetworkRequest) GetVni() uint32 {
+	if x != nil {
+		return x.Vni
+	}
+	return 0
+}
+
+func (x *SetupNetworkRequest) GetPort() uint32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+func (x *SetupNetworkRequest) GetNodeIp() string {
+	if x != nil {
+		return x.NodeIp
+	}
+	return ""
+}
+
 type WriteTreeRequest struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	ContainerId string                 `protobuf:"bytes,1,opt,name=container_id,json=containerId,proto3" json:"container_id,omitempty"`
@@ -531,7 +688,7 @@ type WriteTreeRequest struct {
 
 func (x *WriteTreeRequest) Reset() {
 	*x = WriteTreeRequest{}
-	mi := &file_agent_proto_msgTypes[8]
+	mi := &file_agent_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -543,7 +700,7 @@ func (x *WriteTreeRequest) String() string {
 func (*WriteTreeRequest) ProtoMessage() {}
 
 func (x *WriteTreeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[8]
+	mi := &file_agent_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -556,7 +713,7 @@ func (x *WriteTreeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteTreeRequest.ProtoReflect.Descriptor instead.
 func (*WriteTreeRequest) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{8}
+	return file_agent_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *WriteTreeRequest) GetContainerId() string {
@@ -607,7 +764,7 @@ type WriteTreeResponse struct {
 
 func (x *WriteTreeResponse) Reset() {
 	*x = WriteTreeResponse{}
-	mi := &file_agent_proto_msgTypes[9]
+	mi := &file_agent_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -619,7 +776,7 @@ func (x *WriteTreeResponse) String() string {
 func (*WriteTreeResponse) ProtoMessage() {}
 
 func (x *WriteTreeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[9]
+	mi := &file_agent_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -632,7 +789,7 @@ func (x *WriteTreeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteTreeResponse.ProtoReflect.Descriptor instead.
 func (*WriteTreeResponse) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{9}
+	return file_agent_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *WriteTreeResponse) GetReceived() uint64 {
@@ -667,7 +824,7 @@ type User struct {
 
 func (x *User) Reset() {
 	*x = User{}
-	mi := &file_agent_proto_msgTypes[10]
+	mi := &file_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -679,7 +836,7 @@ func (x *User) String() string {
 func (*User) ProtoMessage() {}
 
 func (x *User) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[10]
+	mi := &file_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -692,7 +849,7 @@ func (x *User) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use User.ProtoReflect.Descriptor instead.
 func (*User) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{10}
+	return file_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *User) GetUid() uint32 {
@@ -730,7 +887,7 @@ type Capabilities struct {
 
 func (x *Capabilities) Reset() {
 	*x = Capabilities{}
-	mi := &file_agent_proto_msgTypes[11]
+	mi := &file_agent_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -742,7 +899,7 @@ func (x *Capabilities) String() string {
 func (*Capabilities) ProtoMessage() {}
 
 func (x *Capabilities) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[11]
+	mi := &file_agent_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -755,7 +912,7 @@ func (x *Capabilities) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Capabilities.ProtoReflect.Descriptor instead.
 func (*Capabilities) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{11}
+	return file_agent_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Capabilities) GetBounding() []string {
@@ -794,7 +951,8 @@ func (x *Capabilities) GetAmbient() []string {
 }
 
 // The part of an OCI process spec the agent honours. Containers get their own mount, pid and cgroup
-// namespaces and share the VM's network, IPC and UTS namespaces, as a pod's containers share the pod's.
+// namespaces and share the VM's IPC and UTS namespaces, as a pod's containers share the pod's, and
+// the pod's network namespace (SetupNetwork; the VM's own before it).
 type Process struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	Args            []string               `protobuf:"bytes,1,rep,name=args,proto3" json:"args,omitempty"`
@@ -813,7 +971,7 @@ type Process struct {
 
 func (x *Process) Reset() {
 	*x = Process{}
-	mi := &file_agent_proto_msgTypes[12]
+	mi := &file_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -825,7 +983,7 @@ func (x *Process) String() string {
 func (*Process) ProtoMessage() {}
 
 func (x *Process) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[12]
+	mi := &file_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -838,7 +996,7 @@ func (x *Process) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Process.ProtoReflect.Descriptor instead.
 func (*Process) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{12}
+	return file_agent_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Process) GetArgs() []string {
@@ -914,7 +1072,7 @@ type Mount struct {
 
 func (x *Mount) Reset() {
 	*x = Mount{}
-	mi := &file_agent_proto_msgTypes[13]
+	mi := &file_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -926,7 +1084,7 @@ func (x *Mount) String() string {
 func (*Mount) ProtoMessage() {}
 
 func (x *Mount) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[13]
+	mi := &file_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -939,7 +1097,7 @@ func (x *Mount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Mount.ProtoReflect.Descriptor instead.
 func (*Mount) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{13}
+	return file_agent_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Mount) GetDestination() string {
@@ -989,7 +1147,7 @@ type CreateContainerRequest struct {
 
 func (x *CreateContainerRequest) Reset() {
 	*x = CreateContainerRequest{}
-	mi := &file_agent_proto_msgTypes[14]
+	mi := &file_agent_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1001,7 +1159,7 @@ func (x *CreateContainerRequest) String() string {
 func (*CreateContainerRequest) ProtoMessage() {}
 
 func (x *CreateContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[14]
+	mi := &file_agent_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1014,7 +1172,7 @@ func (x *CreateContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateContainerRequest.ProtoReflect.Descriptor instead.
 func (*CreateContainerRequest) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{14}
+	return file_agent_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CreateContainerRequest) GetContainerId() string {
@@ -1056,7 +1214,7 @@ type ProcessRef struct {
 
 func (x *ProcessRef) Reset() {
 	*x = ProcessRef{}
-	mi := &file_agent_proto_msgTypes[15]
+	mi := &file_agent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1068,7 +1226,7 @@ func (x *ProcessRef) String() string {
 func (*ProcessRef) ProtoMessage() {}
 
 func (x *ProcessRef) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[15]
+	mi := &file_agent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1081,7 +1239,7 @@ func (x *ProcessRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessRef.ProtoReflect.Descriptor instead.
 func (*ProcessRef) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{15}
+	return file_agent_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ProcessRef) GetContainerId() string {
@@ -1109,7 +1267,7 @@ type ExecProcessRequest struct {
 
 func (x *ExecProcessRequest) Reset() {
 	*x = ExecProcessRequest{}
-	mi := &file_agent_proto_msgTypes[16]
+	mi := &file_agent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1121,7 +1279,7 @@ func (x *ExecProcessRequest) String() string {
 func (*ExecProcessRequest) ProtoMessage() {}
 
 func (x *ExecProcessRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[16]
+	mi := &file_agent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1134,7 +1292,7 @@ func (x *ExecProcessRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecProcessRequest.ProtoReflect.Descriptor instead.
 func (*ExecProcessRequest) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{16}
+	return file_agent_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ExecProcessRequest) GetContainerId() string {
@@ -1168,7 +1326,7 @@ type StartProcessResponse struct {
 
 func (x *StartProcessResponse) Reset() {
 	*x = StartProcessResponse{}
-	mi := &file_agent_proto_msgTypes[17]
+	mi := &file_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1180,7 +1338,7 @@ func (x *StartProcessResponse) String() string {
 func (*StartProcessResponse) ProtoMessage() {}
 
 func (x *StartProcessResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[17]
+	mi := &file_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1193,7 +1351,7 @@ func (x *StartProcessResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartProcessResponse.ProtoReflect.Descriptor instead.
 func (*StartProcessResponse) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{17}
+	return file_agent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *StartProcessResponse) GetPid() uint32 {
@@ -1215,7 +1373,7 @@ type ReadOutputRequest struct {
 
 func (x *ReadOutputRequest) Reset() {
 	*x = ReadOutputRequest{}
-	mi := &file_agent_proto_msgTypes[18]
+	mi := &file_agent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1227,7 +1385,7 @@ func (x *ReadOutputRequest) String() string {
 func (*ReadOutputRequest) ProtoMessage() {}
 
 func (x *ReadOutputRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[18]
+	mi := &file_agent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1240,7 +1398,7 @@ func (x *ReadOutputRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadOutputRequest.ProtoReflect.Descriptor instead.
 func (*ReadOutputRequest) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{18}
+	return file_agent_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ReadOutputRequest) GetProcess() *ProcessRef {
@@ -1275,7 +1433,7 @@ type ReadOutputResponse struct {
 
 func (x *ReadOutputResponse) Reset() {
 	*x = ReadOutputResponse{}
-	mi := &file_agent_proto_msgTypes[19]
+	mi := &file_agent_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1287,7 +1445,7 @@ func (x *ReadOutputResponse) String() string {
 func (*ReadOutputResponse) ProtoMessage() {}
 
 func (x *ReadOutputResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[19]
+	mi := &file_agent_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1300,7 +1458,7 @@ func (x *ReadOutputResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadOutputResponse.ProtoReflect.Descriptor instead.
 func (*ReadOutputResponse) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{19}
+	return file_agent_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ReadOutputResponse) GetData() []byte {
@@ -1327,7 +1485,7 @@ type WriteStdinRequest struct {
 
 func (x *WriteStdinRequest) Reset() {
 	*x = WriteStdinRequest{}
-	mi := &file_agent_proto_msgTypes[20]
+	mi := &file_agent_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1339,7 +1497,7 @@ func (x *WriteStdinRequest) String() string {
 func (*WriteStdinRequest) ProtoMessage() {}
 
 func (x *WriteStdinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[20]
+	mi := &file_agent_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1352,7 +1510,7 @@ func (x *WriteStdinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteStdinRequest.ProtoReflect.Descriptor instead.
 func (*WriteStdinRequest) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{20}
+	return file_agent_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *WriteStdinRequest) GetProcess() *ProcessRef {
@@ -1378,7 +1536,7 @@ type WriteStdinResponse struct {
 
 func (x *WriteStdinResponse) Reset() {
 	*x = WriteStdinResponse{}
-	mi := &file_agent_proto_msgTypes[21]
+	mi := &file_agent_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1390,7 +1548,7 @@ func (x *WriteStdinResponse) String() string {
 func (*WriteStdinResponse) ProtoMessage() {}
 
 func (x *WriteStdinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[21]
+	mi := &file_agent_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1403,7 +1561,7 @@ func (x *WriteStdinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteStdinResponse.ProtoReflect.Descriptor instead.
 func (*WriteStdinResponse) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{21}
+	return file_agent_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *WriteStdinResponse) GetWritten() uint32 {
@@ -1424,7 +1582,7 @@ type ResizeTerminalRequest struct {
 
 func (x *ResizeTerminalRequest) Reset() {
 	*x = ResizeTerminalRequest{}
-	mi := &file_agent_proto_msgTypes[22]
+	mi := &file_agent_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1436,7 +1594,7 @@ func (x *ResizeTerminalRequest) String() string {
 func (*ResizeTerminalRequest) ProtoMessage() {}
 
 func (x *ResizeTerminalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[22]
+	mi := &file_agent_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1449,7 +1607,7 @@ func (x *ResizeTerminalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResizeTerminalRequest.ProtoReflect.Descriptor instead.
 func (*ResizeTerminalRequest) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{22}
+	return file_agent_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ResizeTerminalRequest) GetProcess() *ProcessRef {
@@ -1485,7 +1643,7 @@ type SignalProcessRequest struct {
 
 func (x *SignalProcessRequest) Reset() {
 	*x = SignalProcessRequest{}
-	mi := &file_agent_proto_msgTypes[23]
+	mi := &file_agent_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1497,7 +1655,7 @@ func (x *SignalProcessRequest) String() string {
 func (*SignalProcessRequest) ProtoMessage() {}
 
 func (x *SignalProcessRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[23]
+	mi := &file_agent_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1510,7 +1668,7 @@ func (x *SignalProcessRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignalProcessRequest.ProtoReflect.Descriptor instead.
 func (*SignalProcessRequest) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{23}
+	return file_agent_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *SignalProcessRequest) GetProcess() *ProcessRef {
@@ -1545,7 +1703,7 @@ type WaitProcessResponse struct {
 
 func (x *WaitProcessResponse) Reset() {
 	*x = WaitProcessResponse{}
-	mi := &file_agent_proto_msgTypes[24]
+	mi := &file_agent_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1557,7 +1715,7 @@ func (x *WaitProcessResponse) String() string {
 func (*WaitProcessResponse) ProtoMessage() {}
 
 func (x *WaitProcessResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[24]
+	mi := &file_agent_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1570,7 +1728,7 @@ func (x *WaitProcessResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitProcessResponse.ProtoReflect.Descriptor instead.
 func (*WaitProcessResponse) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{24}
+	return file_agent_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *WaitProcessResponse) GetExitCode() int32 {
@@ -1598,7 +1756,7 @@ type DeleteContainerRequest struct {
 
 func (x *DeleteContainerRequest) Reset() {
 	*x = DeleteContainerRequest{}
-	mi := &file_agent_proto_msgTypes[25]
+	mi := &file_agent_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1610,7 +1768,7 @@ func (x *DeleteContainerRequest) String() string {
 func (*DeleteContainerRequest) ProtoMessage() {}
 
 func (x *DeleteContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[25]
+	mi := &file_agent_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1623,7 +1781,7 @@ func (x *DeleteContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteContainerRequest.ProtoReflect.Descriptor instead.
 func (*DeleteContainerRequest) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{25}
+	return file_agent_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *DeleteContainerRequest) GetContainerId() string {
@@ -1677,7 +1835,19 @@ const file_agent_proto_rawDesc = "" +
 	"\x12SetUserDataRequest\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\".\n" +
 	"\x14StartWorkloadRequest\x12\x16\n" +
-	"\x06script\x18\x01 \x01(\tR\x06script\"\x89\x01\n" +
+	"\x06script\x18\x01 \x01(\tR\x06script\"C\n" +
+	"\x05Route\x12 \n" +
+	"\vdestination\x18\x01 \x01(\tR\vdestination\x12\x18\n" +
+	"\agateway\x18\x02 \x01(\tR\agateway\"\xe3\x01\n" +
+	"\x13SetupNetworkRequest\x12\x1c\n" +
+	"\tinterface\x18\x01 \x01(\tR\tinterface\x12\x10\n" +
+	"\x03mac\x18\x02 \x01(\tR\x03mac\x12\x10\n" +
+	"\x03mtu\x18\x03 \x01(\rR\x03mtu\x12\x1c\n" +
+	"\taddresses\x18\x04 \x03(\tR\taddresses\x12-\n" +
+	"\x06routes\x18\x05 \x03(\v2\x15.peerpods.agent.RouteR\x06routes\x12\x10\n" +
+	"\x03vni\x18\x06 \x01(\rR\x03vni\x12\x12\n" +
+	"\x04port\x18\a \x01(\rR\x04port\x12\x17\n" +
+	"\anode_ip\x18\b \x01(\tR\x06nodeIp\"\x89\x01\n" +
 	"\x10WriteTreeRequest\x12!\n" +
 	"\fcontainer_id\x18\x01 \x01(\tR\vcontainerId\x12\x12\n" +
 	"\x04tree\x18\x02 \x01(\tR\x04tree\x12\x16\n" +
@@ -1759,12 +1929,14 @@ const file_agent_proto_rawDesc = "" +
 	"\n" +
 	"\x06STDOUT\x10\x00\x12\n" +
 	"\n" +
-	"\x06STDERR\x10\x012\xe3\t\n" +
+	"\x06STDERR\x10\x012\xaf\n" +
+	"\n" +
 	"\x05Agent\x12J\n" +
 	"\aVersion\x12\x1e.peerpods.agent.VersionRequest\x1a\x1f.peerpods.agent.VersionResponse\x12G\n" +
 	"\x06Health\x12\x1d.peerpods.agent.HealthRequest\x1a\x1e.peerpods.agent.HealthResponse\x12H\n" +
 	"\vSetUserData\x12\".peerpods.agent.SetUserDataRequest\x1a\x15.peerpods.agent.Empty\x12L\n" +
-	"\rStartWorkload\x12$.peerpods.agent.StartWorkloadRequest\x1a\x15.peerpods.agent.Empty\x12P\n" +
+	"\rStartWorkload\x12$.peerpods.agent.StartWorkloadRequest\x1a\x15.peerpods.agent.Empty\x12J\n" +
+	"\fSetupNetwork\x12#.peerpods.agent.SetupNetworkRequest\x1a\x15.peerpods.agent.Empty\x12P\n" +
 	"\tWriteTree\x12 .peerpods.agent.WriteTreeRequest\x1a!.peerpods.agent.WriteTreeResponse\x12P\n" +
 	"\x0fCreateContainer\x12&.peerpods.agent.CreateContainerRequest\x1a\x15.peerpods.agent.Empty\x12H\n" +
 	"\vExecProcess\x12\".peerpods.agent.ExecProcessRequest\x1a\x15.peerpods.agent.Empty\x12P\n" +
@@ -1794,7 +1966,7 @@ func file_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_agent_proto_goTypes = []any{
 	(OutputStream)(0),              // 0: peerpods.agent.OutputStream
 	(*Empty)(nil),                  // 1: peerpods.agent.Empty
@@ -1805,76 +1977,81 @@ var file_agent_proto_goTypes = []any{
 	(*Leftovers)(nil),              // 6: peerpods.agent.Leftovers
 	(*SetUserDataRequest)(nil),     // 7: peerpods.agent.SetUserDataRequest
 	(*StartWorkloadRequest)(nil),   // 8: peerpods.agent.StartWorkloadRequest
-	(*WriteTreeRequest)(nil),       // 9: peerpods.agent.WriteTreeRequest
-	(*WriteTreeResponse)(nil),      // 10: peerpods.agent.WriteTreeResponse
-	(*User)(nil),                   // 11: peerpods.agent.User
-	(*Capabilities)(nil),           // 12: peerpods.agent.Capabilities
-	(*Process)(nil),                // 13: peerpods.agent.Process
-	(*Mount)(nil),                  // 14: peerpods.agent.Mount
-	(*CreateContainerRequest)(nil), // 15: peerpods.agent.CreateContainerRequest
-	(*ProcessRef)(nil),             // 16: peerpods.agent.ProcessRef
-	(*ExecProcessRequest)(nil),     // 17: peerpods.agent.ExecProcessRequest
-	(*StartProcessResponse)(nil),   // 18: peerpods.agent.StartProcessResponse
-	(*ReadOutputRequest)(nil),      // 19: peerpods.agent.ReadOutputRequest
-	(*ReadOutputResponse)(nil),     // 20: peerpods.agent.ReadOutputResponse
-	(*WriteStdinRequest)(nil),      // 21: peerpods.agent.WriteStdinRequest
-	(*WriteStdinResponse)(nil),     // 22: peerpods.agent.WriteStdinResponse
-	(*ResizeTerminalRequest)(nil),  // 23: peerpods.agent.ResizeTerminalRequest
-	(*SignalProcessRequest)(nil),   // 24: peerpods.agent.SignalProcessRequest
-	(*WaitProcessResponse)(nil),    // 25: peerpods.agent.WaitProcessResponse
-	(*DeleteContainerRequest)(nil), // 26: peerpods.agent.DeleteContainerRequest
-	nil,                            // 27: peerpods.agent.HealthResponse.FailedCallsEntry
+	(*Route)(nil),                  // 9: peerpods.agent.Route
+	(*SetupNetworkRequest)(nil),    // 10: peerpods.agent.SetupNetworkRequest
+	(*WriteTreeRequest)(nil),       // 11: peerpods.agent.WriteTreeRequest
+	(*WriteTreeResponse)(nil),      // 12: peerpods.agent.WriteTreeResponse
+	(*User)(nil),                   // 13: peerpods.agent.User
+	(*Capabilities)(nil),           // 14: peerpods.agent.Capabilities
+	(*Process)(nil),                // 15: peerpods.agent.Process
+	(*Mount)(nil),                  // 16: peerpods.agent.Mount
+	(*CreateContainerRequest)(nil), // 17: peerpods.agent.CreateContainerRequest
+	(*ProcessRef)(nil),             // 18: peerpods.agent.ProcessRef
+	(*ExecProcessRequest)(nil),     // 19: peerpods.agent.ExecProcessRequest
+	(*StartProcessResponse)(nil),   // 20: peerpods.agent.StartProcessResponse
+	(*ReadOutputRequest)(nil),      // 21: peerpods.agent.ReadOutputRequest
+	(*ReadOutputResponse)(nil),     // 22: peerpods.agent.ReadOutputResponse
+	(*WriteStdinRequest)(nil),      // 23: peerpods.agent.WriteStdinRequest
+	(*WriteStdinResponse)(nil),     // 24: peerpods.agent.WriteStdinResponse
+	(*ResizeTerminalRequest)(nil),  // 25: peerpods.agent.ResizeTerminalRequest
+	(*SignalProcessRequest)(nil),   // 26: peerpods.agent.SignalProcessRequest
+	(*WaitProcessResponse)(nil),    // 27: peerpods.agent.WaitProcessResponse
+	(*DeleteContainerRequest)(nil), // 28: peerpods.agent.DeleteContainerRequest
+	nil,                            // 29: peerpods.agent.HealthResponse.FailedCallsEntry
 }
 var file_agent_proto_depIdxs = []int32{
 	6,  // 0: peerpods.agent.HealthResponse.leftovers:type_name -> peerpods.agent.Leftovers
-	27, // 1: peerpods.agent.HealthResponse.failed_calls:type_name -> peerpods.agent.HealthResponse.FailedCallsEntry
-	11, // 2: peerpods.agent.Process.user:type_name -> peerpods.agent.User
-	12, // 3: peerpods.agent.Process.capabilities:type_name -> peerpods.agent.Capabilities
-	13, // 4: peerpods.agent.CreateContainerRequest.process:type_name -> peerpods.agent.Process
-	14, // 5: peerpods.agent.CreateContainerRequest.mounts:type_name -> peerpods.agent.Mount
-	13, // 6: peerpods.agent.ExecProcessRequest.process:type_name -> peerpods.agent.Process
-	16, // 7: peerpods.agent.ReadOutputRequest.process:type_name -> peerpods.agent.ProcessRef
-	0,  // 8: peerpods.agent.ReadOutputRequest.stream:type_name -> peerpods.agent.OutputStream
-	16, // 9: peerpods.agent.WriteStdinRequest.process:type_name -> peerpods.agent.ProcessRef
-	16, // 10: peerpods.agent.ResizeTerminalRequest.process:type_name -> peerpods.agent.ProcessRef
-	16, // 11: peerpods.agent.SignalProcessRequest.process:type_name -> peerpods.agent.ProcessRef
-	2,  // 12: peerpods.agent.Agent.Version:input_type -> peerpods.agent.VersionRequest
-	4,  // 13: peerpods.agent.Agent.Health:input_type -> peerpods.agent.HealthRequest
-	7,  // 14: peerpods.agent.Agent.SetUserData:input_type -> peerpods.agent.SetUserDataRequest
-	8,  // 15: peerpods.agent.Agent.StartWorkload:input_type -> peerpods.agent.StartWorkloadRequest
-	9,  // 16: peerpods.agent.Agent.WriteTree:input_type -> peerpods.agent.WriteTreeRequest
-	15, // 17: peerpods.agent.Agent.CreateContainer:input_type -> peerpods.agent.CreateContainerRequest
-	17, // 18: peerpods.agent.Agent.ExecProcess:input_type -> peerpods.agent.ExecProcessRequest
-	16, // 19: peerpods.agent.Agent.StartProcess:input_type -> peerpods.agent.ProcessRef
-	19, // 20: peerpods.agent.Agent.ReadOutput:input_type -> peerpods.agent.ReadOutputRequest
-	21, // 21: peerpods.agent.Agent.WriteStdin:input_type -> peerpods.agent.WriteStdinRequest
-	16, // 22: peerpods.agent.Agent.CloseStdin:input_type -> peerpods.agent.ProcessRef
-	23, // 23: peerpods.agent.Agent.ResizeTerminal:input_type -> peerpods.agent.ResizeTerminalRequest
-	24, // 24: peerpods.agent.Agent.SignalProcess:input_type -> peerpods.agent.SignalProcessRequest
-	16, // 25: peerpods.agent.Agent.WaitProcess:input_type -> peerpods.agent.ProcessRef
-	16, // 26: peerpods.agent.Agent.DeleteProcess:input_type -> peerpods.agent.ProcessRef
-	26, // 27: peerpods.agent.Agent.DeleteContainer:input_type -> peerpods.agent.DeleteContainerRequest
-	3,  // 28: peerpods.agent.Agent.Version:output_type -> peerpods.agent.VersionResponse
-	5,  // 29: peerpods.agent.Agent.Health:output_type -> peerpods.agent.HealthResponse
-	1,  // 30: peerpods.agent.Agent.SetUserData:output_type -> peerpods.agent.Empty
-	1,  // 31: peerpods.agent.Agent.StartWorkload:output_type -> peerpods.agent.Empty
-	10, // 32: peerpods.agent.Agent.WriteTree:output_type -> peerpods.agent.WriteTreeResponse
-	1,  // 33: peerpods.agent.Agent.CreateContainer:output_type -> peerpods.agent.Empty
-	1,  // 34: peerpods.agent.Agent.ExecProcess:output_type -> peerpods.agent.Empty
-	18, // 35: peerpods.agent.Agent.StartProcess:output_type -> peerpods.agent.StartProcessResponse
-	20, // 36: peerpods.agent.Agent.ReadOutput:output_type -> peerpods.agent.ReadOutputResponse
-	22, // 37: peerpods.agent.Agent.WriteStdin:output_type -> peerpods.agent.WriteStdinResponse
-	1,  // 38: peerpods.agent.Agent.CloseStdin:output_type -> peerpods.agent.Empty
-	1,  // 39: peerpods.agent.Agent.ResizeTerminal:output_type -> peerpods.agent.Empty
-	1,  // 40: peerpods.agent.Agent.SignalProcess:output_type -> peerpods.agent.Empty
-	25, // 41: peerpods.agent.Agent.WaitProcess:output_type -> peerpods.agent.WaitProcessResponse
-	1,  // 42: peerpods.agent.Agent.DeleteProcess:output_type -> peerpods.agent.Empty
-	1,  // 43: peerpods.agent.Agent.DeleteContainer:output_type -> peerpods.agent.Empty
-	28, // [28:44] is the sub-list for method output_type
-	12, // [12:28] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	29, // 1: peerpods.agent.HealthResponse.failed_calls:type_name -> peerpods.agent.HealthResponse.FailedCallsEntry
+	9,  // 2: peerpods.agent.SetupNetworkRequest.routes:type_name -> peerpods.agent.Route
+	13, // 3: peerpods.agent.Process.user:type_name -> peerpods.agent.User
+	14, // 4: peerpods.agent.Process.capabilities:type_name -> peerpods.agent.Capabilities
+	15, // 5: peerpods.agent.CreateContainerRequest.process:type_name -> peerpods.agent.Process
+	16, // 6: peerpods.agent.CreateContainerRequest.mounts:type_name -> peerpods.agent.Mount
+	15, // 7: peerpods.agent.ExecProcessRequest.process:type_name -> peerpods.agent.Process
+	18, // 8: peerpods.agent.ReadOutputRequest.process:type_name -> peerpods.agent.ProcessRef
+	0,  // 9: peerpods.agent.ReadOutputRequest.stream:type_name -> peerpods.agent.OutputStream
+	18, // 10: peerpods.agent.WriteStdinRequest.process:type_name -> peerpods.agent.ProcessRef
+	18, // 11: peerpods.agent.ResizeTerminalRequest.process:type_name -> peerpods.agent.ProcessRef
+	18, // 12: peerpods.agent.SignalProcessRequest.process:type_name -> peerpods.agent.ProcessRef
+	2,  // 13: peerpods.agent.Agent.Version:input_type -> peerpods.agent.VersionRequest
+	4,  // 14: peerpods.agent.Agent.Health:input_type -> peerpods.agent.HealthRequest
+	7,  // 15: peerpods.agent.Agent.SetUserData:input_type -> peerpods.agent.SetUserDataRequest
+	8,  // 16: peerpods.agent.Agent.StartWorkload:input_type -> peerpods.agent.StartWorkloadRequest
+	10, // 17: peerpods.agent.Agent.SetupNetwork:input_type -> peerpods.agent.SetupNetworkRequest
+	11, // 18: peerpods.agent.Agent.WriteTree:input_type -> peerpods.agent.WriteTreeRequest
+	17, // 19: peerpods.agent.Agent.CreateContainer:input_type -> peerpods.agent.CreateContainerRequest
+	19, // 20: peerpods.agent.Agent.ExecProcess:input_type -> peerpods.agent.ExecProcessRequest
+	18, // 21: peerpods.agent.Agent.StartProcess:input_type -> peerpods.agent.ProcessRef
+	21, // 22: peerpods.agent.Agent.ReadOutput:input_type -> peerpods.agent.ReadOutputRequest
+	23, // 23: peerpods.agent.Agent.WriteStdin:input_type -> peerpods.agent.WriteStdinRequest
+	18, // 24: peerpods.agent.Agent.CloseStdin:input_type -> peerpods.agent.ProcessRef
+	25, // 25: peerpods.agent.Agent.ResizeTerminal:input_type -> peerpods.agent.ResizeTerminalRequest
+	26, // 26: peerpods.agent.Agent.SignalProcess:input_type -> peerpods.agent.SignalProcessRequest
+	18, // 27: peerpods.agent.Agent.WaitProcess:input_type -> peerpods.agent.ProcessRef
+	18, // 28: peerpods.agent.Agent.DeleteProcess:input_type -> peerpods.agent.ProcessRef
+	28, // 29: peerpods.agent.Agent.DeleteContainer:input_type -> peerpods.agent.DeleteContainerRequest
+	3,  // 30: peerpods.agent.Agent.Version:output_type -> peerpods.agent.VersionResponse
+	5,  // 31: peerpods.agent.Agent.Health:output_type -> peerpods.agent.HealthResponse
+	1,  // 32: peerpods.agent.Agent.SetUserData:output_type -> peerpods.agent.Empty
+	1,  // 33: peerpods.agent.Agent.StartWorkload:output_type -> peerpods.agent.Empty
+	1,  // 34: peerpods.agent.Agent.SetupNetwork:output_type -> peerpods.agent.Empty
+	12, // 35: peerpods.agent.Agent.WriteTree:output_type -> peerpods.agent.WriteTreeResponse
+	1,  // 36: peerpods.agent.Agent.CreateContainer:output_type -> peerpods.agent.Empty
+	1,  // 37: peerpods.agent.Agent.ExecProcess:output_type -> peerpods.agent.Empty
+	20, // 38: peerpods.agent.Agent.StartProcess:output_type -> peerpods.agent.StartProcessResponse
+	22, // 39: peerpods.agent.Agent.ReadOutput:output_type -> peerpods.agent.ReadOutputResponse
+	24, // 40: peerpods.agent.Agent.WriteStdin:output_type -> peerpods.agent.WriteStdinResponse
+	1,  // 41: peerpods.agent.Agent.CloseStdin:output_type -> peerpods.agent.Empty
+	1,  // 42: peerpods.agent.Agent.ResizeTerminal:output_type -> peerpods.agent.Empty
+	1,  // 43: peerpods.agent.Agent.SignalProcess:output_type -> peerpods.agent.Empty
+	27, // 44: peerpods.agent.Agent.WaitProcess:output_type -> peerpods.agent.WaitProcessResponse
+	1,  // 45: peerpods.agent.Agent.DeleteProcess:output_type -> peerpods.agent.Empty
+	1,  // 46: peerpods.agent.Agent.DeleteContainer:output_type -> peerpods.agent.Empty
+	30, // [30:47] is the sub-list for method output_type
+	13, // [13:30] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_agent_proto_init() }
@@ -1888,7 +2065,7 @@ func file_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agent_proto_rawDesc), len(file_agent_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   27,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

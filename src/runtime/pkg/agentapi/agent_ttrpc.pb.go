@@ -12,6 +12,7 @@ type AgentService interface {
 	Health(context.Context, *HealthRequest) (*HealthResponse, error)
 	SetUserData(context.Context, *SetUserDataRequest) (*Empty, error)
 	StartWorkload(context.Context, *StartWorkloadRequest) (*Empty, error)
+	SetupNetwork(context.Context, *SetupNetworkRequest) (*Empty, error)
 	WriteTree(context.Context, *WriteTreeRequest) (*WriteTreeResponse, error)
 	CreateContainer(context.Context, *CreateContainerRequest) (*Empty, error)
 	ExecProcess(context.Context, *ExecProcessRequest) (*Empty, error)
@@ -56,6 +57,13 @@ func RegisterAgentService(srv *ttrpc.Server, svc AgentService) {
 					return nil, err
 				}
 				return svc.StartWorkload(ctx, &req)
+			},
+			"SetupNetwork": func(ctx context.Context, unmarshal func(interface{}) error) (interface{}, error) {
+				var req SetupNetworkRequest
+				if err := unmarshal(&req); err != nil {
+					return nil, err
+				}
+				return svc.SetupNetwork(ctx, &req)
 			},
 			"WriteTree": func(ctx context.Context, unmarshal func(interface{}) error) (interface{}, error) {
 				var req WriteTreeRequest
@@ -182,6 +190,14 @@ func (c *agentClient) SetUserData(ctx context.Context, req *SetUserDataRequest) 
 func (c *agentClient) StartWorkload(ctx context.Context, req *StartWorkloadRequest) (*Empty, error) {
 	var resp Empty
 	if err := c.client.Call(ctx, "peerpods.agent.Agent", "StartWorkload", req, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+func (c *agentClient) SetupNetwork(ctx context.Context, req *SetupNetworkRequest) (*Empty, error) {
+	var resp Empty
+	if err := c.client.Call(ctx, "peerpods.agent.Agent", "SetupNetwork", req, &resp); err != nil {
 		return nil, err
 	}
 	return &resp, nil
