@@ -27,11 +27,11 @@ import (
 var version = "dev"
 
 type options struct {
-	listen, tlsDir, statusPort, instanceID, stateDir, bootWorkload, bundleDir, volumeDir, runcBinary, runcRoot, cgroupParent string
-	heartbeat                                                                                                                time.Duration
-	maxTreeBytes, maxTreeEntries                                                                                             uint64
-	maxContainers, maxExecs                                                                                                  int
-	noPivot                                                                                                                  bool
+	listen, tlsDir, statusPort, instanceID, stateDir, bootWorkload, bundleDir, volumeDir, runcBinary, runcRoot, cgroupParent, podNetns string
+	heartbeat                                                                                                                          time.Duration
+	maxTreeBytes, maxTreeEntries                                                                                                       uint64
+	maxContainers, maxExecs                                                                                                            int
+	noPivot                                                                                                                            bool
 }
 
 func parseFlags() options {
@@ -47,6 +47,7 @@ func parseFlags() options {
 	flag.StringVar(&o.volumeDir, "volume-dir", "/run/peerpods/volumes", "the pod volumes (emptyDirs) its containers share")
 	flag.StringVar(&o.runcBinary, "runc", "/bin/runc", "the runc binary")
 	flag.StringVar(&o.runcRoot, "runc-root", "/run/runc", "runc's state folder")
+	flag.StringVar(&o.podNetns, "pod-netns", "/run/netns/pod", "where SetupNetwork bind-mounts the pod's network namespace, which its containers join")
 	flag.StringVar(&o.cgroupParent, "cgroup-parent", "/peerpods", "the cgroup (under /sys/fs/cgroup) that holds each container's")
 	flag.BoolVar(&o.noPivot, "no-pivot", true, "runc without pivot_root (the VM's root is an initramfs)")
 	flag.Uint64Var(&o.maxTreeBytes, "max-tree-bytes", 1<<30, "largest tree (rootfs or files) one upload may unpack")
@@ -90,8 +91,9 @@ func run(o options, log *slog.Logger) error {
 	workload := &agent.Workload{
 		Script: o.stateDir + "/workload.sh", Shell: "/bin/sh", Output: workloadOutput, Monitor: reaper, Status: status,
 	}
+	network := &agent.PodNetwork{Path: o.podNetns}
 	server := &agent.Server{
-		Containers: agent.NewContainers(cfg, runtime, reaper), Config: cfg, Workload: workload,
+		Containers: agent.NewContainers(cfg, runtime, reaper, network), Config: cfg, Network: network, Workload: workload,
 		UserDataFile: o.stateDir + "/user-data", InstanceID: o.instanceID, AgentVersion: version,
 		RuncVersion: sync.OnceValue(func() string { return runcVersion(o.runcBinary) }), Log: log,
 	}

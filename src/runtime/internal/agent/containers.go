@@ -59,12 +59,14 @@ type Containers struct {
 	cfg     Config
 	runtime Runtime
 	exits   exitWaiter
+	network *PodNetwork
 	mu      sync.Mutex
 	byID    map[string]*container
 }
 
-func NewContainers(cfg Config, runtime Runtime, exits exitWaiter) *Containers {
-	return &Containers{cfg: cfg, runtime: runtime, exits: exits, byID: map[string]*container{}}
+// NewContainers keeps the VM's containers; those created once network is set up join the pod's netns.
+func NewContainers(cfg Config, runtime Runtime, exits exitWaiter, network *PodNetwork) *Containers {
+	return &Containers{cfg: cfg, runtime: runtime, exits: exits, network: network, byID: map[string]*container{}}
 }
 
 func (cs *Containers) get(id string) (*container, error) {
@@ -201,7 +203,7 @@ func (cs *Containers) Create(ctx context.Context, req *agentapi.CreateContainerR
 	if err := makePodVolumes(cs.cfg.VolumeDir, req.GetMounts()); err != nil {
 		return err
 	}
-	config, err := json.Marshal(containerSpec(c.id, req, c.trees, cs.cfg.VolumeDir, cs.cfg.CgroupParent))
+	config, err := json.Marshal(containerSpec(c.id, req, c.trees, cs.cfg.VolumeDir, cs.cfg.CgroupParent, cs.network.Netns()))
 	if err != nil {
 		return internal(err, "writing config.json")
 	}

@@ -23,6 +23,7 @@ import (
 type Server struct {
 	Containers   *Containers
 	Config       Config
+	Network      *PodNetwork
 	Workload     *Workload
 	UserDataFile string
 	InstanceID   string
@@ -167,6 +168,16 @@ func (s *Server) SetUserData(_ context.Context, req *agentapi.SetUserDataRequest
 
 func (s *Server) StartWorkload(_ context.Context, req *agentapi.StartWorkloadRequest) (*agentapi.Empty, error) {
 	return &agentapi.Empty{}, s.Workload.Start(req.GetScript())
+}
+
+func (s *Server) SetupNetwork(_ context.Context, req *agentapi.SetupNetworkRequest) (*agentapi.Empty, error) {
+	network, err := s.Network.Setup(req)
+	if err != nil {
+		return nil, err
+	}
+	s.Log.Info("pod network set up", "pod", s.Pod(), "netns", s.Network.Path, "interface", network.Interface, "mac", network.MAC, "mtu", network.MTU,
+		"addresses", network.Addresses, "routes", network.Routes, "vni", network.VNI, "port", network.Port, "nodeIp", network.NodeIP)
+	return &agentapi.Empty{}, nil
 }
 
 func (s *Server) WriteTree(_ context.Context, req *agentapi.WriteTreeRequest) (*agentapi.WriteTreeResponse, error) {

@@ -110,8 +110,9 @@ func startAgent(t *testing.T) *fixture {
 	runtime := &hostRuntime{inits: map[string]int{}}
 	var statusLines bytes.Buffer
 	f := &fixture{runtime: runtime, status: &statusLines, socket: filepath.Join(dir, "agent.sock")}
+	network := &PodNetwork{Path: filepath.Join(dir, "netns", "pod")}
 	f.server = &Server{
-		Containers: NewContainers(cfg, runtime, testReaper), Config: cfg, UserDataFile: filepath.Join(dir, "user-data"),
+		Containers: NewContainers(cfg, runtime, testReaper, network), Config: cfg, Network: network, UserDataFile: filepath.Join(dir, "user-data"),
 		Workload:   &Workload{Script: filepath.Join(dir, "workload.sh"), Shell: "/bin/sh", Output: func() (*os.File, error) { return os.Create(filepath.Join(dir, "workload.log")) }, Monitor: testReaper, Status: NewStatusPort(&statusLines)},
 		InstanceID: "vm-test", AgentVersion: "test", RuncVersion: func() string { return "none" }, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}

@@ -50,9 +50,15 @@ func capabilitySpec(c *agentapi.Capabilities) *specs.LinuxCapabilities {
 
 // containerSpec is the OCI config.json for a container whose trees were unpacked into treeDirs
 // (tree name to folder) and whose pod volumes are folders of volumeDir. The rootfs is the bundle's
-// "rootfs" folder; its cgroup sits under cgroupParent.
-func containerSpec(id string, req *agentapi.CreateContainerRequest, treeDirs map[string]string, volumeDir, cgroupParent string) *specs.Spec {
+// "rootfs" folder; its cgroup sits under cgroupParent. It joins the network namespace at netns
+// (the pod's), or shares the VM's when netns is "".
+func containerSpec(id string, req *agentapi.CreateContainerRequest, treeDirs map[string]string, volumeDir, cgroupParent, netns string) *specs.Spec {
 	mounts := append(baseMounts(), treeMounts(req.GetMounts(), treeDirs, volumeDir)...)
+	// IPC and UTS are the VM's: a pod's containers share them.
+	namespaces := []specs.LinuxNamespace{{Type: specs.PIDNamespace}, {Type: specs.MountNamespace}, {Type: specs.CgroupNamespace}}
+	if netns != "" {
+		namespaces = append(namespaces, specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: netns})
+	}
 	return &specs.Spec{
 		Version: specs.Version,
 		Process: processSpec(req.GetProcess()),
@@ -60,8 +66,7 @@ func containerSpec(id string, req *agentapi.CreateContainerRequest, treeDirs map
 		Mounts:  mounts,
 		Linux: &specs.Linux{
 			CgroupsPath: cgroupParent + "/" + id,
-			// Network, IPC and UTS are the VM's: a pod's containers share them.
-			Namespaces: []specs.LinuxNamespace{{Type: specs.PIDNamespace}, {Type: specs.MountNamespace}, {Type: specs.CgroupNamespace}},
+			Namespaces:  namespaces,
 			MaskedPaths: []string{
 				"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
 				"/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap",

@@ -33,7 +33,7 @@ func TestContainerSpec(t *testing.T) {
 		Mounts:         []*agentapi.Mount{{Destination: "/etc/config", Tree: "config", Readonly: true}, {Destination: "/etc/hosts", Tree: "files", Path: "hosts"}, {Destination: "/scratch", PodVolume: "scratch"}},
 		ReadonlyRootfs: true,
 	}
-	spec := containerSpec("c1", req, map[string]string{"rootfs": "/b/c1/rootfs", "config": "/b/c1/trees/config", "files": "/b/c1/trees/files"}, "/v", "/peerpods")
+	spec := containerSpec("c1", req, map[string]string{"rootfs": "/b/c1/rootfs", "config": "/b/c1/trees/config", "files": "/b/c1/trees/files"}, "/v", "/peerpods", "")
 	if spec.Root.Path != "rootfs" || !spec.Root.Readonly || spec.Linux.CgroupsPath != "/peerpods/c1" {
 		t.Errorf("root %+v cgroup %q", spec.Root, spec.Linux.CgroupsPath)
 	}
