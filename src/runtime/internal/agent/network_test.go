@@ -164,6 +164,27 @@ func TestPodTrafficCrossesTheTunnel(t *testing.T) {
 	wantCode(t, "another network", err, codes.FailedPrecondition, "set up already")
 }
 
+func TestAFailedSetupLeavesNothingAndCanBeRetried(t *testing.T) {
+	vm := netnstest.New(t, "vm")
+	podNetwork := &PodNetwork{Path: filepath.Join(t.TempDir(), "netns", "pod")}
+	t.Cleanup(func() { _ = podnet.RemoveNetns(podNetwork.Path) })
+	req := validNetworkRequest()
+	// The same address twice fails once the device is made.
+	broken := proto.CloneOf(req)
+	broken.Addresses = append(broken.Addresses, broken.Addresses[0])
+	var err error
+	netnstest.In(t, vm, func() { _, err = podNetwork.Setup(broken) })
+	wantCode(t, "a setup that fails", err, codes.Internal, "10.88.0.5/16")
+	if _, statErr := os.Stat(podNetwork.Path); !errors.Is(statErr, os.ErrNotExist) || podNetwork.Netns() != "" {
+		t.Errorf("after a failed setup: netns file %v, containers join %q; want neither", statErr, podNetwork.Netns())
+	}
+	// The device is gone at once, not when the netns is freed: its VNI is free for the retry.
+	netnstest.In(t, vm, func() { _, err = podNetwork.Setup(req) })
+	if err != nil {
+		t.Errorf("the retry: %v", err)
+	}
+}
+
 func requestOf(n podnet.Network) *agentapi.SetupNetworkRequest {
 	req := &agentapi.SetupNetworkRequest{
 		Interface: n.Interface, Mac: n.MAC, Mtu: uint32(n.MTU), Addresses: n.Addresses, Vni: n.VNI, Port: uint32(n.Port), NodeIp: n.NodeIP,
