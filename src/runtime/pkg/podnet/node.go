@@ -207,21 +207,22 @@ func sourceTowards(node *netlink.Handle, vm net.IP) (net.IP, error) {
 
 // ensureDevice finds the sandbox's vxlan device in the pod netns or makes it there: made through
 // the node's handle, its tunnel socket and its VNI belong to the node's namespace, where a VNI
-// another pod uses is refused (EEXIST) and the next one is tried.
+// another pod uses is refused (EEXIST) and the next one is tried. An EEXIST may also be a
+// concurrent Attach that made the device first: each try looks for it again.
 func ensureDevice(node, pod *netlink.Handle, podNS netns.NsHandle, name, sandboxID string, vm net.IP, undo *undoList) (*netlink.Vxlan, error) {
-	existing, err := vxlanByName(pod, name)
-	if err != nil || existing != nil {
-		if existing != nil && !existing.Group.Equal(vm) {
-			return nil, fmt.Errorf("the pod netns is attached to the VM %s already, not %s (detach it first)", existing.Group, vm)
-		}
-		return existing, err
-	}
 	vni := firstVNI(sandboxID)
 	for range vniTries {
+		existing, err := vxlanByName(pod, name)
+		if err != nil || existing != nil {
+			if existing != nil && !existing.Group.Equal(vm) {
+				return nil, fmt.Errorf("the pod netns is attached to the VM %s already, not %s (detach it first)", existing.Group, vm)
+			}
+			return existing, err
+		}
 		attrs := netlink.NewLinkAttrs()
 		attrs.Name = name
 		attrs.Namespace = netlink.NsFd(podNS)
-		err := node.LinkAdd(&netlink.Vxlan{LinkAttrs: attrs, VxlanId: int(vni), Group: vm, Port: VXLANPort})
+		err = node.LinkAdd(&netlink.Vxlan{LinkAttrs: attrs, VxlanId: int(vni), Group: vm, Port: VXLANPort})
 		if errors.Is(err, unix.EEXIST) {
 			vni = nextVNI(vni)
 			continue
