@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"peerpods.io/runtime/pkg/podnet"
 )
@@ -80,7 +81,7 @@ func parse(flags *flag.FlagSet, args []string) error {
 		}
 	})
 	if len(missing) > 0 {
-		return fmt.Errorf("%w: %s %v required", errUsage, flags.Name(), missing)
+		return fmt.Errorf("%w: %s needs %s", errUsage, flags.Name(), strings.Join(missing, " "))
 	}
 	return nil
 }
