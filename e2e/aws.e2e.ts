@@ -135,8 +135,8 @@ describe("aws provider against moto_server", function () {
     const seen = await aws.get(first.id);
     assert.equal(seen?.state, "running");
     assert.equal(seen?.ready, true);
-    assert.match(seen?.address ?? "", /^\d+\.\d+\.\d+\.\d+$/);
-    assert.equal(seen?.agentEndpoint, `tcp:${seen?.address}:15150`);
+    assert.match(seen?.privateIp ?? "", /^\d+\.\d+\.\d+\.\d+$/);
+    assert.equal(seen?.agentEndpoint, `tcp:${seen?.privateIp}:15150`);
     assert.equal(seen?.name, "peerpod-uid-twice");
     proxy.reset();
     const second = await aws.create(spec("uid-twice"));
