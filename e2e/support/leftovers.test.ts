@@ -11,10 +11,9 @@ const launch = (dir: string): string[] =>
     machine: "microvm",
     vcpus: 1,
     memoryMiB: 256,
-    hostPort: 40123,
+    nic: { mode: "user", hostPort: 40123, isolate: true },
     agentPort: 1024,
     heartbeatSeconds: 5,
-    isolateNetwork: true,
     tscKhz: 2_200_000,
     workload: true,
   } satisfies LaunchSpec);
