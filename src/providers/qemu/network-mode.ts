@@ -22,9 +22,9 @@ export interface NetworkChoice {
 
 /** The mode the setting asks for on a host with `support`; `vpc` on a host without it is an error. */
 export function chooseNetwork(setting: NetworkSetting, support: VpcSupport): NetworkChoice {
-  if (setting === "user") return { mode: "user", reason: "network: user set" };
+  if (setting === "user") return { mode: "user", reason: "set in the settings" };
   const missing = [!support.root && "not running as root", !support.tun && "no usable /dev/net/tun", !support.ip && "no `ip` command (iproute2)"].filter((item): item is string => Boolean(item));
-  if (missing.length === 0) return { mode: "vpc", reason: setting === "vpc" ? "network: vpc set" : "auto: root, /dev/net/tun and ip are there" };
+  if (missing.length === 0) return { mode: "vpc", reason: setting === "vpc" ? "set in the settings" : "auto: root, /dev/net/tun and ip are there" };
   if (setting === "vpc") throw new ProviderError("invalid", `the qemu provider's network "vpc" cannot work here: ${missing.join(", ")}`);
   return { mode: "user", reason: `auto: ${missing.join(", ")}` };
 }
