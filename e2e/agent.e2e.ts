@@ -84,6 +84,8 @@ describe("peerpods-agent: containers with runc inside a real pod VM", function (
   after(async function () {
     this.timeout(60_000);
     if (vm) await provider.delete(vm.id);
+    // With no VM left, closing removes the provider's VPC bridge.
+    await provider?.close();
     assert.deepEqual(await processesMentioning(`${dir}/`), [], "no qemu process left");
     if (measured.length > 0) console.log(`      ${measured.join("; ")}`);
   });
