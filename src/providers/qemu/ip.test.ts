@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { ProviderError } from "../types.js";
-import { ipArgs, parseInterfaces, runIp } from "./ip.js";
+import { ipArgs, parseBridges, parseInterfaces, runIp } from "./ip.js";
 
 describe("ip (iproute2) calls", () => {
   it("builds each call's arguments", () => {
@@ -10,6 +10,8 @@ describe("ip (iproute2) calls", () => {
     assert.deepEqual(ipArgs.up("ppvpc-abc123"), ["link", "set", "dev", "ppvpc-abc123", "up"]);
     assert.deepEqual(ipArgs.attach("ppvm-0123456789", "ppvpc-abc123", 9000), ["link", "set", "dev", "ppvm-0123456789", "mtu", "9000", "master", "ppvpc-abc123", "up"]);
     assert.deepEqual(ipArgs.remove("ppvpc-abc123"), ["link", "del", "dev", "ppvpc-abc123"]);
+    assert.deepEqual(ipArgs.bridges(), ["-j", "link", "show", "type", "bridge"]);
+    assert.deepEqual(ipArgs.label("ppvpc-abc123", "peerpods qemu VPC of /var/lib/p p"), ["link", "set", "dev", "ppvpc-abc123", "alias", "peerpods qemu VPC of /var/lib/p p"]);
   });
 
   it("reads interfaces, their bridge and IPv4 addresses from `ip -j addr show`", () => {
@@ -25,6 +27,11 @@ describe("ip (iproute2) calls", () => {
       { name: "ppvm-0123456789", mtu: 9000, master: "ppvpc-abc123", ipv4: [] },
       { name: "dummy0", mtu: 1500, ipv4: [] },
     ]);
+  });
+
+  it("reads bridges and their labels from `ip -j link show type bridge`", () => {
+    const json = JSON.stringify([{ ifindex: 5, ifname: "ppvpc-abc123", ifalias: "peerpods qemu VPC of /s" }, { ifindex: 9, ifname: "docker0" }]);
+    assert.deepEqual(parseBridges(json), [{ name: "ppvpc-abc123", label: "peerpods qemu VPC of /s" }, { name: "docker0" }]);
   });
 
   it("turns a failed call into a retryable ProviderError naming the call and what ip said", async () => {

@@ -8,7 +8,11 @@ const run = promisify(execFile);
 export const ipArgs = {
   /** Every interface with its addresses and bridge, as JSON. */
   interfaces: (): string[] => ["-j", "addr", "show"],
+  /** Every bridge with its label, as JSON. */
+  bridges: (): string[] => ["-j", "link", "show", "type", "bridge"],
   addBridge: (name: string, mtu: number): string[] => ["link", "add", "name", name, "mtu", String(mtu), "type", "bridge"],
+  /** Sets the interface's alias: `ip link` shows it, so a person (or a test's cleanup) sees whose it is. */
+  label: (device: string, text: string): string[] => ["link", "set", "dev", device, "alias", text],
   addAddress: (device: string, cidr: string): string[] => ["addr", "add", cidr, "dev", device],
   up: (device: string): string[] => ["link", "set", "dev", device, "up"],
   /** Puts `device` on `bridge` with the bridge's MTU and brings it up, in one call. */
@@ -34,6 +38,12 @@ export function parseInterfaces(json: string): HostInterface[] {
     ...(entry.master !== undefined && { master: entry.master }),
     ipv4: (entry.addr_info ?? []).filter((address) => address.family === "inet").map((address) => `${address.local}/${address.prefixlen}`),
   }));
+}
+
+/** The bridges in the JSON of `ip -j link show type bridge`, with their labels (aliases). */
+export function parseBridges(json: string): { name: string; label?: string }[] {
+  const entries = JSON.parse(json) as { ifname: string; ifalias?: string }[];
+  return entries.map((entry) => ({ name: entry.ifname, ...(entry.ifalias !== undefined && { label: entry.ifalias }) }));
 }
 
 export type IpRunner = (args: string[]) => Promise<string>;

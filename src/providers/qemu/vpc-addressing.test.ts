@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { ProviderError } from "../types.js";
-import { allocateIp, bridgeAddress, bridgeName, derivedSubnet, formatSubnet, ipToNumber, isSubnet, numberToIp, parseSubnet, subnetOf, tapName, vpcHash } from "./vpc-addressing.js";
+import { allocateIp, bridgeAddress, bridgeLabel, bridgeName, labelledStateDir, derivedSubnet, formatSubnet, ipToNumber, isSubnet, numberToIp, parseSubnet, subnetOf, tapName, vpcHash } from "./vpc-addressing.js";
 
 describe("qemu VPC addressing", () => {
   it("converts IPv4 addresses to numbers and back", () => {
@@ -24,6 +24,8 @@ describe("qemu VPC addressing", () => {
     assert.equal(bridgeName("/var/lib/peerpods"), bridgeName("/var/lib/peerpods"));
     assert.notEqual(bridgeName("/var/lib/peerpods"), bridgeName("/var/lib/peerpods-2"));
     assert.equal(tapName("vm-0123456789"), "ppvm-0123456789");
+    assert.equal(labelledStateDir(bridgeLabel("/var/lib/peerpods")), "/var/lib/peerpods");
+    assert.equal(labelledStateDir("docker bridge"), undefined);
     assert.throws(() => tapName("vm-0123456789abc"), /longer than 15/);
   });
 

@@ -53,6 +53,12 @@ export const vpcHash = (stateDir: string): string => createHash("sha256").update
 
 export const bridgeName = (stateDir: string): string => `ppvpc-${vpcHash(stateDir).slice(0, 6)}`;
 
+const BRIDGE_LABEL = "peerpods qemu VPC of ";
+/** The bridge's label: the state folder whose VMs it carries. */
+export const bridgeLabel = (stateDir: string): string => `${BRIDGE_LABEL}${stateDir}`;
+/** The state folder a bridge label names; undefined for any other label. */
+export const labelledStateDir = (label: string): string | undefined => (label.startsWith(BRIDGE_LABEL) ? label.slice(BRIDGE_LABEL.length) : undefined);
+
 /** The tap qemu makes for VM `vmId` (`vm-0123456789` -> `ppvm-0123456789`). */
 export function tapName(vmId: string): string {
   const name = `pp${vmId}`;

@@ -27,7 +27,7 @@ describe("the qemu provider's VPC bridge", () => {
     assert.equal(subnet, derivedSubnet(vpcHash(STATE_DIR), hostAddresses));
     assert.notEqual(subnet, derivedSubnet(vpcHash(STATE_DIR), []), "the host's own /24 is skipped");
     const gateway = formatSubnet(subnet).replace(".0/24", ".1/24");
-    assert.deepEqual(ip.calls, [`link add name ${BRIDGE} mtu 9000 type bridge`, `addr add ${gateway} dev ${BRIDGE}`, `link set dev ${BRIDGE} up`]);
+    assert.deepEqual(ip.calls, [`link add name ${BRIDGE} mtu 9000 type bridge`, `link set dev ${BRIDGE} alias peerpods qemu VPC of ${STATE_DIR}`, `addr add ${gateway} dev ${BRIDGE}`, `link set dev ${BRIDGE} up`]);
   });
 
   it("keeps an existing bridge and its subnet (its VMs have addresses in it)", async () => {

@@ -1,6 +1,6 @@
 import { ProviderError } from "../types.js";
 import { hostInterfaces, ipArgs, runIp, type IpRunner } from "./ip.js";
-import { bridgeAddress, bridgeName, derivedSubnet, formatSubnet, subnetOf, vpcHash, VPC_MTU } from "./vpc-addressing.js";
+import { bridgeAddress, bridgeLabel, bridgeName, derivedSubnet, formatSubnet, subnetOf, vpcHash, VPC_MTU } from "./vpc-addressing.js";
 
 /**
  * The qemu provider's VPC: a Linux bridge of its own, holding the first address of a /24; each VM's
@@ -10,6 +10,7 @@ import { bridgeAddress, bridgeName, derivedSubnet, formatSubnet, subnetOf, vpcHa
 export class LocalVpc {
   readonly bridge: string;
   readonly #hash: string;
+  readonly #label: string;
 
   /** `subnet`: a fixed /24 (network address as a number); else derived from the state folder. */
   constructor(
@@ -19,6 +20,7 @@ export class LocalVpc {
   ) {
     this.bridge = bridgeName(stateDir);
     this.#hash = vpcHash(stateDir);
+    this.#label = bridgeLabel(stateDir);
   }
 
   /**
@@ -40,7 +42,10 @@ export class LocalVpc {
     const others = interfaces.filter((entry) => entry.name !== this.bridge).flatMap((entry) => entry.ipv4);
     const subnet = this.subnet ?? derivedSubnet(this.#hash, others);
     // A bridge without an address is what a crash between these steps left.
-    if (!own) await this.ip(ipArgs.addBridge(this.bridge, VPC_MTU));
+    if (!own) {
+      await this.ip(ipArgs.addBridge(this.bridge, VPC_MTU));
+      await this.ip(ipArgs.label(this.bridge, this.#label));
+    }
     await this.ip(ipArgs.addAddress(this.bridge, bridgeAddress(subnet)));
     await this.ip(ipArgs.up(this.bridge));
     return { subnet, created: true };
