@@ -19,7 +19,7 @@ const spec: LaunchSpec = {
 /** The value after each occurrence of `flag`. */
 const values = (args: string[], flag: string): string[] => args.flatMap((arg, i) => (arg === flag ? [args[i + 1]!] : []));
 
-const vpcSpec: LaunchSpec = { ...spec, nic: { mode: "vpc", tap: "ppvm-0123456789", address: "10.224.7.2/24", mtu: 9000 } };
+const vpcSpec: LaunchSpec = { ...spec, nic: { mode: "vpc", tap: "ppvm-0123456789", address: "10.224.7.2/24", mac: "02:01:23:45:67:89", mtu: 9000 } };
 
 describe("qemuArgs", () => {
   it("maps the instance type to -smp and -m and the platform to -machine, -accel and -cpu", () => {
@@ -47,7 +47,7 @@ describe("qemuArgs", () => {
 
   it("on the VPC gives the VM a tap of its own that qemu makes and removes, without scripts", () => {
     assert.deepEqual(values(qemuArgs(vpcSpec), "-netdev"), ["tap,id=net0,ifname=ppvm-0123456789,script=no,downscript=no"]);
-    assert.ok(values(qemuArgs(vpcSpec), "-device").includes("virtio-net-device,netdev=net0"));
+    assert.ok(values(qemuArgs(vpcSpec), "-device").includes("virtio-net-device,netdev=net0,mac=02:01:23:45:67:89"), "a MAC of its own on the shared bridge");
   });
 
   it("uses virtio-mmio devices on microvm and virtio-pci on q35", () => {

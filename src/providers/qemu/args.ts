@@ -30,6 +30,8 @@ export type NicSpec =
       tap: string;
       /** The VM's address with the subnet's prefix (`10.224.7.2/24`). */
       address: string;
+      /** The NIC's MAC: VMs on one bridge need their own. */
+      mac: string;
       mtu: number;
     };
 
@@ -99,7 +101,7 @@ export function qemuArgs(spec: LaunchSpec): string[] {
     ...port("status", file(VM_FILES.status)),
     ...(spec.workload ? port("workload", file(VM_FILES.workload)) : []),
     "-netdev", netdev(spec.nic, spec.agentPort),
-    "-device", `${device("net")},netdev=net0`,
+    "-device", `${device("net")},netdev=net0${spec.nic.mode === "vpc" ? `,mac=${spec.nic.mac}` : ""}`,
     "-qmp", `unix:${file(VM_FILES.qmp)},server=on,wait=off`,
   ];
 }

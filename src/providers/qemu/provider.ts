@@ -23,7 +23,7 @@ import type { QemuSettings } from "./settings.js";
 import { agentEndpoint, type VmRecord } from "./state.js";
 import { checkUserData } from "./userdata.js";
 import { LocalVpc } from "./vpc.js";
-import { allocateIp, formatSubnet, parseSubnet, SUBNET_PREFIX, tapName, VPC_MTU } from "./vpc-addressing.js";
+import { allocateIp, formatSubnet, macAddress, parseSubnet, SUBNET_PREFIX, tapName, VPC_MTU } from "./vpc-addressing.js";
 
 /**
  * Local micro-VMs as a cloud. Each VM is a detached qemu process whose record, sockets and logs live
@@ -119,7 +119,7 @@ export class QemuProvider implements Provider {
     if (created) this.#log.info({ bridge: this.#vpc.bridge, subnet: formatSubnet(subnet), mtu: VPC_MTU }, "qemu VPC bridge created");
     const taken = live.flatMap((record) => (record.network === "vpc" ? [record.privateIp] : []));
     const tap = tapName(id);
-    return { mode: "vpc", tap, address: `${allocateIp(subnet, taken)}/${SUBNET_PREFIX}`, mtu: VPC_MTU, attach: () => this.#vpc.attach(tap) };
+    return { mode: "vpc", tap, address: `${allocateIp(subnet, taken)}/${SUBNET_PREFIX}`, mac: macAddress(id), mtu: VPC_MTU, attach: () => this.#vpc.attach(tap) };
   }
 
   async get(id: string): Promise<Instance | undefined> {

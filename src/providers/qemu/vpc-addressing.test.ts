@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { ProviderError } from "../types.js";
-import { allocateIp, bridgeAddress, bridgeLabel, bridgeName, labelledStateDir, derivedSubnet, formatSubnet, ipToNumber, isSubnet, numberToIp, parseSubnet, subnetOf, tapName, vpcHash } from "./vpc-addressing.js";
+import { allocateIp, bridgeAddress, bridgeLabel, bridgeName, labelledStateDir, macAddress, derivedSubnet, formatSubnet, ipToNumber, isSubnet, numberToIp, parseSubnet, subnetOf, tapName, vpcHash } from "./vpc-addressing.js";
 
 describe("qemu VPC addressing", () => {
   it("converts IPv4 addresses to numbers and back", () => {
@@ -26,6 +26,12 @@ describe("qemu VPC addressing", () => {
     assert.equal(tapName("vm-0123456789"), "ppvm-0123456789");
     assert.equal(labelledStateDir(bridgeLabel("/var/lib/peerpods")), "/var/lib/peerpods");
     assert.equal(labelledStateDir("docker bridge"), undefined);
+  });
+
+  it("gives each VM a locally administered unicast MAC from its id", () => {
+    assert.equal(macAddress("vm-0123456789"), "02:01:23:45:67:89");
+    assert.notEqual(macAddress("vm-0123456789"), macAddress("vm-0123456788"));
+    assert.throws(() => macAddress("probe-tcg-microvm"), /not a VM id/);
     assert.throws(() => tapName("vm-0123456789abc"), /longer than 15/);
   });
 

@@ -66,6 +66,16 @@ export function tapName(vmId: string): string {
   return name;
 }
 
+/**
+ * The MAC of VM `vmId`'s NIC (`vm-0123456789` -> `02:01:23:45:67:89`): locally administered and as
+ * unique as the ids. qemu gives every VM the same one otherwise, which a shared bridge cannot tell apart.
+ */
+export function macAddress(vmId: string): string {
+  const hex = /^vm-([0-9a-f]{10})$/.exec(vmId)?.[1];
+  if (hex === undefined) throw new Error(`${vmId} is not a VM id`);
+  return ["02", ...(hex.match(/../g) ?? [])].join(":");
+}
+
 /** Whether the /24 `subnet` shares an address with the network of `cidr` (`a.b.c.d/prefix`). */
 function overlaps(subnet: number, cidr: string): boolean {
   const [ip, prefix] = cidr.split("/");
