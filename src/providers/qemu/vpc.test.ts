@@ -18,6 +18,9 @@ function fakeIp(interfaces: HostInterface[]): { calls: string[]; run: (args: str
   return { calls, run };
 }
 
+/** An `ip` that lists no interfaces and fails every change. */
+const fakeFailing = (args: string[]): Promise<string> => (args[0] === "-j" ? Promise.resolve("[]") : Promise.reject(new Error("RTNETLINK answers: Operation not permitted")));
+
 describe("the qemu provider's VPC bridge", () => {
   it("makes the bridge with MTU 9000 and the first address of the derived subnet, skipping the host's networks", async () => {
     const hostAddresses = ["192.0.2.2/24", `${formatSubnet(derivedSubnet(vpcHash(STATE_DIR), [])).replace(".0/24", ".9/24")}`];
@@ -42,6 +45,23 @@ describe("the qemu provider's VPC bridge", () => {
     const { subnet } = await new LocalVpc(STATE_DIR, parseSubnet("192.168.77.0/24"), ip.run).ensure();
     assert.equal(formatSubnet(subnet), "192.168.77.0/24");
     assert.deepEqual(ip.calls, [`addr add 192.168.77.1/24 dev ${BRIDGE}`, `link set dev ${BRIDGE} up`]);
+  });
+
+  it("uses the bridge another provider object on the same state folder made at the same moment", async () => {
+    const calls: string[] = [];
+    let listings = 0;
+    const racing = (args: string[]): Promise<string> => {
+      if (args[0] === "-j") {
+        const madeMeanwhile = listings++ > 0 ? [{ ifname: BRIDGE, mtu: 9000, addr_info: [{ family: "inet", local: "10.230.1.1", prefixlen: 24 }] }] : [];
+        return Promise.resolve(JSON.stringify(madeMeanwhile));
+      }
+      calls.push(args.join(" "));
+      return args[1] === "add" ? Promise.reject(new Error("RTNETLINK answers: File exists")) : Promise.resolve("");
+    };
+    const { subnet, created } = await new LocalVpc(STATE_DIR, undefined, racing).ensure();
+    assert.deepEqual([formatSubnet(subnet), created], ["10.230.1.0/24", false]);
+    assert.deepEqual(calls, [`link add name ${BRIDGE} mtu 9000 type bridge`, `link set dev ${BRIDGE} up`]);
+    await assert.rejects(new LocalVpc(STATE_DIR, undefined, fakeFailing).ensure(), /Operation not permitted/);
   });
 
   it("refuses a fixed subnet other than the one the existing bridge has", async () => {

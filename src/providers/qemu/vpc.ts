@@ -30,25 +30,34 @@ export class LocalVpc {
   async ensure(): Promise<{ subnet: number; created: boolean }> {
     const interfaces = await hostInterfaces(this.ip);
     const own = interfaces.find((entry) => entry.name === this.bridge);
-    const address = own?.ipv4[0];
-    if (address !== undefined) {
-      const subnet = subnetOf(address);
-      if (this.subnet !== undefined && subnet !== this.subnet) {
-        throw new ProviderError("invalid", `bridge ${this.bridge} has ${formatSubnet(subnet)} while vpcSubnet asks for ${formatSubnet(this.subnet)}; it changes once no VM of this provider runs and the provider has closed`);
-      }
-      await this.ip(ipArgs.up(this.bridge));
-      return { subnet, created: false };
-    }
+    if (own?.ipv4[0] !== undefined) return { subnet: await this.#useExisting(own.ipv4[0]), created: false };
     const others = interfaces.filter((entry) => entry.name !== this.bridge).flatMap((entry) => entry.ipv4);
     const subnet = this.subnet ?? derivedSubnet(this.#hash, others);
-    // A bridge without an address is what a crash between these steps left.
-    if (!own) {
-      await this.ip(ipArgs.addBridge(this.bridge, VPC_MTU));
-      await this.ip(ipArgs.label(this.bridge, this.#label));
+    try {
+      // A bridge without an address is what a crash between these steps left.
+      if (!own) {
+        await this.ip(ipArgs.addBridge(this.bridge, VPC_MTU));
+        await this.ip(ipArgs.label(this.bridge, this.#label));
+      }
+      await this.ip(ipArgs.addAddress(this.bridge, bridgeAddress(subnet)));
+    } catch (error) {
+      // Another provider object on the same state folder may have made it at the same moment.
+      const address = (await hostInterfaces(this.ip)).find((entry) => entry.name === this.bridge)?.ipv4[0];
+      if (address === undefined) throw error;
+      return { subnet: await this.#useExisting(address), created: false };
     }
-    await this.ip(ipArgs.addAddress(this.bridge, bridgeAddress(subnet)));
     await this.ip(ipArgs.up(this.bridge));
     return { subnet, created: true };
+  }
+
+  /** The subnet of the bridge that has `address`, brought up; a fixed subnet must be that one. */
+  async #useExisting(address: string): Promise<number> {
+    const subnet = subnetOf(address);
+    if (this.subnet !== undefined && subnet !== this.subnet) {
+      throw new ProviderError("invalid", `bridge ${this.bridge} has ${formatSubnet(subnet)} while vpcSubnet asks for ${formatSubnet(this.subnet)}; it changes once no VM of this provider runs and the provider has closed`);
+    }
+    await this.ip(ipArgs.up(this.bridge));
+    return subnet;
   }
 
   /** Puts a VM's tap on the bridge. */
