@@ -183,6 +183,21 @@ describe("qemu provider: real pod VMs", function () {
     assert.deepEqual((await hostInterfaces()).filter((entry) => taps.has(entry.name)), []);
   });
 
+  it("network: user gives a VM qemu's user-mode network: its agent at a forwarded loopback port, no private IP, no tap", async () => {
+    const user = await newProvider({ network: "user" });
+    const created = await user.create(spec("u6"));
+    const ready = await waitFor(async () => {
+      const current = await user.get(created.id);
+      return current?.ready && current;
+    }, { timeoutMs: BOOT_TIMEOUT_MS, message: `VM ${created.id} ready`, intervalMs: 100 });
+    assert.match(ready.agentEndpoint ?? "", /^tcp:127\.0\.0\.1:\d+$/);
+    assert.equal(ready.privateIp, undefined);
+    assert.equal((await agentHealth(ready.agentEndpoint!)).instance_id, ready.id);
+    assert.equal(await hostInterface(tapName(ready.id)), undefined);
+    assert.match((await user.health()).message ?? "", /; network: user-mode \(set in the settings\)$/);
+    await user.delete(ready.id);
+  });
+
   it("keeps the bridge while a provider closes with VMs alive, removes it once none is left", async function () {
     if (!vpc) this.skip(); // no bridge in user mode
     const running = await provider.create(spec("u5"));
