@@ -84,6 +84,8 @@ describe("peerpods-agent: containers with runc inside a real pod VM", function (
   after(async function () {
     this.timeout(60_000);
     if (vm) await provider.delete(vm.id);
+    // With no VM left, closing removes the provider's VPC bridge.
+    await provider?.close();
     assert.deepEqual(await processesMentioning(`${dir}/`), [], "no qemu process left");
     if (measured.length > 0) console.log(`      ${measured.join("; ")}`);
   });
@@ -94,6 +96,9 @@ describe("peerpods-agent: containers with runc inside a real pod VM", function (
     assert.deepEqual(result.stdout.split("\n"), [kernel, String(VM_VCPUS), ""]);
     assert.notEqual(kernel, release(), "the image's kernel is not the host's (else the check means nothing)");
     assert.equal(result.exitCode, 0);
+    const modules = (await readManifest(defaultImageDir()))!.modules;
+    assert.ok(modules.includes("vxlan"), `the image carries vxlan for the pod network's tunnels: ${modules.join(", ")}`);
+    assert.doesNotMatch(await readFile(join(dir, "state", "qemu", vm.id, VM_FILES.console), "utf8"), /cannot load/, "every module of the image loaded");
     measured.push(`create → first output ${result.timings.firstOutputMs} ms (rootfs upload ${result.timings.uploadMs} ms)`);
   });
 
@@ -119,6 +124,19 @@ describe("peerpods-agent: containers with runc inside a real pod VM", function (
     const client = await ran(["run", "-id", "client", "-rootfs", rootfs, "--", "sh", "-c", "for i in 1 2 3 4 5 6 7 8 9 10; do nc 127.0.0.1 8080 && exit 0; sleep 0.5; done; exit 1"]);
     assert.deepEqual([client.stdout, client.exitCode], ["from the server container\n", 0]);
     assert.equal((await health()).containers, 5, "facts, exit3, app, server, client and nothing else");
+  });
+
+  it("the VM's NIC: on the VPC its private IP, MTU 9000 and no default route; in user mode qemu's address and gateway", async () => {
+    const result = await ran(["run", "-id", "net", "-rootfs", rootfs, "--", "sh", "-c", "ip -4 -o addr show dev eth0; ip link show dev eth0; ip route"]);
+    await ran(["delete", "-id", "net"]);
+    if (vm.privateIp !== undefined) {
+      assert.ok(result.stdout.includes(` inet ${vm.privateIp}/24 `), result.stdout);
+      assert.match(result.stdout, / mtu 9000 /);
+      assert.doesNotMatch(result.stdout, /^default /m);
+    } else {
+      assert.ok(result.stdout.includes(" inet 10.0.2.15/24 "), result.stdout);
+      assert.match(result.stdout, /^default via 10\.0\.2\.2 /m);
+    }
   });
 
   it("serves only clients with a certificate from the cluster's agent CA, logging each refusal in the VM; the node accepts only this VM", async () => {

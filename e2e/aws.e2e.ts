@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { Writable } from "node:stream";
 import { CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesObject, type V1Pod } from "@kubernetes/client-node";
 import {
+  CreateSecurityGroupCommand,
   DescribeImagesCommand,
   DescribeInstanceAttributeCommand,
   DescribeInstancesCommand,
@@ -100,11 +101,20 @@ describe("aws provider against moto_server", function () {
     return output.Reservations?.[0]?.Instances?.[0] ?? assert.fail(`moto has no instance ${id}`);
   }
 
-  it("creates an instance with the pod's tags, instance type, root volume and cloud-init user data", async () => {
-    const aws = await provider({ extraTags: { team: "platform" }, rootVolumeGiB: 20 });
+  it("creates an instance with the pod's tags, instance type, security groups, root volume and cloud-init user data, reporting its private IP", async () => {
+    // The pod VMs' groups let the nodes in on the agent port and UDP 4789 (VXLAN); every instance gets them.
+    const vpcId = (await ec2.send(new DescribeSubnetsCommand({ SubnetIds: [subnets[0]!.id] }))).Subnets?.[0]?.VpcId;
+    const groupIds = await Promise.all(
+      ["peerpods-pod-vms", "peerpods-extra"].map(async (GroupName) => (await ec2.send(new CreateSecurityGroupCommand({ GroupName, Description: GroupName, VpcId: vpcId }))).GroupId ?? assert.fail("no group id")),
+    );
+    const aws = await provider({ extraTags: { team: "platform" }, rootVolumeGiB: 20, securityGroupIds: groupIds });
     const created = await aws.create(spec("uid-create"));
     assert.match(created.id, /^i-/);
     const instance = await describe(created.id);
+    assert.deepEqual(instance.SecurityGroups?.map((group) => group.GroupId).sort(), [...groupIds].sort());
+    assert.match(instance.PrivateIpAddress ?? "", /^\d+\.\d+\.\d+\.\d+$/);
+    assert.equal(created.privateIp, instance.PrivateIpAddress);
+    assert.equal(created.agentEndpoint, `tcp:${instance.PrivateIpAddress}:15150`);
     assert.equal(instance.InstanceType, "t3.small");
     assert.equal(instance.ImageId, imageId);
     const tags = Object.fromEntries((instance.Tags ?? []).map((tag) => [tag.Key, tag.Value]));
@@ -135,8 +145,8 @@ describe("aws provider against moto_server", function () {
     const seen = await aws.get(first.id);
     assert.equal(seen?.state, "running");
     assert.equal(seen?.ready, true);
-    assert.match(seen?.address ?? "", /^\d+\.\d+\.\d+\.\d+$/);
-    assert.equal(seen?.agentEndpoint, `tcp:${seen?.address}:15150`);
+    assert.match(seen?.privateIp ?? "", /^\d+\.\d+\.\d+\.\d+$/);
+    assert.equal(seen?.agentEndpoint, `tcp:${seen?.privateIp}:15150`);
     assert.equal(seen?.name, "peerpod-uid-twice");
     proxy.reset();
     const second = await aws.create(spec("uid-twice"));

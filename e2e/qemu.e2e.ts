@@ -1,10 +1,13 @@
 import assert from "node:assert/strict";
 import { readdir, readFile, rm, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig, type KubernetesObject, type V1Pod } from "@kubernetes/client-node";
 import { pino } from "pino";
 import type { InstanceType } from "../src/policy/schema.js";
 import { createProvider } from "../src/providers/factory.js";
+import { hostInterfaces, type HostInterface } from "../src/providers/qemu/ip.js";
+import { chooseNetwork, vpcSupport } from "../src/providers/qemu/network-mode.js";
+import { bridgeName, tapName, VPC_MTU } from "../src/providers/qemu/vpc-addressing.js";
 import { TAG, type Instance, type InstanceSpec, type Provider, type ProviderError } from "../src/providers/types.js";
 import { VM_READY_CONDITION } from "../src/kube/annotations.js";
 import { withAgent, type AgentHealth } from "../src/runtime/agent-client.js";
@@ -29,29 +32,45 @@ function spec(uid: string, userData: object = {}): InstanceSpec {
   };
 }
 
-/** What the VM's agent says of itself, asked on its `tcp:127.0.0.1:PORT` endpoint. */
+/** What the VM's agent says of itself, asked on its endpoint (its private IP on the VPC, a forwarded port in user mode). */
 function agentHealth(endpoint: string): Promise<AgentHealth> {
   return withAgent(endpoint, (agent) => agent.health());
+}
+
+/** The host's interface named `name`, if there is one. */
+async function hostInterface(name: string): Promise<HostInterface | undefined> {
+  return (await hostInterfaces()).find((entry) => entry.name === name);
 }
 
 describe("qemu provider: real pod VMs", function () {
   this.timeout(BOOT_TIMEOUT_MS * 2);
   let stateDir: string;
   const log = pino({ level: process.env.E2E_LOG_LEVEL ?? "silent" });
-  const newProvider = (settings: Record<string, unknown> = {}): Promise<Provider> => createProvider({ name: "qemu", qemu: settings }, { clusterId: CLUSTER, stateDir, log });
+  const providers: Provider[] = [];
+  const newProvider = async (settings: Record<string, unknown> = {}): Promise<Provider> => {
+    const created = await createProvider({ name: "qemu", qemu: settings }, { clusterId: CLUSTER, stateDir, log });
+    providers.push(created);
+    return created;
+  };
   let provider: Provider;
   let booted: Instance[] = [];
+  /** This host runs the VMs on the provider's VPC (root, /dev/net/tun, ip), as the provider's `auto` decides. */
+  let vpc: boolean;
+  let bridge: string;
 
   before(async () => {
     // Short: unix socket paths in the VM folders must stay under 108 bytes.
     stateDir = trackedTempDir("pp-qemu-");
     provider = await newProvider();
+    vpc = chooseNetwork("auto", await vpcSupport()).mode === "vpc";
+    bridge = bridgeName(resolve(stateDir));
   });
 
   after(async () => {
-    // Whatever happened above, leave no VM behind.
+    // Whatever happened above, leave no VM behind, and no bridge: closing providers with no VM left removes it.
     for (const pid of await processesMentioning(`${stateDir}/`)) process.kill(pid, "SIGKILL");
     await rm(stateDir, { recursive: true, force: true });
+    await Promise.all(providers.map((created) => created.close()));
   });
 
   it("is healthy: binary, image and a probe boot", async () => {
@@ -61,6 +80,7 @@ describe("qemu provider: real pod VMs", function () {
     }, { timeoutMs: BOOT_TIMEOUT_MS, message: "the probe boot", intervalMs: 200 });
     assert.equal(health.healthy, true, health.message);
     assert.match(health.message ?? "", /^(kvm|tcg)\/(microvm|q35): probe VM ready/);
+    assert.match(health.message ?? "", vpc ? new RegExp(`; network: vpc \\(bridge ${bridge}\\)$`) : /; network: user-mode \(auto: /);
   });
 
   it("boots three VMs at once and each reports ready and answers on its agent port", async () => {
@@ -78,10 +98,28 @@ describe("qemu provider: real pod VMs", function () {
     );
     for (const instance of booted) {
       assert.equal(instance.state, "running");
-      assert.match(instance.agentEndpoint ?? "", /^tcp:127\.0\.0\.1:\d+$/);
+      assert.match(instance.agentEndpoint ?? "", vpc ? /^tcp:10\.(22[4-9]|23\d)\.\d+\.\d+:1024$/ : /^tcp:127\.0\.0\.1:\d+$/);
       const health = await agentHealth(instance.agentEndpoint!);
       assert.equal(health.ready, true);
       assert.equal(health.instance_id, instance.id, "the endpoint reaches this VM's agent");
+    }
+  });
+
+  it("puts each VM on the provider's VPC: its tap on the bridge, MTU 9000, a private IP of its own the host reaches", async function () {
+    if (!vpc) this.skip(); // user mode on this host: the test above reached the agents through forwarded ports
+    const ips = booted.map((instance) => instance.privateIp);
+    assert.equal(new Set(ips).size, 3, `three addresses: ${ips.join(", ")}`);
+    const ownBridge = await hostInterface(bridge);
+    assert.equal(ownBridge?.mtu, VPC_MTU);
+    const [gateway] = ownBridge?.ipv4 ?? [];
+    assert.match(gateway ?? "", /\.1\/24$/, "the bridge has the subnet's first address");
+    for (const instance of booted) {
+      assert.equal(instance.privateIp?.split(".").slice(0, 3).join("."), gateway!.split(".").slice(0, 3).join("."), "the VM's address is in the bridge's subnet");
+      const tap = await hostInterface(tapName(instance.id));
+      assert.deepEqual([tap?.master, tap?.mtu], [bridge, VPC_MTU], `tap of ${instance.id}`);
+      const record = JSON.parse(await readFile(join(stateDir, "qemu", instance.id, "instance.json"), "utf8")) as Record<string, unknown>;
+      assert.deepEqual([record.network, record.privateIp, record.hostPort], ["vpc", instance.privateIp, undefined]);
+      assert.equal((await agentHealth(`tcp:${instance.privateIp}:1024`)).instance_id, instance.id, "the agent answers at the VM's private IP");
     }
   });
 
@@ -130,15 +168,46 @@ describe("qemu provider: real pod VMs", function () {
     assert.equal(seen.ready, false);
   });
 
-  it("deletes every VM, each by two calls at once, and leaves no qemu process and no state", async () => {
+  it("deletes every VM, each by two calls at once, and leaves no qemu process, no tap and no state", async () => {
     const listed = await provider.list({});
     assert.equal(listed.length, 3);
+    const alive = listed.find((instance) => instance.state !== "terminated")!;
+    if (vpc) assert.equal((await hostInterface(tapName(alive.id)))?.master, bridge, "a live VM's tap is there before the delete");
     await Promise.all(listed.flatMap((i) => [provider.delete(i.id), provider.delete(i.id)]));
     assert.deepEqual(await provider.list({}), []);
     assert.equal(await provider.get(listed[0]!.id), undefined);
     await provider.delete(listed[0]!.id);
     assert.deepEqual(await readdir(join(stateDir, "qemu")), []);
     assert.deepEqual(await processesMentioning(`${stateDir}/`), []);
+    const taps = new Set(listed.map((instance) => tapName(instance.id)));
+    assert.deepEqual((await hostInterfaces()).filter((entry) => taps.has(entry.name)), []);
+  });
+
+  it("network: user gives a VM qemu's user-mode network: its agent at a forwarded loopback port, no private IP, no tap", async () => {
+    const user = await newProvider({ network: "user" });
+    const created = await user.create(spec("u6"));
+    const ready = await waitFor(async () => {
+      const current = await user.get(created.id);
+      return current?.ready && current;
+    }, { timeoutMs: BOOT_TIMEOUT_MS, message: `VM ${created.id} ready`, intervalMs: 100 });
+    assert.match(ready.agentEndpoint ?? "", /^tcp:127\.0\.0\.1:\d+$/);
+    assert.equal(ready.privateIp, undefined);
+    assert.equal((await agentHealth(ready.agentEndpoint!)).instance_id, ready.id);
+    assert.equal(await hostInterface(tapName(ready.id)), undefined);
+    assert.match((await user.health()).message ?? "", /; network: user-mode \(set in the settings\)$/);
+    await user.delete(ready.id);
+  });
+
+  it("keeps the bridge while a provider closes with VMs alive, removes it once none is left", async function () {
+    if (!vpc) this.skip(); // no bridge in user mode
+    const running = await provider.create(spec("u5"));
+    const holder = await newProvider();
+    await holder.close();
+    assert.ok(await hostInterface(bridge), "a VM still runs on the bridge");
+    await provider.delete(running.id);
+    assert.ok(await hostInterface(bridge), "deleting the last VM leaves the bridge to the provider's close");
+    await Promise.all(providers.map((created) => created.close()));
+    assert.equal(await hostInterface(bridge), undefined);
   });
 });
 
@@ -194,6 +263,8 @@ describe("qemu provider on the local control plane: peer pods get real VMs and b
     this.timeout(120_000);
     for (const instance of provider ? await provider.list({}).catch(() => []) : []) await provider.delete(instance.id).catch(() => undefined);
     await peerpods?.kill();
+    // peerpods was killed and closed nothing: this provider's close removes the VPC bridge the VMs left.
+    await provider?.close();
     await core.deleteNamespace({ name: NAMESPACE }).catch(() => undefined);
     await core.deleteNode({ name: NODE }).catch(() => undefined);
     await removeWebhookConfigs(admin, webhookConfig);

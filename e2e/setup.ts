@@ -6,7 +6,7 @@
 import type { Context } from "mocha";
 import { startCluster, type Cluster } from "./cluster/cluster.js";
 import { tail } from "./cluster/process.js";
-import { stopLeftoverVms } from "./support/leftovers.js";
+import { removeLeftoverBridges, stopLeftoverVms } from "./support/leftovers.js";
 import { peerpodsStartedSince, runningPeerpods } from "./support/peerpods.js";
 
 let current: Cluster | undefined;
@@ -46,6 +46,8 @@ export const mochaHooks = {
     try {
       const leftovers = await stopLeftoverVms();
       if (leftovers.length > 0) console.error(`  e2e: stopped ${leftovers.length} qemu VMs left behind by failed suites: ${leftovers.map((vm) => vm.dir).join(", ")}`);
+      const bridges = removeLeftoverBridges();
+      if (bridges.length > 0) console.error(`  e2e: removed qemu VPC bridges left behind by failed suites: ${bridges.join(", ")}`);
     } finally {
       await current?.stop();
       current = undefined;

@@ -129,6 +129,8 @@ describe("warm pool: pre-booted qemu VMs claimed by peer pods (worker on the loc
     for (const instance of provider ? await provider.list({ [TAG.cluster]: CLUSTER_ID }).catch(() => []) : []) await provider.delete(instance.id).catch(() => undefined);
     // Whatever happened above, leave no VM behind.
     for (const pid of dir ? await processesMentioning(`${dir}/`) : []) process.kill(pid, "SIGKILL");
+    // peerpods was killed and closed nothing: with no VM left, this provider's close removes the VPC bridge.
+    await provider?.close();
     await core.deleteNode({ name: NODE }).catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });
   });

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { qemuArgs, type LaunchSpec } from "../../src/providers/qemu/args.js";
-import { leftoverVms, processGroupOf, vmDirOf, type ProcessInfo } from "./leftovers.js";
+import { leftoverBridges, leftoverVms, processGroupOf, vmDirOf, type ProcessInfo } from "./leftovers.js";
 
 const launch = (dir: string): string[] =>
   qemuArgs({
@@ -11,10 +11,9 @@ const launch = (dir: string): string[] =>
     machine: "microvm",
     vcpus: 1,
     memoryMiB: 256,
-    hostPort: 40123,
+    nic: { mode: "user", hostPort: 40123, isolate: true },
     agentPort: 1024,
     heartbeatSeconds: 5,
-    isolateNetwork: true,
     tscKhz: 2_200_000,
     workload: true,
   } satisfies LaunchSpec);
@@ -66,5 +65,19 @@ describe("leftover qemu VMs of an e2e run", () => {
     assert.equal(processGroupOf("4242 (qemu-system-x86) S 1 4242 4242 0 -1 4194560 0 0"), 4242);
     assert.equal(processGroupOf("77 (a (b) c) R 12 70 70 0"), 70);
     assert.equal(processGroupOf("garbage"), undefined);
+  });
+});
+
+describe("leftover qemu VPC bridges of an e2e run", () => {
+  it("finds the bridges whose label names a state folder under a tracked folder, and only those", () => {
+    const bridges = [
+      { name: "ppvpc-aaaaaa", label: "peerpods qemu VPC of /tmp/pp-qemu-AbC123" },
+      { name: "ppvpc-bbbbbb", label: "peerpods qemu VPC of /tmp/qemu-e2e-x/state" },
+      { name: "ppvpc-cccccc", label: "peerpods qemu VPC of /tmp/pp-qemu-AbC1234" },
+      { name: "ppvpc-dddddd", label: "peerpods qemu VPC of /var/lib/peerpods" },
+      { name: "docker0" },
+    ];
+    assert.deepEqual(leftoverBridges(bridges, ["/tmp/pp-qemu-AbC123", "/tmp/qemu-e2e-x/"]), ["ppvpc-aaaaaa", "ppvpc-bbbbbb"]);
+    assert.deepEqual(leftoverBridges(bridges, []), []);
   });
 });

@@ -1,13 +1,17 @@
 /**
  * qemu VMs are detached on purpose (they outlive peerpods like cloud instances), so a suite that
- * fails before its teardown leaves them running. Suites create the folders VMs live under with
- * `trackedTempDir`; the root hooks stop whatever VM is still running under one of them, and only
- * those: other e2e runs on the machine keep theirs.
+ * fails before its teardown leaves them running, and their VPC bridge. Suites create the folders VMs
+ * live under with `trackedTempDir`; the root hooks stop whatever VM is still running under one of
+ * them and remove the bridges of state folders under them, and only those: other e2e runs on the
+ * machine keep theirs.
  */
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { VM_FILES } from "../../src/providers/qemu/args.js";
+import { ipArgs, parseBridges } from "../../src/providers/qemu/ip.js";
+import { labelledStateDir } from "../../src/providers/qemu/vpc-addressing.js";
 import { isVmProcessAlive, killGroup } from "../../src/providers/qemu/process.js";
 import { atExit } from "../cluster/process.js";
 import { waitFor } from "./wait.js";
@@ -54,6 +58,15 @@ export function leftoverVms(processes: ProcessInfo[], roots: Iterable<string>): 
   return [...byTarget.values()];
 }
 
+/** The qemu VPC bridges (of `ip -j link show type bridge`) whose state folder lies under any of `roots`. */
+export function leftoverBridges(bridges: { name: string; label?: string }[], roots: Iterable<string>): string[] {
+  const prefixes = [...roots].map((root) => `${root.replace(/\/+$/, "")}/`);
+  return bridges.filter(({ label }) => {
+    const stateDir = label === undefined ? undefined : labelledStateDir(label);
+    return stateDir !== undefined && prefixes.some((prefix) => `${stateDir}/`.startsWith(prefix));
+  }).map(({ name }) => name);
+}
+
 /** The process group in a /proc/<pid>/stat line (the fifth field; the command name may hold spaces and parentheses). */
 export function processGroupOf(stat: string): number | undefined {
   const pgid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]);
@@ -76,6 +89,7 @@ export function trackedTempDir(prefix: string): string {
 
 function stopVmsAndRemoveFolders(): void {
   killVms(leftoversNow());
+  removeLeftoverBridges();
   for (const root of roots) rmSync(root, { recursive: true, force: true, maxRetries: 3 });
 }
 
@@ -88,6 +102,16 @@ export async function stopLeftoverVms(timeoutMs = 10_000): Promise<LeftoverVm[]>
     message: `leftover qemu VMs to exit: ${vms.map((vm) => vm.dir).join(", ")}`,
   });
   return vms;
+}
+
+/** Removes the VPC bridges of state folders under a tracked folder; returns their names. None where `ip` cannot list bridges. */
+export function removeLeftoverBridges(): string[] {
+  if (roots.size === 0) return [];
+  const listed = spawnSync("ip", ipArgs.bridges(), { encoding: "utf8" });
+  if (listed.status !== 0) return [];
+  const names = leftoverBridges(parseBridges(listed.stdout), roots);
+  for (const name of names) spawnSync("ip", ipArgs.remove(name));
+  return names;
 }
 
 function leftoversNow(): LeftoverVm[] {

@@ -61,7 +61,7 @@ describe("policy schema", () => {
   it("validates each provider's settings block as part of the policy, with defaults filled in", () => {
     const good = parsePolicy({ provider: { name: "qemu", qemu: { maxVMs: 4 } } });
     assert.ok(good.ok);
-    assert.deepEqual(good.spec.provider.qemu, { binary: "qemu-system-x86_64", accelerator: "auto", machine: "auto", maxVMs: 4, heartbeatSeconds: 5, agentPort: 1024, isolateNetwork: true, probeTimeoutSeconds: 90 });
+    assert.deepEqual(good.spec.provider.qemu, { binary: "qemu-system-x86_64", accelerator: "auto", machine: "auto", maxVMs: 4, heartbeatSeconds: 5, agentPort: 1024, network: "auto", isolateNetwork: true, probeTimeoutSeconds: 90 });
     const bad = parsePolicy({ apiVersion: "peerpods.io/v1alpha1", kind: "PeerPodPolicy", spec: { provider: { qemu: { maxVMs: -1, binaryy: "qemu" }, aws: { region: "Europe", imageId: "ami-1" }, sim: { errorRate: 2 } } } });
     assert.deepEqual(bad.ok ? [] : bad.errors.map((e) => e.path).sort(), ["spec.provider.aws.region", "spec.provider.qemu", "spec.provider.qemu.maxVMs", "spec.provider.sim.errorRate"]);
   });

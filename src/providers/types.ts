@@ -64,8 +64,12 @@ export interface Instance {
   instanceType: string;
   tags: Tags;
   createdAt: Date;
-  /** Private address of the VM, where it has one. */
-  address?: string;
+  /**
+   * The VM's private IPv4 address, the one the node reaches it at (the pod network's tunnels end
+   * there): a cloud VM's private IP, a qemu VM's address on the provider's bridge. Absent where the
+   * VM has none of its own (qemu user-mode network: its agent is reached through a forwarded port).
+   */
+  privateIp?: string;
   /** Where the agent in the VM can be reached: `unix:/path` or `tcp:host:port`. */
   agentEndpoint?: string;
   zone?: string;

@@ -22,7 +22,7 @@ describe("aws instance mapping", () => {
     assert.deepEqual(["pending", "running", "stopped", "shutting-down"].map((state) => isLive(withState(state))), [true, true, false, false]);
   });
 
-  it("maps a running instance with its address, agent endpoint, zone and tags", () => {
+  it("maps a running instance with its private IP, agent endpoint, zone and tags", () => {
     assert.deepEqual(toInstance(withState("running", { PrivateIpAddress: "10.1.2.3" }), { agentPort: 15150 }), {
       id: "i-1",
       name: "vm-a",
@@ -31,7 +31,7 @@ describe("aws instance mapping", () => {
       instanceType: "m5.large",
       tags: { Name: "vm-a", "peerpods.io/pod-uid": "uid-a" },
       createdAt: new Date("2026-02-03T04:05:06Z"),
-      address: "10.1.2.3",
+      privateIp: "10.1.2.3",
       agentEndpoint: "tcp:10.1.2.3:15150",
       zone: "eu-west-1b",
       image: "ami-0123456789abcdef0",

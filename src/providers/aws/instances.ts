@@ -48,7 +48,7 @@ export function toInstance(instance: Ec2Instance, options: MapOptions): Instance
   const tags = tagsOf(instance);
   const state = mapState(instance.State?.Name);
   const id = instance.InstanceId ?? "";
-  const address = instance.PrivateIpAddress;
+  const privateIp = instance.PrivateIpAddress;
   const zone = instance.Placement?.AvailabilityZone;
   const message = stateMessage(instance, state);
   return {
@@ -59,7 +59,7 @@ export function toInstance(instance: Ec2Instance, options: MapOptions): Instance
     instanceType: instance.InstanceType ?? "",
     tags,
     createdAt: instance.LaunchTime ?? new Date(0),
-    ...(address && { address, agentEndpoint: `tcp:${address}:${options.agentPort}` }),
+    ...(privateIp && { privateIp, agentEndpoint: `tcp:${privateIp}:${options.agentPort}` }),
     ...(zone && { zone }),
     ...(instance.ImageId && { image: instance.ImageId }),
     ...(message && { message }),

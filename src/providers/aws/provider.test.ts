@@ -86,7 +86,7 @@ describe("AwsProvider (stubbed EC2)", () => {
     ec2.on(DescribeInstancesCommand, { InstanceIds: ["i-1"] }).resolves({ Reservations: [{ Instances: [running] }] });
     ec2.on(DescribeInstanceStatusCommand).resolves({ InstanceStatuses: [{ InstanceId: "i-1", InstanceStatus: { Status: "initializing" }, SystemStatus: { Status: "ok" } }] });
     const initializing = await aws.get("i-1");
-    assert.deepEqual([initializing?.state, initializing?.ready, initializing?.address], ["running", false, "10.0.0.7"]);
+    assert.deepEqual([initializing?.state, initializing?.ready, initializing?.privateIp], ["running", false, "10.0.0.7"]);
 
     ec2.on(DescribeInstanceStatusCommand).resolves({ InstanceStatuses: [{ InstanceId: "i-1", InstanceStatus: { Status: "ok" }, SystemStatus: { Status: "ok" } }] });
     assert.equal((await aws.get("i-1"))?.ready, true);

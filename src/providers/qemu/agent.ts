@@ -7,14 +7,14 @@ import { ProviderError, type Tags } from "../types.js";
 import { workloadScript } from "./workload.js";
 
 /**
- * Hands a pod's data (and the workload it implies, if any) to the booted VM `vm.id` whose agent is
- * forwarded to `vm.port` (over mutual TLS with the VM its tags name, where the node has an agent CA). Only the pod that recorded the claim hands data over, so a workload already
+ * Hands a pod's data (and the workload it implies, if any) to the booted VM `vm.id` whose agent
+ * answers at `vm.endpoint` (over mutual TLS with the VM its tags name, where the node has an agent CA). Only the pod that recorded the claim hands data over, so a workload already
  * started is its own (a retry after a crash) and not a refusal.
  */
-export async function handOverPodData(vm: { id: string; port: number; tags: Tags }, userData: string, agentTls: AgentTls | undefined): Promise<void> {
+export async function handOverPodData(vm: { id: string; endpoint: string; tags: Tags }, userData: string, agentTls: AgentTls | undefined): Promise<void> {
   const workload = workloadScript(userData);
   try {
-    await withAgent(await agentTarget(`tcp:127.0.0.1:${vm.port}`, vm.tags, agentTls), async (agent) => {
+    await withAgent(await agentTarget(vm.endpoint, vm.tags, agentTls), async (agent) => {
       await agent.setUserData(userData);
       if (workload !== undefined) await agent.startWorkload(workload).catch(unlessAlreadyStarted);
     });

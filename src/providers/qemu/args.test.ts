@@ -9,16 +9,17 @@ const spec: LaunchSpec = {
   machine: "microvm",
   vcpus: 2,
   memoryMiB: 1024,
-  hostPort: 40123,
+  nic: { mode: "user", hostPort: 40123, isolate: true },
   agentPort: 1024,
   heartbeatSeconds: 5,
-  isolateNetwork: true,
   tscKhz: 2_200_000,
   workload: false,
 };
 
 /** The value after each occurrence of `flag`. */
 const values = (args: string[], flag: string): string[] => args.flatMap((arg, i) => (arg === flag ? [args[i + 1]!] : []));
+
+const vpcSpec: LaunchSpec = { ...spec, nic: { mode: "vpc", tap: "ppvm-0123456789", address: "10.224.7.2/24", mac: "02:01:23:45:67:89", mtu: 9000 } };
 
 describe("qemuArgs", () => {
   it("maps the instance type to -smp and -m and the platform to -machine, -accel and -cpu", () => {
@@ -41,7 +42,12 @@ describe("qemuArgs", () => {
 
   it("forwards a loopback port to the agent, isolated unless told otherwise", () => {
     assert.deepEqual(values(qemuArgs(spec), "-netdev"), ["user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:40123-:1024"]);
-    assert.deepEqual(values(qemuArgs({ ...spec, isolateNetwork: false }), "-netdev"), ["user,id=net0,hostfwd=tcp:127.0.0.1:40123-:1024"]);
+    assert.deepEqual(values(qemuArgs({ ...spec, nic: { mode: "user", hostPort: 40123, isolate: false } }), "-netdev"), ["user,id=net0,hostfwd=tcp:127.0.0.1:40123-:1024"]);
+  });
+
+  it("on the VPC gives the VM a tap of its own that qemu makes and removes, without scripts", () => {
+    assert.deepEqual(values(qemuArgs(vpcSpec), "-netdev"), ["tap,id=net0,ifname=ppvm-0123456789,script=no,downscript=no"]);
+    assert.ok(values(qemuArgs(vpcSpec), "-device").includes("virtio-net-device,netdev=net0,mac=02:01:23:45:67:89"), "a MAC of its own on the shared bridge");
   });
 
   it("uses virtio-mmio devices on microvm and virtio-pci on q35", () => {
@@ -63,6 +69,12 @@ describe("kernelCommandLine", () => {
   it("carries the TSC rate and the agent settings", () => {
     const words = kernelCommandLine(spec).split(" ");
     for (const word of ["console=ttyS0", "tsc_early_khz=2200000", "tsc=reliable", "peerpods.id=vm-0123456789", "peerpods.agent_port=1024", "peerpods.heartbeat=5"]) assert.ok(words.includes(word), word);
+  });
+
+  it("gives a VPC VM its address and MTU, and a user-mode VM neither (the guest takes qemu's default)", () => {
+    const words = kernelCommandLine(vpcSpec).split(" ");
+    assert.ok(words.includes("peerpods.ip=10.224.7.2/24") && words.includes("peerpods.mtu=9000"), words.join(" "));
+    assert.doesNotMatch(kernelCommandLine(spec), /peerpods\.(ip|mtu)=/);
   });
 
   it("turns PCI off on microvm only and mitigations off under TCG only", () => {

@@ -15,6 +15,26 @@ export const VM_FILES = {
   stopping: "stopping",
 } as const;
 
+/** The VM's NIC: qemu's user-mode network with the agent port forwarded, or a tap on the provider's VPC bridge. */
+export type NicSpec =
+  | {
+      mode: "user";
+      /** 127.0.0.1 port forwarded to the agent port in the VM. */
+      hostPort: number;
+      /** `restrict=on`: the VM reaches nothing outside itself. */
+      isolate: boolean;
+    }
+  | {
+      mode: "vpc";
+      /** The tap qemu makes (and removes when it exits); the provider puts it on the bridge. */
+      tap: string;
+      /** The VM's address with the subnet's prefix (`10.224.7.2/24`). */
+      address: string;
+      /** The NIC's MAC: VMs on one bridge need their own. */
+      mac: string;
+      mtu: number;
+    };
+
 export interface LaunchSpec {
   id: string;
   dir: string;
@@ -23,11 +43,9 @@ export interface LaunchSpec {
   machine: Machine;
   vcpus: number;
   memoryMiB: number;
-  /** 127.0.0.1 port forwarded to the agent port in the VM. */
-  hostPort: number;
+  nic: NicSpec;
   agentPort: number;
   heartbeatSeconds: number;
-  isolateNetwork: boolean;
   /** The host's TSC rate: TCG guests fail to calibrate it under load and stall at boot without it. */
   tscKhz: number;
   /** Adds the `peerpods.workload` port whose output lands in workload.log. */
@@ -55,6 +73,7 @@ export function kernelCommandLine(spec: LaunchSpec): string {
     `peerpods.id=${spec.id}`,
     `peerpods.agent_port=${spec.agentPort}`,
     `peerpods.heartbeat=${spec.heartbeatSeconds}`,
+    ...(spec.nic.mode === "vpc" ? [`peerpods.ip=${spec.nic.address}`, `peerpods.mtu=${spec.nic.mtu}`] : []),
   ].join(" ");
 }
 
@@ -81,10 +100,15 @@ export function qemuArgs(spec: LaunchSpec): string[] {
     "-device", device("serial"),
     ...port("status", file(VM_FILES.status)),
     ...(spec.workload ? port("workload", file(VM_FILES.workload)) : []),
-    "-netdev", `user,id=net0${spec.isolateNetwork ? ",restrict=on" : ""},hostfwd=tcp:127.0.0.1:${spec.hostPort}-:${spec.agentPort}`,
-    "-device", `${device("net")},netdev=net0`,
+    "-netdev", netdev(spec.nic, spec.agentPort),
+    "-device", `${device("net")},netdev=net0${spec.nic.mode === "vpc" ? `,mac=${spec.nic.mac}` : ""}`,
     "-qmp", `unix:${file(VM_FILES.qmp)},server=on,wait=off`,
   ];
+}
+
+function netdev(nic: NicSpec, agentPort: number): string {
+  if (nic.mode === "vpc") return `tap,id=net0,ifname=${nic.tap},script=no,downscript=no`;
+  return `user,id=net0${nic.isolate ? ",restrict=on" : ""},hostfwd=tcp:127.0.0.1:${nic.hostPort}-:${agentPort}`;
 }
 
 /** The host TSC rate from /proc/cpuinfo ("cpu MHz : 2199.998"), or `fallback`. */

@@ -12,11 +12,12 @@ const vm = (id: string, overrides: Partial<VmRecord> = {}): VmRecord => ({
   tags: {},
   createdAt: "2026-01-01T00:00:00.000Z",
   pid: 1,
-  hostPort: 40000,
   accelerator: "tcg",
   machine: "microvm",
+  network: "user",
+  hostPort: 40000,
   ...overrides,
-});
+}) as VmRecord;
 
 const spec = (name: string, podUid?: string, memoryMiB = 512): InstanceSpec => ({
   name,

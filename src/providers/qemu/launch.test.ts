@@ -27,6 +27,7 @@ describe("launching a qemu VM", () => {
       userData: "",
       platform: { accelerator: "tcg", machine: "microvm" },
       identity: { name: "pp-u1", instanceType: "small", tags: {} },
+      network: { mode: "user" },
       signal: cancel.signal,
     });
     const pid = await waitForPid(vmDir);

@@ -3,7 +3,7 @@ import { mkdir, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { ProviderError, TAG } from "../types.js";
-import { qemuArgs, VM_FILES, type LaunchSpec } from "./args.js";
+import { qemuArgs, VM_FILES, type LaunchSpec, type NicSpec } from "./args.js";
 import type { PodVmImage } from "./image/load.js";
 import { lastLogLine } from "./observe.js";
 import type { Platform } from "./probe.js";
@@ -23,6 +23,9 @@ export interface LaunchHost {
   image(): Promise<PodVmImage>;
 }
 
+/** A VM's place in the provider's VPC; `attach` puts its tap on the bridge once qemu has made it. */
+export type VpcNic = Extract<NicSpec, { mode: "vpc" }> & { attach(): Promise<void> };
+
 export interface LaunchRequest {
   dir: string;
   id: string;
@@ -32,6 +35,8 @@ export interface LaunchRequest {
   agentTls?: VmTlsFiles;
   platform: Platform;
   identity: Pick<VmRecord, "name" | "instanceType" | "tags">;
+  /** User mode (the forwarded port is picked here) or the VM's place in the VPC. */
+  network: { mode: "user" } | VpcNic;
   /** When set, coreutils' `timeout` kills the VM then, whatever happens to this process. */
   lifetimeMs?: number;
   /** Aborting it while qemu starts kills the VM and removes its folder. */
@@ -40,7 +45,7 @@ export interface LaunchRequest {
 
 /** Starts a VM in its folder and returns its record once qemu answers on its monitor. */
 export async function launchVm(host: LaunchHost, request: LaunchRequest): Promise<VmRecord> {
-  const { dir, id, sizing, userData, agentTls, platform, identity, lifetimeMs, signal } = request;
+  const { dir, id, sizing, userData, agentTls, platform, identity, network, lifetimeMs, signal } = request;
   const { settings } = host;
   signal?.throwIfAborted();
   const image = await host.image();
@@ -49,25 +54,25 @@ export async function launchVm(host: LaunchHost, request: LaunchRequest): Promis
   await mkdir(dir, { recursive: true, mode: 0o700 });
   await writeFile(join(dir, VM_FILES.initrd), Buffer.concat([image.initrd, bootOverlay(userData, workload, agentTls)]), { mode: 0o600 });
   for (let attempt = 1; ; attempt++) {
+    const nic: NicSpec = network.mode === "vpc" ? network : { mode: "user", hostPort: await freePort(), isolate: settings.isolateNetwork };
     const launch: LaunchSpec = {
       id,
       dir,
       kernel: image.kernel,
       ...platform,
       ...sizing,
-      hostPort: await freePort(),
+      nic,
       agentPort: settings.agentPort,
       heartbeatSeconds: settings.heartbeatSeconds,
-      isolateNetwork: settings.isolateNetwork,
       tscKhz: host.tscKhz,
       // A pool VM gets its workload, if any, from the pod that claims it.
       workload: workload !== undefined || identity.tags[TAG.pool] !== undefined,
     };
     const [command, args] = lifetimeMs === undefined ? [settings.binary, qemuArgs(launch)] : ["timeout", ["-k", "5", `${Math.ceil(lifetimeMs / 1000)}s`, settings.binary, ...qemuArgs(launch)]];
     const process = spawnDetached(command, args, join(dir, VM_FILES.qemuLog));
-    const record: VmRecord = { id, ...identity, ...sizing, createdAt: new Date().toISOString(), pid: process.pid, hostPort: launch.hostPort, ...platform, image: image.dir };
+    const record: VmRecord = { id, ...identity, ...sizing, createdAt: new Date().toISOString(), pid: process.pid, ...recordedNetwork(nic, settings.agentPort), ...platform, image: image.dir };
     await writeRecord(dir, record);
-    const failure = await started(dir, process.exited, signal);
+    const failure = (await started(dir, process.exited, signal)) ?? (network.mode === "vpc" ? await attached(network) : undefined);
     if (!failure) return record;
     killGroup(process.pid, "SIGKILL");
     // Another process can take the forwarded port between our check and qemu's bind.
@@ -92,6 +97,21 @@ async function started(dir: string, exited: () => boolean, signal: AbortSignal |
     }
   }
   return `no answer on the QMP socket after ${timeoutMs} ms`;
+}
+
+/** What the record keeps of the VM's network: enough to reach its agent. */
+function recordedNetwork(nic: NicSpec, agentPort: number): { network: "vpc"; privateIp: string; agentPort: number } | { network: "user"; hostPort: number } {
+  return nic.mode === "vpc" ? { network: "vpc", privateIp: nic.address.split("/")[0]!, agentPort } : { network: "user", hostPort: nic.hostPort };
+}
+
+/** Undefined once the VM's tap is on the bridge, else why it is not. */
+async function attached(nic: VpcNic): Promise<string | undefined> {
+  try {
+    await nic.attach();
+    return undefined;
+  } catch (error) {
+    return `cannot put tap ${nic.tap} on the VPC bridge: ${(error as Error).message}`;
+  }
 }
 
 function freePort(): Promise<number> {

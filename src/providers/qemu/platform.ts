@@ -107,7 +107,8 @@ export class PlatformProbe {
     const timeoutMs = platform.accelerator === "kvm" ? Math.min(KVM_PROBE_TIMEOUT_MS, probeTimeoutMs) : probeTimeoutMs;
     // A probe VM must not outlive its probe, even when peerpods is killed in the middle of it.
     const identity = { name: id, instanceType: "probe", tags: {} };
-    const record = await launchVm(this.host, { dir, id, sizing: PROBE_VM, userData: "", platform, identity, lifetimeMs: timeoutMs + 5000, signal: this.signal });
+    // The probe tries accelerators and machines only; user mode needs no bridge.
+    const record = await launchVm(this.host, { dir, id, sizing: PROBE_VM, userData: "", platform, identity, network: { mode: "user" }, lifetimeMs: timeoutMs + 5000, signal: this.signal });
     try {
       const deadline = Date.now() + timeoutMs;
       while (Date.now() < deadline) {

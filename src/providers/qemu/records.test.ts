@@ -15,9 +15,11 @@ const record = (id: string): VmRecord => ({
   tags: { a: "b" },
   createdAt: "2026-01-01T00:00:00.000Z",
   pid: 4242,
-  hostPort: 40123,
   accelerator: "tcg",
   machine: "microvm",
+  network: "vpc",
+  privateIp: "10.224.7.2",
+  agentPort: 1024,
 });
 
 describe("qemu VM records", () => {

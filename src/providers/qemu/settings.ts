@@ -1,6 +1,7 @@
 import { totalmem } from "node:os";
 import { z } from "zod";
 import { parseProviderSettings } from "../settings.js";
+import { isSubnet } from "./vpc-addressing.js";
 
 export const qemuSettingsSchema = z.strictObject({
   /** The qemu system emulator (Debian package qemu-system-x86). */
@@ -16,9 +17,20 @@ export const qemuSettingsSchema = z.strictObject({
   /** Default: half of the host's memory. */
   maxMemoryMiB: z.number().int().min(0).optional(),
   heartbeatSeconds: z.number().int().min(1).max(3600).default(5),
-  /** Port of the agent inside the VM; the host reaches it through a forwarded 127.0.0.1 port. */
+  /** Port of the agent inside the VM; the host reaches it at the VM's private IP (vpc) or through a forwarded 127.0.0.1 port (user). */
   agentPort: z.number().int().min(1).max(65535).default(1024),
-  /** `true`: the VM reaches nothing outside itself (qemu user networking with `restrict=on`). */
+  /**
+   * `vpc`: each VM has a tap on a bridge of the provider's own and a private IP of its subnet, which
+   * the node reaches (needs root, /dev/net/tun and iproute2's `ip`); `user`: qemu's user-mode
+   * network, the agent reached through a forwarded 127.0.0.1 port; `auto`: vpc where the host allows it.
+   */
+  network: z.enum(["auto", "vpc", "user"]).default("auto"),
+  /** The VPC's /24 (`10.224.7.0/24`); default: derived from the state folder inside 10.224.0.0/12, skipping /24s the host's addresses are in. */
+  vpcSubnet: z
+    .string()
+    .refine(isSubnet, "must be a /24 such as 10.224.7.0/24")
+    .optional(),
+  /** User mode: `true`, the VM reaches nothing outside itself (`restrict=on`). A VM on the VPC has no default route either way. */
   isolateNetwork: z.boolean().default(true),
   probeTimeoutSeconds: z.number().min(1).max(600).default(90),
 });

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { parseAgentStatus, parseVmRecord, toInstance, type Observation, type VmRecord } from "./state.js";
 
-const record: VmRecord = {
+const common = {
   id: "vm-0123456789",
   name: "pp-u1",
   instanceType: "small",
@@ -10,10 +10,11 @@ const record: VmRecord = {
   tags: { "peerpods.io/pod-uid": "u1" },
   createdAt: "2026-01-01T00:00:00.000Z",
   pid: 4242,
-  hostPort: 40123,
   accelerator: "tcg",
   machine: "microvm",
-};
+} as const;
+const record: VmRecord = { ...common, network: "user", hostPort: 40123 };
+const vpcRecord: VmRecord = { ...common, network: "vpc", privateIp: "10.224.7.2", agentPort: 1024 };
 
 const now = Date.parse("2026-01-01T00:10:00.000Z");
 const seen = (overrides: Partial<Observation>): Observation => ({ alive: true, stopping: false, status: {}, nowMs: now, heartbeatSeconds: 5, ...overrides });
@@ -24,6 +25,14 @@ describe("parseVmRecord", () => {
     assert.equal(parseVmRecord("{not json"), undefined);
     assert.equal(parseVmRecord(JSON.stringify({ ...record, pid: "4242" })), undefined);
     assert.equal(parseVmRecord(JSON.stringify({ ...record, accelerator: "hvf" })), undefined);
+  });
+
+  it("reads a VPC record with its private IP, and a record of an earlier version (no network) as user mode", () => {
+    assert.deepEqual(parseVmRecord(JSON.stringify(vpcRecord)), vpcRecord);
+    const earlier = { ...common, hostPort: 40123 };
+    assert.deepEqual(parseVmRecord(JSON.stringify(earlier)), record);
+    assert.equal(parseVmRecord(JSON.stringify({ ...vpcRecord, privateIp: undefined })), undefined, "a VPC record names its address");
+    assert.equal(parseVmRecord(JSON.stringify({ ...earlier, hostPort: undefined })), undefined, "a user-mode record names its port");
   });
 });
 
@@ -45,10 +54,17 @@ describe("toInstance", () => {
     assert.equal(instance.state, "pending");
     assert.equal(instance.ready, false);
     assert.equal(instance.agentEndpoint, "tcp:127.0.0.1:40123");
+    assert.equal(instance.privateIp, undefined, "user mode gives the VM no address the node reaches");
     assert.equal(instance.name, "pp-u1");
     assert.deepEqual(instance.createdAt, new Date(record.createdAt));
     assert.equal(instance.image, undefined, "a record of an earlier version names no image");
     assert.equal(toInstance({ ...record, image: "/var/cache/podvm-1" }, seen({})).image, "/var/cache/podvm-1");
+  });
+
+  it("reaches a VPC VM's agent at its private IP", () => {
+    const instance = toInstance(vpcRecord, seen({}));
+    assert.equal(instance.privateIp, "10.224.7.2");
+    assert.equal(instance.agentEndpoint, "tcp:10.224.7.2:1024");
   });
 
   it("is running and ready while heartbeats arrive", () => {

@@ -1,8 +1,7 @@
 import { z } from "zod";
 import type { Instance } from "../types.js";
 
-/** What `create` writes to `<stateDir>/qemu/<id>/instance.json`: enough to rebuild the inventory. */
-export const vmRecordSchema = z.object({
+const vmBase = z.object({
   id: z.string(),
   name: z.string(),
   instanceType: z.string(),
@@ -11,13 +10,25 @@ export const vmRecordSchema = z.object({
   tags: z.record(z.string(), z.string()),
   createdAt: z.string(),
   pid: z.number().int().positive(),
-  hostPort: z.number().int(),
   accelerator: z.enum(["kvm", "tcg"]),
   machine: z.enum(["microvm", "q35"]),
   /** The image folder the VM booted from (absent in records of earlier versions). */
   image: z.string().optional(),
 });
-export type VmRecord = z.infer<typeof vmRecordSchema>;
+
+/** A VM on the provider's VPC: a tap on its bridge, the agent at `privateIp:agentPort`. */
+const vpcVm = vmBase.extend({ network: z.literal("vpc"), privateIp: z.string(), agentPort: z.number().int() });
+/** A VM on qemu's user-mode network, the agent forwarded to 127.0.0.1:`hostPort` (records of earlier versions name no network). */
+const userVm = vmBase.extend({ network: z.literal("user").default("user"), hostPort: z.number().int() });
+
+/** What `create` writes to `<stateDir>/qemu/<id>/instance.json`: enough to rebuild the inventory. */
+export const vmRecordSchema = z.union([vpcVm, userVm]);
+export type VmRecord = z.output<typeof vmRecordSchema>;
+
+/** Where the VM's agent is reached from the host. */
+export function agentEndpoint(record: VmRecord): string {
+  return record.network === "vpc" ? `tcp:${record.privateIp}:${record.agentPort}` : `tcp:127.0.0.1:${record.hostPort}`;
+}
 
 export function parseVmRecord(text: string): VmRecord | undefined {
   try {
@@ -73,7 +84,8 @@ export function toInstance(record: VmRecord, seen: Observation): Instance {
     instanceType: record.instanceType,
     tags: record.tags,
     createdAt: new Date(record.createdAt),
-    agentEndpoint: `tcp:127.0.0.1:${record.hostPort}`,
+    agentEndpoint: agentEndpoint(record),
+    ...(record.network === "vpc" && { privateIp: record.privateIp }),
     ...(record.image && { image: record.image }),
   };
   if (!seen.alive) return { ...base, state: "terminated", ready: false, message: seen.stopping ? "deleted" : `qemu exited${seen.exitReason ? `: ${seen.exitReason}` : ""}` };

@@ -163,7 +163,7 @@ function toInstance(record: SimRecord): Instance {
     instanceType: record.instanceType,
     tags: { ...record.tags },
     createdAt: new Date(record.createdAt),
-    address: record.address,
+    privateIp: record.address,
     ...(record.zone ? { zone: record.zone } : {}),
   };
 }

@@ -92,7 +92,7 @@ async function recordCreated(deps: LaunchDeps, state: State, instance: Instance,
   state.record = await deps.writes.patchRecordStatus(state.record!, {
     phase: "Creating",
     instanceID: instance.id,
-    address: instance.address ?? null,
+    address: instance.privateIp ?? null,
     agentEndpoint: instance.agentEndpoint ?? null,
     message: null,
     ...(claim ? { warmPool: claim.result } : {}),

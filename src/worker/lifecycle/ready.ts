@@ -15,7 +15,7 @@ export async function markReady(deps: Pick<StepDeps, "writes" | "events" | "bind
       ? deps.writes.patchRecordStatus(record, {
           phase: "Ready",
           instanceID: instance.id,
-          address: instance.address ?? null,
+          address: instance.privateIp ?? null,
           agentEndpoint: instance.agentEndpoint ?? null,
           readyTime: new Date().toISOString(),
           message: null,

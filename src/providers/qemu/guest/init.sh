@@ -1,6 +1,7 @@
 #!/bin/sh
 # peerpods pod VM init (PID 1 of the initramfs, busybox sh). Loads the virtio drivers, mounts what
-# runc needs (cgroup2, a tmpfs for container bundles), brings up qemu's user-mode network, and then
+# runc needs (cgroup2, a tmpfs for container bundles), brings up the network (the provider's private
+# address from peerpods.ip, or qemu's user-mode network when none is given), and then
 # becomes peerpods-agent: it serves the agent port (mutual TLS with the certificate the host put in
 # /peerpods/agent-tls), runs the pod's workload when the host supplied
 # one, reports "ready" with its boot time on the virtio-serial port "peerpods.status" (a file on the
@@ -42,7 +43,13 @@ port() {
 }
 
 ip link set lo up
-ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && ip route add default via 10.0.2.2
+private_ip=$(param peerpods.ip '')
+if [ -n "$private_ip" ]; then
+  # The provider's VPC: the VM reaches the host's bridge and its subnet only, so no default route.
+  ip link set eth0 mtu "$(param peerpods.mtu 1500)" && ip link set eth0 up && ip addr add "$private_ip" dev eth0
+else
+  ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && ip route add default via 10.0.2.2
+fi
 
 exec /peerpods/agent \
   --listen ":$(param peerpods.agent_port 1024)" \

@@ -22,9 +22,9 @@ const BUSYBOX_PACKAGE = "busybox-static";
 /**
  * virtio-mmio transport (microvm), virtio-pci (q35 fallback), serial ports, network; overlay lets
  * runc seal its own binary for `runc init` with an overlayfs instead of copying it into a memfd
- * at every container start and exec.
+ * at every container start and exec; vxlan for the tunnels the agent makes to the node (pod network).
  */
-const WANTED_MODULES = ["virtio_mmio", "virtio_pci", "virtio_console", "virtio_net", "overlay"];
+const WANTED_MODULES = ["virtio_mmio", "virtio_pci", "virtio_console", "virtio_net", "overlay", "vxlan"];
 const GUEST_DIR = new URL("../guest/", import.meta.url);
 /** Files whose content goes into the image: any change rebuilds it. */
 const SOURCES = ["../guest/init.sh", "./build.ts", "./cpio.ts", "./kernel.ts"].map((path) => new URL(path, import.meta.url));

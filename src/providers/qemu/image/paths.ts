@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { z } from "zod";
 
 /** Bumped when the image layout or the guest's contract with the provider changes. */
-export const PODVM_VERSION = "2";
+export const PODVM_VERSION = "3";
 
 export const cacheDir = (): string => process.env.PEERPODS_CACHE_DIR || join(homedir(), ".cache", "peerpods");
 export const defaultImageDir = (): string => join(cacheDir(), `podvm-${PODVM_VERSION}`);
