@@ -17,12 +17,15 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 
 # The node image of manifests/daemonset's install-shim: containerd-shim-peerpods-v2 (static, as
-# runtime:build makes it) and a shell to copy it onto the host.
+# runtime:build makes it) and a shell to copy it onto the host. peerpods-podnet (static too) goes
+# into the runtime image, for the hypervisor part's pod networks.
 # `docker build --target node -t REGISTRY/peerpods-node:0.1.0 .`
 FROM golang:1.26-bookworm AS shim
 WORKDIR /src
 COPY src/runtime ./
-RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /out/containerd-shim-peerpods-v2 ./cmd/containerd-shim-peerpods-v2
+RUN for command in containerd-shim-peerpods-v2 peerpods-podnet; do \
+      CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /out/$command ./cmd/$command || exit 1; \
+    done
 
 FROM busybox:1.37 AS node
 COPY --from=shim /out/containerd-shim-peerpods-v2 /opt/peerpods/bin/containerd-shim-peerpods-v2
@@ -32,6 +35,7 @@ FROM gcr.io/distroless/nodejs24-debian13:nonroot
 WORKDIR /app
 COPY --from=deps /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
+COPY --from=shim /out/peerpods-podnet /usr/local/bin/peerpods-podnet
 COPY package.json ./
 USER 65532:65532
 EXPOSE 8443 8444 9090

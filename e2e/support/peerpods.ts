@@ -2,6 +2,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { buildRuntime } from "../../src/runtime/build.js";
 import { atExit, startProcess, type ManagedProcess } from "../cluster/process.js";
 import { localCerts } from "./certs.js";
 import { trackedTempDir } from "./leftovers.js";
@@ -83,7 +84,9 @@ export async function startPeerpods(options: PeerpodsOptions = {}): Promise<Peer
     ...(options.kubeconfig ? [`--kubeconfig=${options.kubeconfig}`] : []),
     ...(options.args ?? []),
   ];
-  const child: ManagedProcess = startProcess({ name: "peerpods", command: process.execPath, args, logFile, cwd: REPO, env: options.env });
+  // The hypervisor part ties pods' network namespaces to their VMs with peerpods-podnet, built with the node's shim.
+  const env = { PEERPODS_PODNET_BINARY: (await buildRuntime()).podnet, ...options.env };
+  const child: ManagedProcess = startProcess({ name: "peerpods", command: process.execPath, args, logFile, cwd: REPO, env });
   const peerpods: Peerpods = {
     webhookPort,
     extenderPort,

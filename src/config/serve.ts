@@ -36,6 +36,8 @@ export interface ServeConfig {
   nodeName?: string;
   hypervisorSocket: string;
   podsDir: string;
+  /** peerpods-podnet, which ties a pod's network namespace to its VM (hypervisor part). */
+  podnetBinary: string;
   /** The agent channel's CA, its key and the node side's client certificate (`peerpods agent-certs`); unset: plain TCP to agents. */
   agentTlsDir?: string;
 }
@@ -73,5 +75,6 @@ export function addServeOptions(command: Command): Command {
     .addOption(opt("--node-name <name>", "the node this process serves (device-plugin mode; usually from the downward API)", "NODE_NAME"))
     .addOption(opt("--hypervisor-socket <path>", "unix socket of the Kata remote hypervisor service (hypervisor part)", "HYPERVISOR_SOCKET").default("/run/peerpod/hypervisor.sock"))
     .addOption(opt("--agent-tls-dir <dir>", "folder of the agent channel's ca.crt, ca.key, tls.crt, tls.key (peerpods agent-certs): mutual TLS to pod VMs' agents (worker, hypervisor); unset: plain TCP, with a warning", "AGENT_TLS_DIR"))
-    .addOption(opt("--pods-dir <dir>", `folder of the per-sandbox agent sockets (hypervisor part; at most ${MAX_PODS_DIR_BYTES} bytes, so each socket path fits)`, "PODS_DIR").argParser(podsDir).default("/run/peerpod/pods"));
+    .addOption(opt("--pods-dir <dir>", `folder of the per-sandbox agent sockets (hypervisor part; at most ${MAX_PODS_DIR_BYTES} bytes, so each socket path fits)`, "PODS_DIR").argParser(podsDir).default("/run/peerpod/pods"))
+    .addOption(opt("--podnet-binary <path>", "peerpods-podnet, which tunnels each pod's network namespace on the node to its VM (hypervisor part; a name is looked up on PATH)", "PODNET_BINARY").default("peerpods-podnet"));
 }

@@ -1,7 +1,9 @@
 import type { EventRecorder } from "../kube/events.js";
 import type { PartContext, RunningPart } from "../parts.js";
-import { agentConnections, hypervisorDuration, hypervisorRequests } from "../metrics/hypervisor.js";
+import { agentConnections, hypervisorDuration, hypervisorRequests, podNetworkSetupDuration, podNetworkSetups } from "../metrics/hypervisor.js";
+import { withAgent } from "../runtime/agent-client.js";
 import { kubeClusterView, type ClusterView } from "./cluster.js";
+import { podnetCommand } from "./pod-network.js";
 import { Sandboxes } from "./sandboxes.js";
 import { hypervisorService } from "./service.js";
 import { podEvents } from "./tell.js";
@@ -36,6 +38,16 @@ export async function startHypervisor(context: PartContext): Promise<RunningPart
     onConnections: (delta) => agentConnections.inc(delta),
     tell,
     ...(context.agentTls ? { agentTls: context.agentTls } : {}),
+    network: {
+      networker: podnetCommand(config.podnetBinary),
+      configureVm: (target, network) => withAgent(target, (agent) => agent.setupNetwork(network)),
+      tell,
+      log,
+      observe: (result, seconds) => {
+        podNetworkSetups.inc({ result });
+        if (result === "connected") podNetworkSetupDuration.observe(seconds);
+      },
+    },
   });
   const restored = await sandboxes.restore();
   const server = await startTtrpcServer({ path: config.hypervisorSocket, services: hypervisorService(sandboxes, log, tell), log, observe: record });

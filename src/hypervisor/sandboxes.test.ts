@@ -13,6 +13,7 @@ import { MemoryProvider } from "../test-support/memory-provider.js";
 import { instanceName } from "../kube/peerpod.js";
 import { SANDBOX_ANNOTATION as A, parseSandboxAnnotations, type SandboxTarget } from "./annotations.js";
 import type { ClusterView } from "./cluster.js";
+import type { SandboxNetworkOptions } from "./sandbox-network.js";
 import { Sandboxes, VmLostError } from "./sandboxes.js";
 import type { SandboxPod } from "./tell.js";
 import type { RpcError } from "./ttrpc.js";
@@ -250,6 +251,37 @@ describe("sandboxes (CreateVM / StartVM / StopVM over a provider)", () => {
     provider.delete = realDelete;
     await sandboxes.stop("sbx2");
     assert.equal(provider.instances.has(other.record.instanceId), false, "a retried StopVM deletes it");
+  });
+
+  it("the pod network is connected once per sandbox, kept in its record across a restart, and detached at StopVM", async () => {
+    const calls: string[] = [];
+    const network: SandboxNetworkOptions = {
+      networker: {
+        attach: async (netns, id, vmIp) => {
+          calls.push(`attach ${netns} ${id} ${vmIp}`);
+          return { interface: "eth0", mac: "ee:eb:7f:09:03:1e", mtu: 1500, addresses: ["10.88.0.5/24"], routes: [], vni: 7, port: 4789, nodeIp: "10.224.0.1", vmIp };
+        },
+        detach: async (netns) => void calls.push(`detach ${netns}`),
+      },
+      configureVm: async (target) => void calls.push(`configure ${target.endpoint}`),
+      tell: () => undefined,
+      log: silentLogger,
+    };
+    const first = make(undefined, { network });
+    const sandbox = await first.create("sbx1", await first.identify(shim("web", "shop")), "/run/netns/cni-1");
+    provider.boot(sandbox.record.instanceId);
+    provider.instances.get(sandbox.record.instanceId)!.privateIp = "10.224.0.2";
+    await first.start("sbx1", new AbortController().signal);
+    await first.start("sbx1", new AbortController().signal);
+    assert.deepEqual(calls, ["attach /run/netns/cni-1 sbx1 10.224.0.2", `configure ${endpoint}`], "once, though StartVM came twice");
+    await first.close();
+    sandboxes = make(undefined, { network });
+    assert.equal(await sandboxes.restore(), 1);
+    assert.deepEqual((await sandboxes.podOf("sbx1")) as unknown, { ...sandbox.record, network: { state: "connected", podIp: "10.88.0.5", vmIp: "10.224.0.2", vni: 7 } });
+    await sandboxes.start("sbx1", new AbortController().signal);
+    await sandboxes.stop("sbx1");
+    assert.deepEqual(calls.slice(2), ["detach /run/netns/cni-1"], "not connected again after the restart; detached before the VM went");
+    assert.equal(provider.instances.size, 0);
   });
 
   it("after a restart, reopens the agent sockets, knows the pod's uid, and StopVM still finds the VM", async () => {

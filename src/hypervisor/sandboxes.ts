@@ -11,6 +11,7 @@ import { describeTarget, type SandboxTarget } from "./annotations.js";
 import type { ClusterView } from "./cluster.js";
 import { probeEndpoint, startForwarder, type Forwarder } from "./forwarder.js";
 import { agentSocketPath, RECORD_FILE } from "./layout.js";
+import { connectPodNetwork, networkStateSchema, type SandboxNetworkOptions } from "./sandbox-network.js";
 import type { SandboxPod, Tell } from "./tell.js";
 import { Code, RpcError } from "./ttrpc.js";
 import { pickLive, planInstance, type PodRef, type WorkerRecord } from "./vms.js";
@@ -33,9 +34,20 @@ export interface SandboxesOptions {
   tell?: Tell;
   /** Mutual TLS to the VMs' agents; absent: plain TCP. */
   agentTls?: AgentTls;
+  /** Connects each sandbox's pod network namespace to its VM; absent: pods get no network in their VMs. */
+  network?: SandboxNetworkOptions;
 }
 
-const recordSchema = z.object({ sandboxId: z.string(), instanceId: z.string(), pod: z.string(), podUID: z.string().optional(), podResourceVersion: z.string().optional() });
+const recordSchema = z.object({
+  sandboxId: z.string(),
+  instanceId: z.string(),
+  pod: z.string(),
+  podUID: z.string().optional(),
+  podResourceVersion: z.string().optional(),
+  /** The pod's network namespace on the node, from CreateVM. */
+  netns: z.string().optional(),
+  network: networkStateSchema.optional(),
+});
 type SandboxRecord = z.infer<typeof recordSchema>;
 
 /** The pod behind a sandbox's annotations, and what the cluster says of it. */
@@ -95,11 +107,14 @@ export class Sandboxes {
     return SANDBOX_ID.test(id);
   }
 
-  /** Finds or creates the sandbox's VM and opens its agent socket; a second call for the same id returns the first one's sandbox. */
-  create(id: string, found: Identified): Promise<Sandbox> {
+  /**
+   * Finds or creates the sandbox's VM and opens its agent socket; a second call for the same id
+   * returns the first one's sandbox. `netnsPath` is the pod's network namespace on the node.
+   */
+  create(id: string, found: Identified, netnsPath = ""): Promise<Sandbox> {
     const existing = this.#sandboxes.get(id);
     if (existing) return existing;
-    const created = this.#create(id, found);
+    const created = this.#create(id, found, netnsPath);
     this.#sandboxes.set(id, created);
     created.catch(() => {
       if (this.#sandboxes.get(id) === created) this.#sandboxes.delete(id);
@@ -126,7 +141,8 @@ export class Sandboxes {
         throw sandbox.started && error instanceof RpcError && error.code === Code.FAILED_PRECONDITION ? new VmLostError(`${error.message}; the pod's containers went with it`) : error;
       });
       if (last.kind === "reachable") {
-        Object.assign(sandbox.agent, { endpoint: last.target.endpoint, tags: last.tags });
+        Object.assign(sandbox.agent, { endpoint: last.target.endpoint, tags: last.instance.tags });
+        await this.#connectNetwork(sandbox, last);
         sandbox.started = true;
         return sandbox;
       }
@@ -145,6 +161,7 @@ export class Sandboxes {
     const sandbox = pending && (await pending.catch(() => undefined));
     await sandbox?.forwarder.close();
     const record = sandbox?.record ?? (await readRecord(this.#dir(id)));
+    if (record) await this.#disconnectNetwork(record);
     if (record) await this.#deleteVM(record.instanceId);
     await rm(this.#dir(id), { recursive: true, force: true });
     return record;
@@ -195,12 +212,34 @@ export class Sandboxes {
     return join(this.options.podsDir, id);
   }
 
-  async #create(id: string, found: Identified): Promise<Sandbox> {
+  async #create(id: string, found: Identified, netnsPath: string): Promise<Sandbox> {
     const { instance, attached } = await this.#acquire(id, found);
-    const record: SandboxRecord = { sandboxId: id, instanceId: instance.id, ...sandboxPod(found) };
-    await mkdir(this.#dir(id), { recursive: true });
-    await writeFile(join(this.#dir(id), RECORD_FILE), JSON.stringify(record));
+    const record: SandboxRecord = { sandboxId: id, instanceId: instance.id, ...sandboxPod(found), ...(netnsPath && { netns: netnsPath }) };
+    await this.#writeRecord(record);
     return this.#open(record, attached);
+  }
+
+  async #writeRecord(record: SandboxRecord): Promise<void> {
+    await mkdir(this.#dir(record.sandboxId), { recursive: true });
+    await writeFile(join(this.#dir(record.sandboxId), RECORD_FILE), JSON.stringify(record));
+  }
+
+  /** Once per sandbox, when its VM is first reachable: the pod's namespace on the node is tied to the VM. */
+  async #connectNetwork(sandbox: Sandbox, reachable: Reachable): Promise<void> {
+    const { record } = sandbox;
+    const { network } = this.options;
+    if (!network || !record.netns || record.network) return;
+    record.network = await connectPodNetwork(network, { id: record.sandboxId, who: record, netnsPath: record.netns, instance: reachable.instance, target: reachable.target });
+    await this.#writeRecord(record);
+  }
+
+  /** Takes the tunnel out of the pod's namespace (gone with the namespace if CNI removed it first); a failure does not keep the VM. */
+  async #disconnectNetwork(record: SandboxRecord): Promise<void> {
+    const { network } = this.options;
+    if (!network || !record.netns) return;
+    await network.networker.detach(record.netns).catch((error: unknown) => {
+      this.options.log.warn({ err: error, pod: record.pod, sandbox: record.sandboxId }, "could not remove the pod network's tunnel from the pod's namespace");
+    });
   }
 
   /** The pod's VM if the worker (or an earlier run) already has one, else a new one from the plan. */
@@ -282,7 +321,12 @@ export class Sandboxes {
   }
 }
 
-type Poll = { kind: "reachable"; target: AgentTarget; tags: Tags } | { kind: "waiting"; instance: Instance | undefined } | { kind: "providerError"; error: Error };
+interface Reachable {
+  kind: "reachable";
+  target: AgentTarget;
+  instance: Instance;
+}
+type Poll = Reachable | { kind: "waiting"; instance: Instance | undefined } | { kind: "providerError"; error: Error };
 
 /** One look at the sandbox's VM: gone (throws), reachable, or not yet. */
 async function pollAgent(provider: Provider, sandbox: Sandbox, agentTls: AgentTls | undefined): Promise<Poll> {
@@ -302,7 +346,7 @@ async function pollAgent(provider: Provider, sandbox: Sandbox, agentTls: AgentTl
   const target = await agentTarget(endpoint, instance.tags, agentTls).catch((error: unknown) => {
     throw new RpcError(Code.FAILED_PRECONDITION, `VM ${sandbox.record.instanceId} of pod ${sandbox.record.pod}: ${(error as Error).message}`);
   });
-  if (await probeEndpoint(target, 1000)) return { kind: "reachable", target, tags: instance.tags };
+  if (await probeEndpoint(target, 1000)) return { kind: "reachable", target, instance };
   return { kind: "waiting", instance };
 }
 

@@ -2,6 +2,7 @@ import { createRequire } from "node:module";
 import type { Logger } from "../log/logger.js";
 import { parseSandboxAnnotations } from "./annotations.js";
 import { HYPERVISOR_SERVICE, hypervisorMessages as m, type Codec } from "./protos.js";
+import { PodNetworkError } from "./sandbox-network.js";
 import { Sandboxes, sandboxPod, VmLostError } from "./sandboxes.js";
 import type { SandboxPod, Tell } from "./tell.js";
 import { Code, RpcError, type Services } from "./ttrpc.js";
@@ -30,7 +31,7 @@ export function hypervisorService(sandboxes: Sandboxes, log: Logger, tell: Tell 
     } catch (error) {
       const who = (await pod()) ?? { pod: "?/?" };
       log.warn({ pod: who.pod, sandbox: id, err: error }, `${call} failed`);
-      const reason = error instanceof VmLostError ? error.reason : `Sandbox${call}Failed`;
+      const reason = error instanceof VmLostError || error instanceof PodNetworkError ? error.reason : `Sandbox${call}Failed`;
       tell(who, "Warning", reason, `${call} for Kata sandbox ${id.slice(0, 12)}: ${(error as Error).message}`);
       throw error;
     }
@@ -47,7 +48,7 @@ export function hypervisorService(sandboxes: Sandboxes, log: Logger, tell: Tell 
         const found = await sandboxes.identify(target);
         const who = sandboxPod(found);
         if (target.ignored.length) log.warn({ pod: who.pod, sandbox: id, ignored: target.ignored }, "CreateVM: annotations ignored");
-        const sandbox = await reported("CreateVM", id, async () => who, () => sandboxes.create(id, found));
+        const sandbox = await reported("CreateVM", id, async () => who, () => sandboxes.create(id, found, request.networkNamespacePath));
         const { instanceId } = sandbox.record;
         log.child({ pod: sandbox.record.pod, sandbox: id }).info(
           { instanceId, attached: sandbox.attached, ms: Date.now() - started },

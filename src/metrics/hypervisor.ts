@@ -21,3 +21,17 @@ export const agentConnections = new Gauge({
   help: "Open connections forwarded from sandbox agent sockets to their VMs' agents.",
   registers: [registry],
 });
+
+export const podNetworkSetups = new Counter({
+  name: "peerpods_pod_network_setups_total",
+  help: "Pod networks tied to their VMs by the hypervisor part, by result: connected, unavailable (the VM has no private address) or failed.",
+  labelNames: ["result"] as const,
+  registers: [registry],
+});
+
+export const podNetworkSetupDuration = new Histogram({
+  name: "peerpods_pod_network_setup_seconds",
+  help: "Time to tie a pod's network namespace on the node to its VM (tunnel on the node and the pod's interface in the VM).",
+  buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+  registers: [registry],
+});

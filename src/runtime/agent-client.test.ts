@@ -35,6 +35,34 @@ describe("agent client (agent.proto from the node's TypeScript side)", () => {
     assert.equal(agentMessages.setUserDataRequest.decode(agent.calls[0]!.payload).data.toString(), '{"pod":"a"}');
   });
 
+  it("sends the pod's network as SetupNetwork with the field names agent.proto gives them", async () => {
+    const agent = await start(() => ({ payload: new Uint8Array() }));
+    const network = {
+      interface: "eth0",
+      mac: "ee:eb:7f:09:03:1e",
+      mtu: 1500,
+      addresses: ["10.88.0.5/24"],
+      routes: [{ destination: "0.0.0.0/0", gateway: "10.88.0.1" }, { destination: "10.96.0.0/12" }],
+      vni: 4242,
+      port: 4789,
+      nodeIp: "10.224.3.1",
+      vmIp: "10.224.3.2",
+    };
+    await withAgent(agent.endpoint, (client) => client.setupNetwork(network));
+    assert.equal(agent.calls[0]!.method, "SetupNetwork");
+    const sent = agentMessages.setupNetworkRequest.decode(agent.calls[0]!.payload);
+    assert.deepEqual({ ...sent }, {
+      interface: "eth0",
+      mac: "ee:eb:7f:09:03:1e",
+      mtu: 1500,
+      addresses: ["10.88.0.5/24"],
+      routes: [{ destination: "0.0.0.0/0", gateway: "10.88.0.1" }, { destination: "10.96.0.0/12", gateway: "" }],
+      vni: 4242,
+      port: 4789,
+      node_ip: "10.224.3.1",
+    });
+  });
+
   it("turns a refusal into an error with its code and message", async () => {
     const agent = await start(() => ({ code: 9, message: "the client speaks agent protocol version 2" }));
     const error = await withAgent(agent.endpoint, (client) => client.health()).catch((e: unknown) => e);

@@ -6,6 +6,7 @@
 import { fileURLToPath } from "node:url";
 import type { AgentTarget } from "../agent-tls/target.js";
 import protobuf from "protobufjs";
+import type { PodNetwork } from "../hypervisor/pod-network.js";
 import { codecOf } from "../hypervisor/protos.js";
 import { ResetBeforeAnswer, TtrpcClient } from "./ttrpc-client.js";
 
@@ -43,7 +44,25 @@ export const agentMessages = {
   healthResponse: codec<AgentHealth>("HealthResponse"),
   setUserDataRequest: codec<{ data: Buffer }>("SetUserDataRequest"),
   startWorkloadRequest: codec<{ script: string }>("StartWorkloadRequest"),
+  setupNetworkRequest: codec<SetupNetworkRequest>("SetupNetworkRequest"),
 };
+
+export interface SetupNetworkRequest {
+  interface: string;
+  mac: string;
+  mtu: number;
+  addresses: string[];
+  routes: { destination: string; gateway: string }[];
+  vni: number;
+  port: number;
+  node_ip: string;
+}
+
+/** What the VM's agent needs of the pod's network: the interface to recreate and the tunnel's far end, the node. */
+export function setupNetworkRequest(network: PodNetwork): SetupNetworkRequest {
+  const { interface: name, mac, mtu, addresses, routes, vni, port, nodeIp } = network;
+  return { interface: name, mac, mtu, addresses, routes: routes.map(({ destination, gateway }) => ({ destination, gateway: gateway ?? "" })), vni, port, node_ip: nodeIp };
+}
 
 const RESET_RETRIES = 3;
 const RESET_RETRY_DELAY_MS = 250;
@@ -79,6 +98,11 @@ export class AgentClient {
   /** Rejects with code ALREADY_EXISTS when the VM started a workload before. */
   async startWorkload(script: string): Promise<void> {
     await this.call("StartWorkload", agentMessages.startWorkloadRequest.encode({ script }));
+  }
+
+  /** Gives the pod's network namespace in the VM the pod's interface; the same request again is accepted, another one refused. */
+  async setupNetwork(network: PodNetwork): Promise<void> {
+    await this.call("SetupNetwork", agentMessages.setupNetworkRequest.encode(setupNetworkRequest(network)));
   }
 
   close(): void {

@@ -1,0 +1,191 @@
+/**
+ * `npm run perf:pod-network -- [--starts N]` (root; the real node is one per host, so hold its lock):
+ * the pod network of a peer pod (its IP served from its qemu TCG VM through the VXLAN tunnel) against
+ * a plain runc pod on the same node, both measured from a runc client pod's network namespace:
+ * TCP handshakes, 64-byte round trips on one connection, and throughput (32 MiB to a reader that
+ * drops it), each from the client pod; and pod created → serving its port (polled from the node,
+ * every 50 ms). Results go to e2e/perf/results/pod-network.json.
+ */
+import { execFile } from "node:child_process";
+import { writeFile } from "node:fs/promises";
+import { connect } from "node:net";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import { fileURLToPath } from "node:url";
+import { parseArgs, promisify } from "node:util";
+import { CoreV1Api, NodeV1Api, type V1Pod } from "@kubernetes/client-node";
+import { startCluster } from "../cluster/cluster.js";
+import { startRealNode, type RealNode } from "../cluster/node/node.js";
+import { localAgentCa } from "../support/certs.js";
+import { trackedTempDir } from "../support/leftovers.js";
+import { startPeerpods, type Peerpods } from "../support/peerpods.js";
+import { PEERPODS_RUNTIME_CLASS, peerpodsContainerd } from "../support/peerpods-node.js";
+import { createNamespace } from "../support/suite.js";
+import { waitFor } from "../support/wait.js";
+import { percentile, printTable, runBenchmark, writeResults, type Row } from "./lib/report.js";
+
+const run = promisify(execFile);
+const { values: flags } = parseArgs({ options: { starts: { type: "string", default: "3" } } });
+const STARTS = Number(flags.starts);
+const NAMESPACE = "perf-pod-network";
+const START_TIMEOUT_MS = 180_000;
+const HANDSHAKES = 100;
+const ROUND_TRIPS = 200;
+const SEND_BYTES = 32 * 1024 * 1024;
+const SENDS = 3;
+const PROBE = fileURLToPath(new URL("./lib/tcp-probe.ts", import.meta.url));
+const POLICY = { instanceTypes: [{ name: "small", vcpus: 1, memoryMiB: 256 }], provider: { name: "qemu", qemu: { maxVMs: 2 } } };
+/** httpd on 8080, an echo server on 7, and a reader that drops what it gets on 5001 (one connection at a time). */
+const SERVERS = "mkdir -p /www && echo ok > /www/index.html && httpd -p 8080 -h /www && (nc -ll -p 7 -e cat &) && while true; do nc -l -p 5001 > /dev/null; done";
+
+type Kind = "runc" | "peerpods";
+
+function benchPod(name: string, kind: Kind, nodeName: string, command: string): V1Pod {
+  return {
+    metadata: { name, namespace: NAMESPACE },
+    spec: {
+      ...(kind === "peerpods" ? { runtimeClassName: PEERPODS_RUNTIME_CLASS } : {}),
+      nodeName,
+      terminationGracePeriodSeconds: 1,
+      automountServiceAccountToken: false,
+      containers: [{ name: "app", image: "busybox", imagePullPolicy: "IfNotPresent", command: ["sh", "-c", command] }],
+    },
+  };
+}
+
+/** One HTTP GET of `/` at ip:8080 from here; true when it answers "ok". */
+function answers(ip: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: ip, port: 8080, timeout: 1000 });
+    let text = "";
+    socket.on("connect", () => socket.end("GET / HTTP/1.0\r\n\r\n"));
+    socket.on("data", (chunk: Buffer) => (text += chunk.toString()));
+    socket.on("close", () => resolve(text.endsWith("\r\n\r\nok\n")));
+    socket.on("timeout", () => socket.destroy());
+    socket.on("error", () => resolve(false));
+  });
+}
+
+interface Bench {
+  core: CoreV1Api;
+  node: RealNode;
+}
+
+/** Creates the pod; resolves with its IP and created → serving its port, in ms. */
+async function startServing(bench: Bench, name: string, kind: Kind): Promise<{ ip: string; ms: number }> {
+  const created = performance.now();
+  await bench.core.createNamespacedPod({ namespace: NAMESPACE, body: benchPod(name, kind, bench.node.name, SERVERS) });
+  const ip = await waitFor(async () => (await bench.core.readNamespacedPod({ name, namespace: NAMESPACE })).status?.podIP, { timeoutMs: START_TIMEOUT_MS, intervalMs: 50, message: `${name}'s IP` });
+  await waitFor(() => answers(ip), { timeoutMs: START_TIMEOUT_MS, intervalMs: 50, message: `${name} serving on ${ip}:8080` });
+  return { ip, ms: Math.round(performance.now() - created) };
+}
+
+async function deletePod(bench: Bench, name: string): Promise<void> {
+  await bench.core.deleteNamespacedPod({ name, namespace: NAMESPACE, gracePeriodSeconds: 1 });
+  await waitFor(async () => !(await bench.core.listNamespacedPod({ namespace: NAMESPACE })).items.some((p) => p.metadata?.name === name), { timeoutMs: 60_000, message: `${name} gone` });
+}
+
+/** The network namespace of the pod's container, as /proc/PID/ns/net. */
+async function netnsOf(bench: Bench, name: string): Promise<string> {
+  const containerId = await waitFor(
+    async () => {
+      const container = (await bench.core.readNamespacedPod({ name, namespace: NAMESPACE })).status?.containerStatuses?.[0];
+      return container?.state?.running ? container.containerID : undefined;
+    },
+    { timeoutMs: 60_000, message: `${name} running` },
+  );
+  const id = containerId.replace(/^containerd:\/\//, "");
+  const line = (await bench.node.ctr(["task", "ls"])).split("\n").find((l) => l.startsWith(`${id} `));
+  const pid = line?.trim().split(/\s+/)[1];
+  if (!pid) throw new Error(`no containerd task ${id} for pod ${name}`);
+  return `/proc/${pid}/ns/net`;
+}
+
+async function probe<T>(netns: string, args: (string | number)[]): Promise<T> {
+  const { stdout } = await run("nsenter", [`--net=${netns}`, process.execPath, "--import", "tsx", PROBE, ...args.map(String)], { timeout: 300_000 });
+  return JSON.parse(stdout) as T;
+}
+
+interface Network {
+  handshakeMs: number[];
+  roundTripMs: number[];
+  sendMs: number[];
+}
+
+async function measureNetwork(client: string, ip: string): Promise<Network> {
+  const handshakeMs = await probe<number[]>(client, ["connect", ip, 8080, HANDSHAKES]);
+  const roundTripMs = await probe<number[]>(client, ["echo", ip, 7, ROUND_TRIPS, 64]);
+  const sendMs: number[] = [];
+  for (let i = 0; i < SENDS; i++) {
+    sendMs.push(await probe<number>(client, ["send", ip, 5001, SEND_BYTES]));
+    // the reader loop starts its next `nc -l` once the previous one exits
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  return { handshakeMs, roundTripMs, sendMs };
+}
+
+const mbitPerSecond = (ms: number): number => (SEND_BYTES * 8) / 1e6 / (ms / 1000);
+
+function report(starts: Record<Kind, number[]>, network: Record<Kind, Network>): Row[] {
+  const row = (what: string, unit: string, values: Record<Kind, number[]>): Row => {
+    const [runc, peer] = [percentile(values.runc, 50), percentile(values.peerpods, 50)];
+    return { what, unit, "runc p50": runc, "runc p90": percentile(values.runc, 90), "peer pod p50": peer, "peer pod p90": percentile(values.peerpods, 90), "peer ÷ runc (p50)": peer / runc };
+  };
+  const throughput = (kind: Kind): number[] => network[kind].sendMs.map(mbitPerSecond);
+  const rows = [
+    row("TCP handshake, client pod → pod", "ms", { runc: network.runc.handshakeMs, peerpods: network.peerpods.handshakeMs }),
+    row("64 B round trip on one connection", "ms", { runc: network.runc.roundTripMs, peerpods: network.peerpods.roundTripMs }),
+    row(`throughput (${SEND_BYTES / 1024 / 1024} MiB, ${SENDS} runs)`, "Mbit/s", { runc: throughput("runc"), peerpods: throughput("peerpods") }),
+    row(`pod created → serving its port (${STARTS} pods)`, "ms", starts),
+  ];
+  printTable("pod network: client pod → plain runc pod vs → peer pod (qemu TCG VM, VXLAN), same node", rows);
+  return rows;
+}
+
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0) throw new Error("the real node (kubelet, containerd) needs root");
+  if (!(STARTS >= 1)) throw new Error(`--starts must be at least 1, got ${flags.starts}`);
+  const dir = trackedTempDir("pp-pnet-");
+  const socket = join(dir, "hypervisor.sock");
+  await writeFile(join(dir, "policy.json"), JSON.stringify(POLICY));
+  const cluster = await startCluster();
+  let node: RealNode | undefined;
+  let peerpods: Peerpods | undefined;
+  try {
+    peerpods = await startPeerpods({
+      args: ["--parts=hypervisor", `--policy-file=${join(dir, "policy.json")}`, `--hypervisor-socket=${socket}`, `--pods-dir=${join(dir, "pods")}`, "--cluster-id=perf-pod-network", `--agent-tls-dir=${await localAgentCa()}`],
+      kubeconfig: cluster.kubeconfigPath,
+    });
+    node = await startRealNode(cluster, { containerd: await peerpodsContainerd(socket) });
+    const core = cluster.kc.makeApiClient(CoreV1Api);
+    await createNamespace(core, NAMESPACE);
+    await cluster.kc.makeApiClient(NodeV1Api).createRuntimeClass({ body: { metadata: { name: PEERPODS_RUNTIME_CLASS }, handler: PEERPODS_RUNTIME_CLASS } });
+    const bench: Bench = { core, node };
+    await core.createNamespacedPod({ namespace: NAMESPACE, body: benchPod("client", "runc", node.name, "sleep 3600") });
+    const client = await netnsOf(bench, "client");
+    const starts: Record<Kind, number[]> = { runc: [], peerpods: [] };
+    const network = {} as Record<Kind, Network>;
+    for (const kind of ["runc", "peerpods"] as const) {
+      for (let i = 0; i < STARTS; i++) {
+        const name = `${kind}-${i}`;
+        const { ip, ms } = await startServing(bench, name, kind);
+        starts[kind].push(ms);
+        console.log(`  ${name} (${ip}): created → serving ${ms} ms`);
+        if (i === STARTS - 1) {
+          network[kind] = await measureNetwork(client, ip);
+          console.log(`  ${kind}: handshake p50 ${percentile(network[kind].handshakeMs, 50).toFixed(2)} ms, round trip p50 ${percentile(network[kind].roundTripMs, 50).toFixed(2)} ms, ${network[kind].sendMs.map((ms) => mbitPerSecond(ms).toFixed(0)).join("/")} Mbit/s`);
+        }
+        await deletePod(bench, name);
+      }
+    }
+    const summary = report(starts, network);
+    await writeResults("pod-network", { starts: STARTS, handshakes: HANDSHAKES, roundTrips: ROUND_TRIPS, sendBytes: SEND_BYTES, summary, raw: { starts, network } });
+  } finally {
+    await peerpods?.stop();
+    const left = (await node?.stop()) ?? [];
+    if (left.length) console.log(`the node's stop swept ${left.length} leftovers`);
+    await cluster.stop();
+  }
+}
+
+runBenchmark(main);
