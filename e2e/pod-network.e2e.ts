@@ -77,13 +77,34 @@ describe("pod network: a peer pod's IP lives in its VM (real node, qemu VPC, VXL
     assert.equal(result.status.status, "Success", `${command} in ${name}: ${result.stderr} ${JSON.stringify(result.status)}`);
     return result.stdout;
   };
-  /** wget in `from` until `url` answers (the server in a just-started pod may not listen yet). */
-  const fetchIn = (from: string, url: string): Promise<string> =>
-    waitFor(async () => (await execInPod(cluster().kc, NAMESPACE, from, "app", ["wget", "-q", "-T", "5", "-O", "-", url], { timeoutMs: 30_000 })).stdout || undefined, {
+  /**
+   * The page at ip:8080, fetched in pod `from` until it answers (the server in a just-started pod may
+   * not listen yet); a failure says what the tunnel's ends look like. HTTP by hand with nc: the
+   * static busybox's wget segfaults in these images, on any address.
+   */
+  const fetchIn = (from: string, ip: string): Promise<string> =>
+    waitFor(async () => (await execInPod(cluster().kc, NAMESPACE, from, "app", ["sh", "-c", `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 ${ip} 8080 | sed '1,/^\\r$/d'`], { timeoutMs: 30_000 })).stdout || undefined, {
       timeoutMs: 60_000,
       intervalMs: 500,
-      message: `${url} to answer in pod ${from}`,
+      message: `${ip}:8080 to answer in pod ${from}`,
+    }).catch(async (error: unknown) => {
+      throw new Error(`${(error as Error).message}\n${await tunnelDiagnostics()}`);
     });
+  /** The peer pods' interfaces and counters on the node (pod netns: links, tc) and in their VMs (exec: links, addresses, routes). */
+  const tunnelDiagnostics = async (): Promise<string> => {
+    const out = async (command: string, args: string[]): Promise<string> => (await run(command, args).catch((e: { stdout?: string; stderr?: string }) => e)).stdout ?? "";
+    const lines: string[] = [];
+    for (const name of ["web", "web2"]) {
+      const sandbox = await sandboxOf(name).catch(() => undefined);
+      if (!sandbox) continue;
+      lines.push(`--- ${name} on the node (${sandbox.netns}, ${JSON.stringify(sandbox.network)})`, await out("nsenter", [`--net=${sandbox.netns}`, "ip", "-d", "-s", "link"]));
+      lines.push(await out("nsenter", [`--net=${sandbox.netns}`, "tc", "-s", "filter", "show", "dev", "eth0", "ingress"]));
+      const inVm = await execInPod(cluster().kc, NAMESPACE, name, "app", ["sh", "-c", "ip -d -s link; ip addr; ip route; ip neigh"], { timeoutMs: 20_000 }).catch((e: Error) => ({ stdout: e.message }));
+      lines.push(`--- ${name} in its VM`, inVm.stdout);
+    }
+    lines.push("--- host", await out("ip", ["-s", "link"]));
+    return lines.join("\n");
+  };
   const deletePod = async (name: string): Promise<void> => {
     await core.deleteNamespacedPod({ name, namespace: NAMESPACE });
     await waitFor(async () => !(await core.listNamespacedPod({ namespace: NAMESPACE })).items.some((p) => p.metadata?.name === name), { timeoutMs: 60_000, message: `pod ${name} to be gone` });
@@ -140,7 +161,7 @@ describe("pod network: a peer pod's IP lives in its VM (real node, qemu VPC, VXL
     clientIp = await running(pod("client", serve("client page"), false));
     webIp = await running(pod("web", serve(`web page from $(uname -r)`), true));
     assert.notEqual(webIp, clientIp);
-    const page = await fetchIn("client", `http://${webIp}:8080/`);
+    const page = await fetchIn("client", webIp);
     assert.equal(page, `web page from ${kernel}\n`, "served from the VM's kernel, so by the peer pod's process in its VM");
     const sandbox = await sandboxOf("web");
     assert.equal(sandbox.network?.state, "connected");
@@ -150,15 +171,15 @@ describe("pod network: a peer pod's IP lives in its VM (real node, qemu VPC, VXL
   });
 
   it("the peer pod fetches from the client pod's IP, through the tunnel back to the node", async () => {
-    assert.equal(await fetchIn("web", `http://${clientIp}:8080/`), "client page\n");
+    assert.equal(await fetchIn("web", clientIp), "client page\n");
     const address = await exec("web", "ip -4 -o addr show dev eth0");
     assert.match(address, new RegExp(`inet ${webIp.replaceAll(".", "\\.")}/`), "the pod IP is on the VM-side eth0");
   });
 
   it("two peer pods reach each other by pod IP", async () => {
     const otherIp = await running(pod("web2", serve("second peer pod"), true));
-    assert.equal(await fetchIn("web", `http://${otherIp}:8080/`), "second peer pod\n");
-    assert.equal(await fetchIn("web2", `http://${webIp}:8080/`), `web page from ${kernel}\n`);
+    assert.equal(await fetchIn("web", otherIp), "second peer pod\n");
+    assert.equal(await fetchIn("web2", webIp), `web page from ${kernel}\n`);
     await deletePod("web2");
   });
 

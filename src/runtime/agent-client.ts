@@ -8,7 +8,7 @@ import type { AgentTarget } from "../agent-tls/target.js";
 import protobuf from "protobufjs";
 import type { PodNetwork } from "../hypervisor/pod-network.js";
 import { codecOf } from "../hypervisor/protos.js";
-import { ResetBeforeAnswer, TtrpcClient } from "./ttrpc-client.js";
+import { ResetBeforeAnswer, TtrpcClient, TtrpcStatusError } from "./ttrpc-client.js";
 
 export const AGENT_SERVICE = "peerpods.agent.Agent";
 /** pkg/agentapi's ProtocolVersion and metadata key (a unit test keeps them equal). */
@@ -64,6 +64,8 @@ export function setupNetworkRequest(network: PodNetwork): SetupNetworkRequest {
   return { interface: name, mac, mtu, addresses, routes: routes.map(({ destination, gateway }) => ({ destination, gateway: gateway ?? "" })), vni, port, node_ip: nodeIp };
 }
 
+/** google.rpc.Code UNIMPLEMENTED: what ttrpc answers for a method the server does not have. */
+const UNIMPLEMENTED = 12;
 const RESET_RETRIES = 3;
 const RESET_RETRY_DELAY_MS = 250;
 
@@ -102,7 +104,10 @@ export class AgentClient {
 
   /** Gives the pod's network namespace in the VM the pod's interface; the same request again is accepted, another one refused. */
   async setupNetwork(network: PodNetwork): Promise<void> {
-    await this.call("SetupNetwork", agentMessages.setupNetworkRequest.encode(setupNetworkRequest(network)));
+    await this.call("SetupNetwork", agentMessages.setupNetworkRequest.encode(setupNetworkRequest(network))).catch((error: unknown) => {
+      if (error instanceof TtrpcStatusError && error.code === UNIMPLEMENTED) throw new Error("the VM's agent has no SetupNetwork: its pod VM image predates the pod network (npm run podvm:build makes a current one)");
+      throw error;
+    });
   }
 
   close(): void {

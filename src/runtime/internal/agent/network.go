@@ -85,12 +85,12 @@ func setupPodNetns(path string, n podnet.Network) (err error) {
 		return err
 	}
 	defer podNS.Close()
-	vm, err := netlink.NewHandle()
+	vm, err := podnet.RouteHandle(netns.None())
 	if err != nil {
 		return err
 	}
 	defer vm.Close()
-	pod, err := netlink.NewHandleAt(podNS)
+	pod, err := podnet.RouteHandle(podNS)
 	if err != nil {
 		return err
 	}
@@ -98,11 +98,14 @@ func setupPodNetns(path string, n podnet.Network) (err error) {
 
 	mac, _ := net.ParseMAC(n.MAC)
 	attrs := netlink.NewLinkAttrs()
-	attrs.Name, attrs.MTU, attrs.HardwareAddr, attrs.Namespace = n.Interface, n.MTU, mac, netlink.NsFd(podNS)
+	// Made under a name of its own: some kernels (the pod VM's 6.12) look a new link's name up in
+	// the namespace that asks, where the VM's NIC may already be called eth0 too.
+	transient := fmt.Sprintf("ppvx%d", n.VNI)
+	attrs.Name, attrs.MTU, attrs.HardwareAddr, attrs.Namespace = transient, n.MTU, mac, netlink.NsFd(podNS)
 	if err := vm.LinkAdd(&netlink.Vxlan{LinkAttrs: attrs, VxlanId: int(n.VNI), Group: net.ParseIP(n.NodeIP), Port: n.Port}); err != nil {
 		return fmt.Errorf("creating the vxlan device towards %s (vni %d): %w", n.NodeIP, n.VNI, err)
 	}
-	link, err := pod.LinkByName(n.Interface)
+	link, err := pod.LinkByName(transient)
 	if err != nil {
 		return err
 	}
@@ -112,6 +115,9 @@ func setupPodNetns(path string, n podnet.Network) (err error) {
 			err = errors.Join(err, pod.LinkDel(link))
 		}
 	}()
+	if err := pod.LinkSetName(link, n.Interface); err != nil {
+		return fmt.Errorf("naming the pod interface %s: %w", n.Interface, err)
+	}
 	return configure(pod, link, n)
 }
 

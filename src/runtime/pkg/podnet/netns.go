@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 
+	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
@@ -61,4 +62,12 @@ func RemoveNetns(path string) error {
 		return err
 	}
 	return nil
+}
+
+// RouteHandle is a netlink handle for links, addresses, routes and tc in `ns` (the current
+// namespace when ns is netns.None()). Only NETLINK_ROUTE: netlink's default handle also opens
+// XFRM and netfilter sockets, which a kernel without them (the pod VM's) refuses with
+// "protocol not supported".
+func RouteHandle(ns netns.NsHandle) (*netlink.Handle, error) {
+	return netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 }

@@ -24,7 +24,7 @@ func Attach(netnsPath, sandboxID, vmIP string) (Network, error) {
 	if vm == nil {
 		return Network{}, fmt.Errorf("vm ip %q is not an IP address", vmIP)
 	}
-	node, err := netlink.NewHandle()
+	node, err := RouteHandle(netns.None())
 	if err != nil {
 		return Network{}, err
 	}
@@ -34,7 +34,7 @@ func Attach(netnsPath, sandboxID, vmIP string) (Network, error) {
 		return Network{}, fmt.Errorf("opening the pod netns %s: %w", netnsPath, err)
 	}
 	defer podNS.Close()
-	pod, err := netlink.NewHandleAt(podNS)
+	pod, err := RouteHandle(podNS)
 	if err != nil {
 		return Network{}, fmt.Errorf("entering the pod netns %s: %w", netnsPath, err)
 	}
@@ -83,7 +83,7 @@ func Detach(netnsPath string) error {
 		return fmt.Errorf("opening the pod netns %s: %w", netnsPath, err)
 	}
 	defer podNS.Close()
-	pod, err := netlink.NewHandleAt(podNS)
+	pod, err := RouteHandle(podNS)
 	if err != nil {
 		return fmt.Errorf("entering the pod netns %s: %w", netnsPath, err)
 	}
