@@ -35,8 +35,8 @@ const SEND_BYTES = 32 * 1024 * 1024;
 const SENDS = 3;
 const PROBE = fileURLToPath(new URL("./lib/tcp-probe.ts", import.meta.url));
 const POLICY = { instanceTypes: [{ name: "small", vcpus: 1, memoryMiB: 256 }], provider: { name: "qemu", qemu: { maxVMs: 2 } } };
-/** httpd on 8080, an echo server on 7, and a reader that drops what it gets on 5001 (one connection at a time). */
-const SERVERS = "mkdir -p /www && echo ok > /www/index.html && httpd -p 8080 -h /www && (nc -ll -p 7 -e cat &) && while true; do nc -l -p 5001 > /dev/null; done";
+/** httpd on 8080, an echo server on 7, and on 5001 a reader that drops what it gets and closes at its end. */
+const SERVERS = "mkdir -p /www && echo ok > /www/index.html && httpd -p 8080 -h /www && printf '#!/bin/sh\\nexec cat > /dev/null\\n' > /drop && chmod +x /drop && (nc -ll -p 7 -e cat &) && exec nc -ll -p 5001 -e /drop";
 
 type Kind = "runc" | "peerpods";
 
@@ -102,8 +102,12 @@ async function netnsOf(bench: Bench, name: string): Promise<string> {
 }
 
 async function probe<T>(netns: string, args: (string | number)[]): Promise<T> {
-  const { stdout } = await run("nsenter", [`--net=${netns}`, process.execPath, "--import", "tsx", PROBE, ...args.map(String)], { timeout: 300_000 });
-  return JSON.parse(stdout) as T;
+  const { stdout, stderr } = await run("nsenter", [`--net=${netns}`, process.execPath, "--import", "tsx", PROBE, ...args.map(String)], { timeout: 300_000 });
+  try {
+    return JSON.parse(stdout) as T;
+  } catch {
+    throw new Error(`tcp-probe ${args.join(" ")} printed ${JSON.stringify(stdout)}, stderr ${JSON.stringify(stderr)}`);
+  }
 }
 
 interface Network {
@@ -118,8 +122,6 @@ async function measureNetwork(client: string, ip: string): Promise<Network> {
   const sendMs: number[] = [];
   for (let i = 0; i < SENDS; i++) {
     sendMs.push(await probe<number>(client, ["send", ip, 5001, SEND_BYTES]));
-    // the reader loop starts its next `nc -l` once the previous one exits
-    await new Promise((resolve) => setTimeout(resolve, 500));
   }
   return { handshakeMs, roundTripMs, sendMs };
 }

@@ -64,9 +64,13 @@ async function send(host: string, port: number, bytes: number): Promise<number> 
     socket.once("close", () => resolve());
     socket.once("error", reject);
   });
+  const early = closed.then(() => {
+    throw new Error(`the receiver at ${host}:${port} closed the connection before it had everything`);
+  });
   for (let sent = 0; sent < bytes; sent += chunk.length) {
-    if (!socket.write(chunk)) await new Promise((resolve) => socket.once("drain", resolve));
+    if (!socket.write(chunk)) await Promise.race([new Promise((resolve) => socket.once("drain", resolve)), early]);
   }
+  early.catch(() => undefined);
   socket.end();
   await closed;
   return performance.now() - started;
