@@ -232,7 +232,8 @@ describe("Kata remote hypervisor: containerd's ttrpc client against peerpods (hy
   });
 
   it("pod network: the shim's network namespace is tied to the VM at StartVM; a container started afterwards answers at the pod IP from the VM; StopVM takes the tunnel out", async () => {
-    const [ctl, rootfs] = [(await buildRuntime()).agentctl, await busyboxRootfs(defaultImageDir(), join(dir, "busybox"))];
+    const ctl = (await buildRuntime()).agentctl;
+    const rootfs = await busyboxRootfs(defaultImageDir(), join(dir, "busybox"));
     const netns = await makePodNetns();
     const id = sandboxId();
     const vxlanOf = async (): Promise<LinkInfo | undefined> => (await linksIn(netns.path)).find((link) => link.linkinfo?.info_kind === "vxlan");
@@ -250,7 +251,7 @@ describe("Kata remote hypervisor: containerd's ttrpc client against peerpods (hy
       const filters = await inNetns(netns.path, "tc", "filter", "show", "dev", "eth0", "ingress");
       assert.match(filters, new RegExp(`mirred \\(Egress Redirect to device ${vxlan.ifname}\\)`), "eth0's ingress goes to the tunnel");
 
-      // Nothing listens in the node's pod namespace: an answer at the pod IP comes from the VM's.
+      // A container created after StartVM joins the VM's pod netns; nothing listens in the node's, so an answer at the pod IP comes from the VM.
       const page = `served in VM ${instanceId}`;
       const ran = await agentctl(ctl, socket, ["run", "-id", "web", "-detach", "-rootfs", rootfs, "--", "sh", "-c", `while true; do echo "${page}" | nc -l -p 8080; done`]);
       assert.equal(ran.code, undefined, `run: ${ran.code} ${ran.message}`);

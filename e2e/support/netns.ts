@@ -1,7 +1,7 @@
 /**
  * A network namespace on the host standing for the one CNI makes for a pod: a veth whose pod end is
- * `eth0` with 10.199.N.2/24 and a default route via the host end, 10.199.N.1/24 (N picked so that
- * no host route covers the subnet).
+ * `eth0` with 10.199.N.2/24 and a default route via the host end, 10.199.N.1/24 (N picked among
+ * those no host route names).
  */
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -14,7 +14,6 @@ export interface PodNetns {
   /** The bind-mounted namespace, as CNI hands it to the runtime (`/run/netns/NAME`). */
   path: string;
   podIp: string;
-  hostIp: string;
   /** Deletes the namespace and the veth; what is already gone is fine. */
   remove(): Promise<void>;
 }
@@ -27,7 +26,7 @@ export interface LinkInfo {
 
 const ip = async (...args: string[]): Promise<string> => (await run("ip", args)).stdout;
 
-/** A third octet whose 10.199.N.0/24 no host route reaches yet. */
+/** A third octet that no host route names (10.199.N.x) yet. */
 async function freeSubnet(): Promise<number> {
   const routes = await ip("-4", "route", "show", "table", "all");
   const free = Array.from({ length: 250 }, (_, i) => i + 2).filter((n) => !routes.includes(`10.199.${n}.`));
@@ -44,7 +43,6 @@ export async function makePodNetns(): Promise<PodNetns> {
   const netns: PodNetns = {
     path: `/run/netns/${name}`,
     podIp,
-    hostIp,
     async remove() {
       await ip("netns", "del", name).catch(() => undefined);
       // The kernel takes the veth out with its peer's namespace, a moment later.
