@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { readFile, stat, writeFile } from "node:fs/promises";
+import { connect } from "node:net";
 import { join } from "node:path";
 import { AuthorizationV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesObject, type V1Pod } from "@kubernetes/client-node";
 import { ANNOTATION } from "../src/kube/annotations.js";
@@ -8,9 +9,15 @@ import { withAgent } from "../src/runtime/agent-client.js";
 import { pino } from "pino";
 import { createProvider } from "../src/providers/factory.js";
 import { TAG, type Instance, type Provider, type Tags } from "../src/providers/types.js";
+import { defaultImageDir } from "../src/providers/qemu/image/paths.js";
+import { buildRuntime } from "../src/runtime/build.js";
+import type { NetworkState } from "../src/hypervisor/sandbox-network.js";
 import { PEERPOD_GROUP, PEERPOD_PLURAL, PEERPOD_VERSION, type PeerPod } from "../src/kube/peerpod.js";
 import { cluster } from "./setup.js";
 import { applyObjects, loadManifests, LOCAL_OVERLAY_DIR, MANIFESTS_DIR, withWebhookUrl, removeWebhookConfigs } from "./support/manifests.js";
+import { agentctl } from "./support/agentctl.js";
+import { busyboxRootfs } from "./support/busybox.js";
+import { inNetns, linksIn, makePodNetns, type LinkInfo } from "./support/netns.js";
 import { startPeerpods, type Peerpods } from "./support/peerpods.js";
 import { trackedTempDir } from "./support/leftovers.js";
 import { processesMentioning } from "./support/processes.js";
@@ -37,6 +44,17 @@ const warmPod: V1Pod = {
 /** A Kata sandbox id: 64 hex characters. */
 const sandboxId = (): string => randomBytes(32).toString("hex");
 
+/** Everything a TCP server at host:port sends before it closes the connection. */
+const readTcp = (host: string, port: number, timeoutMs = 5000): Promise<string> =>
+  new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const socket = connect({ host, port, timeout: timeoutMs });
+    socket.on("data", (chunk: Buffer) => chunks.push(chunk));
+    socket.on("timeout", () => socket.destroy(new Error(`no end from ${host}:${port} after ${timeoutMs} ms`)));
+    socket.on("error", reject);
+    socket.on("end", () => resolve(Buffer.concat(chunks).toString()));
+  });
+
 describe("Kata remote hypervisor: containerd's ttrpc client against peerpods (hypervisor + worker, qemu VMs)", function () {
   this.timeout(BOOT_TIMEOUT_MS * 2);
   let admin: KubeConfig;
@@ -52,7 +70,8 @@ describe("Kata remote hypervisor: containerd's ttrpc client against peerpods (hy
 
   const liveVMs = async (tags: Tags): Promise<Instance[]> =>
     (await provider.list({ [TAG.cluster]: CLUSTER_ID, ...tags })).filter((i) => i.state === "pending" || i.state === "running");
-  const sandboxRecord = async (id: string): Promise<{ instanceId: string }> => JSON.parse(await readFile(join(podsDir, id, "vm.json"), "utf8")) as { instanceId: string };
+  const sandboxRecord = async (id: string): Promise<{ instanceId: string; netns?: string; network?: NetworkState }> =>
+    JSON.parse(await readFile(join(podsDir, id, "vm.json"), "utf8")) as { instanceId: string; netns?: string; network?: NetworkState };
   const createAndStart = (id: string, annotations: Record<string, string>): Promise<{ socket: string; ms: number }> => peer.createAndStart(id, annotations, BOOT_TIMEOUT_MS / 1000);
   /** The sandbox's VM runs as a process here (so the check that none is left after StopVM means something). */
   const assertVmProcess = async (id: string): Promise<void> => {
@@ -210,5 +229,48 @@ describe("Kata remote hypervisor: containerd's ttrpc client against peerpods (hy
     await core.deleteNamespacedPod({ name: "hv-warm", namespace: NAMESPACE, gracePeriodSeconds: 0 });
     await stopAndCheck(id, socket);
     await waitFor(async () => (await liveVMs({ [TAG.podUid]: uid })).length === 0, { timeoutMs: 30_000, message: "no VM left for hv-warm" });
+  });
+
+  it("pod network: the shim's network namespace is tied to the VM at StartVM; a container started afterwards answers at the pod IP from the VM; StopVM takes the tunnel out", async () => {
+    const ctl = (await buildRuntime()).agentctl;
+    const rootfs = await busyboxRootfs(defaultImageDir(), join(dir, "busybox"));
+    const netns = await makePodNetns();
+    const id = sandboxId();
+    const vxlanOf = async (): Promise<LinkInfo | undefined> => (await linksIn(netns.path)).find((link) => link.linkinfo?.info_kind === "vxlan");
+    try {
+      const { socket } = await peer.createAndStart(id, shimAnnotations(NAMESPACE, "hv-net", "small"), BOOT_TIMEOUT_MS / 1000, netns.path);
+      const { instanceId, netns: recorded, network } = await sandboxRecord(id);
+      const vmIp = (await provider.get(instanceId))?.privateIp;
+      assert.ok(vmIp, "the VM has a private address (the qemu VPC, on as root)");
+      assert.equal(recorded, netns.path);
+      assert.ok(network?.state === "connected", `the sandbox's network is connected: ${JSON.stringify(network)}`);
+      assert.deepEqual([network.podIp, network.vmIp], [netns.podIp, vmIp]);
+
+      const vxlan = await vxlanOf();
+      assert.ok(vxlan, "a VXLAN device in the pod's namespace");
+      const filters = await inNetns(netns.path, "tc", "filter", "show", "dev", "eth0", "ingress");
+      assert.match(filters, new RegExp(`mirred \\(Egress Redirect to device ${vxlan.ifname}\\)`), "eth0's ingress goes to the tunnel");
+
+      // A container created after StartVM joins the VM's pod netns; nothing listens in the node's, so an answer at the pod IP comes from the VM.
+      const page = `served in VM ${instanceId}`;
+      const ran = await agentctl(ctl, socket, ["run", "-id", "web", "-detach", "-rootfs", rootfs, "--", "sh", "-c", `while true; do echo "${page}" | nc -l -p 8080; done`]);
+      assert.equal(ran.code, undefined, `run: ${ran.code} ${ran.message}`);
+      const answer = await waitFor(async () => (await readTcp(netns.podIp, 8080)) || undefined, { timeoutMs: 60_000, intervalMs: 500, message: `${netns.podIp}:8080 to answer` }).catch(async (error: Error) => {
+        const diagnostics = await Promise.all([inNetns(netns.path, "ip", "-d", "-s", "link"), inNetns(netns.path, "tc", "-s", "filter", "show", "dev", "eth0", "ingress")]);
+        throw new Error(`${error.message}\n--- the pod's namespace on the node\n${diagnostics.join("\n")}`);
+      });
+      assert.equal(answer, `${page}\n`);
+      const counters = (await vxlanOf())?.stats64;
+      assert.ok((counters?.rx?.bytes ?? 0) > 0 && (counters?.tx?.bytes ?? 0) > 0, `the exchange crossed the tunnel: ${JSON.stringify(counters)}`);
+      const metrics = await (await fetch(`http://127.0.0.1:${peerpods.metricsPort}/metrics`)).text();
+      assert.match(metrics, /^peerpods_pod_network_setups_total\{result="connected"\} 1$/m);
+
+      await stopAndCheck(id, socket);
+      assert.equal(await vxlanOf(), undefined, "no VXLAN device left in the pod's namespace");
+      assert.doesNotMatch(await inNetns(netns.path, "tc", "qdisc", "show", "dev", "eth0"), /ingress/, "no ingress qdisc (nor its filters) left on eth0");
+    } finally {
+      await peer.stopVM(id).catch(() => undefined);
+      await netns.remove();
+    }
   });
 });

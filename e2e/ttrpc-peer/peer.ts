@@ -58,7 +58,8 @@ export class TtrpcPeer {
     return this.call(["version", version]);
   }
 
-  createVM(id: string, annotations: Record<string, string>, netns = "/var/run/netns/test"): Promise<PeerResult> {
+  /** `netns` is the pod's network namespace on the node; empty: none, so the sandbox gets no pod network. */
+  createVM(id: string, annotations: Record<string, string>, netns = ""): Promise<PeerResult> {
     return this.call(["create", id, "-netns", netns, ...Object.entries(annotations).flatMap(([key, value]) => ["-a", `${key}=${value}`])]);
   }
 
@@ -71,9 +72,9 @@ export class TtrpcPeer {
   }
 
   /** CreateVM then StartVM, as the shim calls them: the agent socket and the time until the agent was reachable. */
-  async createAndStart(id: string, annotations: Record<string, string>, startTimeoutSeconds: number): Promise<{ socket: string; ms: number }> {
+  async createAndStart(id: string, annotations: Record<string, string>, startTimeoutSeconds: number, netns = ""): Promise<{ socket: string; ms: number }> {
     const started = Date.now();
-    const created = await this.createVM(id, annotations);
+    const created = await this.createVM(id, annotations, netns);
     if (created.code || !created.agentSocketPath) throw new Error(`CreateVM failed: ${created.code} ${created.message}`);
     const start = await this.startVM(id, startTimeoutSeconds);
     if (start.code) throw new Error(`StartVM failed: ${start.code} ${start.message}`);
