@@ -105,7 +105,7 @@ export class AgentClient {
   /** Gives the pod's network namespace in the VM the pod's interface; the same request again is accepted, another one refused. */
   async setupNetwork(network: PodNetwork): Promise<void> {
     await this.call("SetupNetwork", agentMessages.setupNetworkRequest.encode(setupNetworkRequest(network))).catch((error: unknown) => {
-      if (error instanceof TtrpcStatusError && error.code === UNIMPLEMENTED) throw new Error("the VM's agent has no SetupNetwork: its pod VM image predates the pod network (npm run podvm:build makes a current one)");
+      if (error instanceof TtrpcStatusError && error.code === UNIMPLEMENTED) throw new Error("the VM's agent has no SetupNetwork: the pod VM image predates the pod network (npm run podvm:build makes a current one) or runs another agent (a cloud-api-adaptor image's kata-agent)");
       throw error;
     });
   }

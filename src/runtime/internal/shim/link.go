@@ -12,6 +12,7 @@ import (
 	"github.com/containerd/ttrpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"peerpods.io/runtime/pkg/agentapi"
 	"peerpods.io/runtime/pkg/agentclient"
 )
 
@@ -57,6 +58,15 @@ var (
 	probeTimeout = 10 * time.Second
 )
 
+// A VM that dies on a routed network (the qemu VPC, a cloud) leaves an open connection behind: no
+// FIN or RST reaches the node, and a wait in flight would block for good. So the link asks the agent
+// for its health every heartbeatEvery and takes an answer later than heartbeatTimeout for a dropped
+// connection, which sends it to the hypervisor part to learn whether the VM lives.
+var (
+	heartbeatEvery   = 5 * time.Second
+	heartbeatTimeout = 10 * time.Second
+)
+
 func newAgentLink(vm podVM, socket string, client *agentclient.Client, onLost func(error)) *agentLink {
 	return &agentLink{vm: vm, socket: socket, client: client, onLost: onLost}
 }
@@ -69,6 +79,25 @@ func (l *agentLink) current() (*agentclient.Client, error) {
 		return nil, l.lost
 	}
 	return l.client, nil
+}
+
+// heartbeat runs until the link is lost or released (see heartbeatEvery).
+func (l *agentLink) heartbeat(ctx context.Context) {
+	ticker := time.NewTicker(heartbeatEvery)
+	defer ticker.Stop()
+	for range ticker.C {
+		client, err := l.current()
+		if err != nil {
+			return
+		}
+		asked, cancel := context.WithTimeout(ctx, heartbeatTimeout)
+		_, err = client.Health(asked, &agentapi.HealthRequest{})
+		cancel()
+		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ttrpc.ErrClosed) {
+			log.G(ctx).WithField("sandbox", l.vm.sandboxID).WithError(err).Warn("the pod VM's agent missed its heartbeat")
+			_ = l.recover(ctx, client)
+		}
+	}
 }
 
 // release closes the connection for good (the shim is done with the VM).

@@ -78,11 +78,15 @@ type linkFixture struct {
 }
 
 func newLinkFixture(t *testing.T) *linkFixture {
+	return newLinkFixtureWith(t, versionAgent{})
+}
+
+func newLinkFixtureWith(t *testing.T, agent agentapi.AgentService) *linkFixture {
 	dir := t.TempDir()
 	f := &linkFixture{agentPath: filepath.Join(dir, "agent.sock"), hypervisor: &hypervisorAnswer{}}
 	hypervisorPath := filepath.Join(dir, "hypervisor.sock")
 	serveTTRPC(t, hypervisorPath, func(s *ttrpc.Server) { hypervisorapi.RegisterHypervisorService(s, f.hypervisor) })
-	f.agent = serveAgent(t, f.agentPath)
+	f.agent = serveTTRPC(t, f.agentPath, func(s *ttrpc.Server) { agentapi.RegisterAgentService(s, agent) })
 	client, err := agentclient.Dial(context.Background(), f.agentPath)
 	if err != nil {
 		t.Fatal(err)
@@ -218,5 +222,47 @@ func TestReleasedLinkFailsCallsWithoutCallingTheVMLost(t *testing.T) {
 	}
 	if f.lost.Load() != 0 {
 		t.Fatal("a released link called the VM lost")
+	}
+}
+
+// silentAgent answers Version, and Health only once told to: until then it is a VM that died where
+// no FIN or RST reaches the node (a routed network), its connection open and mute.
+type silentAgent struct {
+	versionAgent
+	answering *atomic.Bool
+}
+
+func (a silentAgent) Health(ctx context.Context, _ *agentapi.HealthRequest) (*agentapi.HealthResponse, error) {
+	if a.answering.Load() {
+		return &agentapi.HealthResponse{Ready: true}, nil
+	}
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+func TestLinkHeartbeatFindsAVMThatWentMute(t *testing.T) {
+	shortWindows(t, 5*time.Second)
+	savedEvery, savedTimeout := heartbeatEvery, heartbeatTimeout
+	heartbeatEvery, heartbeatTimeout = 20*time.Millisecond, 50*time.Millisecond
+	t.Cleanup(func() { heartbeatEvery, heartbeatTimeout = savedEvery, savedTimeout })
+	answering := &atomic.Bool{}
+	answering.Store(true)
+	f := newLinkFixtureWith(t, silentAgent{answering: answering})
+	f.hypervisor.answer(status.Error(codes.FailedPrecondition, "VM vm-1 of pod shop/web is terminated: qemu exited"))
+	go f.link.heartbeat(context.Background())
+	time.Sleep(200 * time.Millisecond)
+	if f.lost.Load() != 0 {
+		t.Fatalf("a VM that answers its heartbeats was called lost: %v", f.reason.Load())
+	}
+	answering.Store(false)
+	deadline := time.Now().Add(5 * time.Second)
+	for f.lost.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("a mute VM was never found lost")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if reason, _ := f.reason.Load().(string); !strings.Contains(reason, "qemu exited") {
+		t.Fatalf("lost for %q, want the hypervisor part's reason", reason)
 	}
 }

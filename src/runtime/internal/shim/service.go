@@ -127,6 +127,7 @@ func (s *Service) bringUpVM(ctx context.Context, id string, spec *specs.Spec) er
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.vm, s.link = &vm, newAgentLink(vm, socket, agent, s.vmLost)
+	go s.link.heartbeat(context.WithoutCancel(ctx))
 	return nil
 }
 
