@@ -4,11 +4,9 @@
  * the agent's SetupNetwork in the VM), so runc pods and other peer pods reach it and it reaches them.
  */
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { CoreV1Api, NodeV1Api, type CoreV1Event, type V1Pod } from "@kubernetes/client-node";
 import { RECORD_FILE } from "../src/hypervisor/layout.js";
 import { defaultImageDir, readManifest } from "../src/providers/qemu/image/paths.js";
@@ -16,6 +14,7 @@ import { startRealNode, type RealNode } from "./cluster/node/node.js";
 import { cluster } from "./setup.js";
 import { localAgentCa } from "./support/certs.js";
 import { execInPod } from "./support/exec.js";
+import { inNetns, linksIn, type LinkInfo } from "./support/netns.js";
 import { trackedTempDir } from "./support/leftovers.js";
 import { startPeerpods, type Peerpods } from "./support/peerpods.js";
 import { PEERPODS_RUNTIME_CLASS, peerpodsContainerd } from "./support/peerpods-node.js";
@@ -23,23 +22,15 @@ import { processesMentioning } from "./support/processes.js";
 import { createNamespace } from "./support/suite.js";
 import { waitFor } from "./support/wait.js";
 
-const run = promisify(execFile);
 const NAMESPACE = "pod-network-e2e";
 const BOOT_TIMEOUT_MS = 180_000;
 const POLICY = { instanceTypes: [{ name: "small", vcpus: 1, memoryMiB: 256 }], provider: { name: "qemu", qemu: { maxVMs: 3 } } };
 /** busybox httpd serving `page` on 8080 from /www. */
 const serve = (page: string): string => `mkdir -p /www && echo "${page}" > /www/index.html && exec httpd -f -p 8080 -h /www`;
 
-interface LinkInfo {
-  ifname: string;
-  linkinfo?: { info_kind?: string };
-}
-
-/** The links of a network namespace (the host's when `netns` is absent), with their kinds. */
-async function links(netns?: string): Promise<LinkInfo[]> {
-  const command = netns ? ["nsenter", [`--net=${netns}`, "ip", "-j", "-d", "link", "show"]] : ["ip", ["-j", "-d", "link", "show"]];
-  return JSON.parse((await run(command[0] as string, command[1] as string[])).stdout) as LinkInfo[];
-}
+/** The host's own network namespace (PID 1's). */
+const HOST_NETNS = "/proc/1/ns/net";
+const links = (netns = HOST_NETNS): Promise<LinkInfo[]> => linksIn(netns);
 
 describe("pod network: a peer pod's IP lives in its VM (real node, qemu VPC, VXLAN)", function () {
   this.timeout(BOOT_TIMEOUT_MS);
@@ -92,17 +83,17 @@ describe("pod network: a peer pod's IP lives in its VM (real node, qemu VPC, VXL
     });
   /** The peer pods' interfaces and counters on the node (pod netns: links, tc) and in their VMs (exec: links, addresses, routes). */
   const tunnelDiagnostics = async (): Promise<string> => {
-    const out = async (command: string, args: string[]): Promise<string> => (await run(command, args).catch((e: { stdout?: string; stderr?: string }) => e)).stdout ?? "";
+    const out = (netns: string, ...command: string[]): Promise<string> => inNetns(netns, ...command).catch((error: Error) => error.message);
     const lines: string[] = [];
     for (const name of ["web", "web2"]) {
       const sandbox = await sandboxOf(name).catch(() => undefined);
       if (!sandbox) continue;
-      lines.push(`--- ${name} on the node (${sandbox.netns}, ${JSON.stringify(sandbox.network)})`, await out("nsenter", [`--net=${sandbox.netns}`, "ip", "-d", "-s", "link"]));
-      lines.push(await out("nsenter", [`--net=${sandbox.netns}`, "tc", "-s", "filter", "show", "dev", "eth0", "ingress"]));
+      lines.push(`--- ${name} on the node (${sandbox.netns}, ${JSON.stringify(sandbox.network)})`, await out(sandbox.netns, "ip", "-d", "-s", "link"));
+      lines.push(await out(sandbox.netns, "tc", "-s", "filter", "show", "dev", "eth0", "ingress"));
       const inVm = await execInPod(cluster().kc, NAMESPACE, name, "app", ["sh", "-c", "ip -d -s link; ip addr; ip route; ip neigh"], { timeoutMs: 20_000 }).catch((e: Error) => ({ stdout: e.message }));
       lines.push(`--- ${name} in its VM`, inVm.stdout);
     }
-    lines.push("--- host", await out("ip", ["-s", "link"]));
+    lines.push("--- host", await out(HOST_NETNS, "ip", "-s", "link"));
     return lines.join("\n");
   };
   const deletePod = async (name: string): Promise<void> => {
@@ -188,7 +179,7 @@ describe("pod network: a peer pod's IP lives in its VM (real node, qemu VPC, VXL
     const inPod = await links(netns);
     const vxlan = inPod.find((link) => link.linkinfo?.info_kind === "vxlan");
     assert.ok(vxlan, `a VXLAN device in the pod's namespace: ${inPod.map((link) => link.ifname).join(", ")}`);
-    const filters = (await run("nsenter", [`--net=${netns}`, "tc", "filter", "show", "dev", "eth0", "ingress"])).stdout;
+    const filters = await inNetns(netns, "tc", "filter", "show", "dev", "eth0", "ingress");
     assert.match(filters, new RegExp(`mirred \\(Egress Redirect to device ${vxlan.ifname}\\)`), "eth0's ingress goes to the tunnel");
     const tap = (await links()).filter((link) => link.linkinfo?.info_kind === "tun");
     assert.ok(tap.length >= 1, "the VM's tap on the host");

@@ -4,16 +4,19 @@
  * a plain runc pod on the same node, both measured from a runc client pod's network namespace:
  * TCP handshakes, 64-byte round trips on one connection, and throughput (32 MiB to a reader that
  * drops it), each from the client pod; and pod created → serving its port (polled from the node,
- * every 50 ms). Results go to e2e/perf/results/pod-network.json.
+ * every 50 ms). For the split of the cost, TCP handshakes from the node straight to the peer pod
+ * VM's private address (its agent port), without the tunnel. Results go to
+ * e2e/perf/results/pod-network.json.
  */
 import { execFile } from "node:child_process";
-import { writeFile } from "node:fs/promises";
+import { readdir, readFile, writeFile } from "node:fs/promises";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { parseArgs, promisify } from "node:util";
 import { CoreV1Api, NodeV1Api, type V1Pod } from "@kubernetes/client-node";
+import { RECORD_FILE } from "../../src/hypervisor/layout.js";
 import { startCluster } from "../cluster/cluster.js";
 import { startRealNode, type RealNode } from "../cluster/node/node.js";
 import { localAgentCa } from "../support/certs.js";
@@ -33,6 +36,9 @@ const HANDSHAKES = 100;
 const ROUND_TRIPS = 200;
 const SEND_BYTES = 32 * 1024 * 1024;
 const SENDS = 3;
+/** The host's own network namespace (PID 1's), and the qemu provider's default agent port in the VM. */
+const HOST_NETNS = "/proc/1/ns/net";
+const AGENT_PORT = 1024;
 const PROBE = fileURLToPath(new URL("./lib/tcp-probe.ts", import.meta.url));
 const POLICY = { instanceTypes: [{ name: "small", vcpus: 1, memoryMiB: 256 }], provider: { name: "qemu", qemu: { maxVMs: 2 } } };
 /** httpd on 8080, an echo server on 7, and on 5001 a reader that drops what it gets and closes at its end. */
@@ -101,6 +107,15 @@ async function netnsOf(bench: Bench, name: string): Promise<string> {
   return `/proc/${pid}/ns/net`;
 }
 
+/** The VM's private address, from the hypervisor part's record of the pod's sandbox. */
+async function vmIpOf(podsDir: string, pod: string): Promise<string> {
+  for (const id of await readdir(podsDir)) {
+    const record = JSON.parse(await readFile(join(podsDir, id, RECORD_FILE), "utf8").catch(() => "{}")) as { pod?: string; network?: { vmIp?: string } };
+    if (record.pod === `${NAMESPACE}/${pod}` && record.network?.vmIp) return record.network.vmIp;
+  }
+  throw new Error(`no sandbox record with a connected network for pod ${pod}`);
+}
+
 async function probe<T>(netns: string, args: (string | number)[]): Promise<T> {
   const { stdout, stderr } = await run("nsenter", [`--net=${netns}`, process.execPath, "--import", "tsx", PROBE, ...args.map(String)], { timeout: 300_000 });
   try {
@@ -128,7 +143,7 @@ async function measureNetwork(client: string, ip: string): Promise<Network> {
 
 const mbitPerSecond = (ms: number): number => (SEND_BYTES * 8) / 1e6 / (ms / 1000);
 
-function report(starts: Record<Kind, number[]>, network: Record<Kind, Network>): Row[] {
+function report(starts: Record<Kind, number[]>, network: Record<Kind, Network>, vmHandshakeMs: number[]): Row[] {
   const row = (what: string, unit: string, values: Record<Kind, number[]>): Row => {
     const [runc, peer] = [percentile(values.runc, 50), percentile(values.peerpods, 50)];
     return { what, unit, "runc p50": runc, "runc p90": percentile(values.runc, 90), "peer pod p50": peer, "peer pod p90": percentile(values.peerpods, 90), "peer ÷ runc (p50)": peer / runc };
@@ -139,6 +154,7 @@ function report(starts: Record<Kind, number[]>, network: Record<Kind, Network>):
     row("64 B round trip on one connection", "ms", { runc: network.runc.roundTripMs, peerpods: network.peerpods.roundTripMs }),
     row(`throughput (${SEND_BYTES / 1024 / 1024} MiB, ${SENDS} runs)`, "Mbit/s", { runc: throughput("runc"), peerpods: throughput("peerpods") }),
     row(`pod created → serving its port (${STARTS} pods)`, "ms", starts),
+    { what: "TCP handshake, node → the VM's private address (no tunnel)", unit: "ms", "peer pod p50": percentile(vmHandshakeMs, 50), "peer pod p90": percentile(vmHandshakeMs, 90) },
   ];
   printTable("pod network: client pod → plain runc pod vs → peer pod (qemu TCG VM, VXLAN), same node", rows);
   return rows;
@@ -167,6 +183,7 @@ async function main(): Promise<void> {
     const client = await netnsOf(bench, "client");
     const starts: Record<Kind, number[]> = { runc: [], peerpods: [] };
     const network = {} as Record<Kind, Network>;
+    let vmHandshakeMs: number[] = [];
     for (const kind of ["runc", "peerpods"] as const) {
       for (let i = 0; i < STARTS; i++) {
         const name = `${kind}-${i}`;
@@ -175,13 +192,14 @@ async function main(): Promise<void> {
         console.log(`  ${name} (${ip}): created → serving ${ms} ms`);
         if (i === STARTS - 1) {
           network[kind] = await measureNetwork(client, ip);
+          if (kind === "peerpods") vmHandshakeMs = await probe<number[]>(HOST_NETNS, ["connect", await vmIpOf(join(dir, "pods"), name), AGENT_PORT, HANDSHAKES]);
           console.log(`  ${kind}: handshake p50 ${percentile(network[kind].handshakeMs, 50).toFixed(2)} ms, round trip p50 ${percentile(network[kind].roundTripMs, 50).toFixed(2)} ms, ${network[kind].sendMs.map((ms) => mbitPerSecond(ms).toFixed(0)).join("/")} Mbit/s`);
         }
         await deletePod(bench, name);
       }
     }
-    const summary = report(starts, network);
-    await writeResults("pod-network", { starts: STARTS, handshakes: HANDSHAKES, roundTrips: ROUND_TRIPS, sendBytes: SEND_BYTES, summary, raw: { starts, network } });
+    const summary = report(starts, network, vmHandshakeMs);
+    await writeResults("pod-network", { starts: STARTS, handshakes: HANDSHAKES, roundTrips: ROUND_TRIPS, sendBytes: SEND_BYTES, summary, raw: { starts, network, vmHandshakeMs } });
   } finally {
     await peerpods?.stop();
     const left = (await node?.stop()) ?? [];
