@@ -28,8 +28,8 @@ const POLICY = { instanceTypes: [{ name: "small", vcpus: 1, memoryMiB: 256 }], p
 /** busybox httpd serving `page` on 8080 from /www. */
 const serve = (page: string): string => `mkdir -p /www && echo "${page}" > /www/index.html && exec httpd -f -p 8080 -h /www`;
 
-/** The host's own network namespace (PID 1's). */
-const HOST_NETNS = "/proc/1/ns/net";
+/** The host's network namespace: the one nsenter itself runs in. */
+const HOST_NETNS = "/proc/self/ns/net";
 const links = (netns = HOST_NETNS): Promise<LinkInfo[]> => linksIn(netns);
 
 describe("pod network: a peer pod's IP lives in its VM (real node, qemu VPC, VXLAN)", function () {

@@ -36,8 +36,8 @@ const HANDSHAKES = 100;
 const ROUND_TRIPS = 200;
 const SEND_BYTES = 32 * 1024 * 1024;
 const SENDS = 3;
-/** The host's own network namespace (PID 1's), and the qemu provider's default agent port in the VM. */
-const HOST_NETNS = "/proc/1/ns/net";
+/** The host's network namespace (the one nsenter itself runs in), and the qemu provider's default agent port in the VM. */
+const HOST_NETNS = "/proc/self/ns/net";
 const AGENT_PORT = 1024;
 const PROBE = fileURLToPath(new URL("./lib/tcp-probe.ts", import.meta.url));
 const POLICY = { instanceTypes: [{ name: "small", vcpus: 1, memoryMiB: 256 }], provider: { name: "qemu", qemu: { maxVMs: 2 } } };
