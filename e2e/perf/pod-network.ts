@@ -4,8 +4,8 @@
  * a plain runc pod on the same node, both measured from a runc client pod's network namespace:
  * TCP handshakes, 64-byte round trips on one connection, and throughput (32 MiB to a reader that
  * drops it), each from the client pod; and pod created → serving its port (polled from the node,
- * every 50 ms). For the split of the cost, TCP handshakes from the node straight to the peer pod
- * VM's private address (its agent port), without the tunnel. Results go to
+ * every 50 ms). To split the cost, SYN → RST round trips to a closed port (the kernel alone answers,
+ * no server work): client pod → pod, and node → the peer pod VM's private address, no tunnel. Results go to
  * e2e/perf/results/pod-network.json.
  */
 import { execFile } from "node:child_process";
@@ -36,9 +36,9 @@ const HANDSHAKES = 100;
 const ROUND_TRIPS = 200;
 const SEND_BYTES = 32 * 1024 * 1024;
 const SENDS = 3;
-/** The host's network namespace (the one nsenter itself runs in), and the qemu provider's default agent port in the VM. */
+/** The host's network namespace (the one nsenter itself runs in), and a port nothing listens on in pods or VMs. */
 const HOST_NETNS = "/proc/self/ns/net";
-const AGENT_PORT = 1024;
+const CLOSED_PORT = 9;
 const PROBE = fileURLToPath(new URL("./lib/tcp-probe.ts", import.meta.url));
 const POLICY = { instanceTypes: [{ name: "small", vcpus: 1, memoryMiB: 256 }], provider: { name: "qemu", qemu: { maxVMs: 2 } } };
 /** httpd on 8080, an echo server on 7, and on 5001 a reader that drops what it gets and closes at its end. */
@@ -127,34 +127,37 @@ async function probe<T>(netns: string, args: (string | number)[]): Promise<T> {
 
 interface Network {
   handshakeMs: number[];
+  refusedMs: number[];
   roundTripMs: number[];
   sendMs: number[];
 }
 
 async function measureNetwork(client: string, ip: string): Promise<Network> {
   const handshakeMs = await probe<number[]>(client, ["connect", ip, 8080, HANDSHAKES]);
+  const refusedMs = await probe<number[]>(client, ["refused", ip, CLOSED_PORT, HANDSHAKES]);
   const roundTripMs = await probe<number[]>(client, ["echo", ip, 7, ROUND_TRIPS, 64]);
   const sendMs: number[] = [];
   for (let i = 0; i < SENDS; i++) {
     sendMs.push(await probe<number>(client, ["send", ip, 5001, SEND_BYTES]));
   }
-  return { handshakeMs, roundTripMs, sendMs };
+  return { handshakeMs, refusedMs, roundTripMs, sendMs };
 }
 
 const mbitPerSecond = (ms: number): number => (SEND_BYTES * 8) / 1e6 / (ms / 1000);
 
-function report(starts: Record<Kind, number[]>, network: Record<Kind, Network>, vmHandshakeMs: number[]): Row[] {
+function report(starts: Record<Kind, number[]>, network: Record<Kind, Network>, vmRefusedMs: number[]): Row[] {
   const row = (what: string, unit: string, values: Record<Kind, number[]>): Row => {
     const [runc, peer] = [percentile(values.runc, 50), percentile(values.peerpods, 50)];
     return { what, unit, "runc p50": runc, "runc p90": percentile(values.runc, 90), "peer pod p50": peer, "peer pod p90": percentile(values.peerpods, 90), "peer ÷ runc (p50)": peer / runc };
   };
   const throughput = (kind: Kind): number[] => network[kind].sendMs.map(mbitPerSecond);
   const rows = [
-    row("TCP handshake, client pod → pod", "ms", { runc: network.runc.handshakeMs, peerpods: network.peerpods.handshakeMs }),
+    row("TCP connect to httpd, client pod → pod", "ms", { runc: network.runc.handshakeMs, peerpods: network.peerpods.handshakeMs }),
+    row("SYN → RST (closed port), client pod → pod", "ms", { runc: network.runc.refusedMs, peerpods: network.peerpods.refusedMs }),
     row("64 B round trip on one connection", "ms", { runc: network.runc.roundTripMs, peerpods: network.peerpods.roundTripMs }),
     row(`throughput (${SEND_BYTES / 1024 / 1024} MiB, ${SENDS} runs)`, "Mbit/s", { runc: throughput("runc"), peerpods: throughput("peerpods") }),
     row(`pod created → serving its port (${STARTS} pods)`, "ms", starts),
-    { what: "TCP handshake, node → the VM's private address (no tunnel)", unit: "ms", "peer pod p50": percentile(vmHandshakeMs, 50), "peer pod p90": percentile(vmHandshakeMs, 90) },
+    { what: "SYN → RST (closed port), node → the VM's private address (no tunnel)", unit: "ms", "peer pod p50": percentile(vmRefusedMs, 50), "peer pod p90": percentile(vmRefusedMs, 90) },
   ];
   printTable("pod network: client pod → plain runc pod vs → peer pod (qemu TCG VM, VXLAN), same node", rows);
   return rows;
@@ -183,7 +186,7 @@ async function main(): Promise<void> {
     const client = await netnsOf(bench, "client");
     const starts: Record<Kind, number[]> = { runc: [], peerpods: [] };
     const network = {} as Record<Kind, Network>;
-    let vmHandshakeMs: number[] = [];
+    let vmRefusedMs: number[] = [];
     for (const kind of ["runc", "peerpods"] as const) {
       for (let i = 0; i < STARTS; i++) {
         const name = `${kind}-${i}`;
@@ -192,14 +195,14 @@ async function main(): Promise<void> {
         console.log(`  ${name} (${ip}): created → serving ${ms} ms`);
         if (i === STARTS - 1) {
           network[kind] = await measureNetwork(client, ip);
-          if (kind === "peerpods") vmHandshakeMs = await probe<number[]>(HOST_NETNS, ["connect", await vmIpOf(join(dir, "pods"), name), AGENT_PORT, HANDSHAKES]);
+          if (kind === "peerpods") vmRefusedMs = await probe<number[]>(HOST_NETNS, ["refused", await vmIpOf(join(dir, "pods"), name), CLOSED_PORT, HANDSHAKES]);
           console.log(`  ${kind}: handshake p50 ${percentile(network[kind].handshakeMs, 50).toFixed(2)} ms, round trip p50 ${percentile(network[kind].roundTripMs, 50).toFixed(2)} ms, ${network[kind].sendMs.map((ms) => mbitPerSecond(ms).toFixed(0)).join("/")} Mbit/s`);
         }
         await deletePod(bench, name);
       }
     }
-    const summary = report(starts, network, vmHandshakeMs);
-    await writeResults("pod-network", { starts: STARTS, handshakes: HANDSHAKES, roundTrips: ROUND_TRIPS, sendBytes: SEND_BYTES, summary, raw: { starts, network, vmHandshakeMs } });
+    const summary = report(starts, network, vmRefusedMs);
+    await writeResults("pod-network", { starts: STARTS, handshakes: HANDSHAKES, roundTrips: ROUND_TRIPS, sendBytes: SEND_BYTES, summary, raw: { starts, network, vmRefusedMs } });
   } finally {
     await peerpods?.stop();
     const left = (await node?.stop()) ?? [];

@@ -2,6 +2,8 @@
  * TCP measurements from whatever network namespace this process runs in (the benchmark starts it
  * in a client pod's with nsenter), printed as one JSON line:
  *   connect HOST PORT N      — N handshakes one after another: ms from connect() to established
+ *   refused HOST PORT N      — N connects to a closed port: ms from connect() to the RST (the peer's
+ *                              kernel alone answers: no server work in the time)
  *   echo HOST PORT N BYTES   — N round trips of BYTES on one connection to an echo server
  *   send HOST PORT BYTES     — BYTES sent on one connection: ms from connect until the receiver,
  *                              having read everything, closes its side
@@ -27,6 +29,23 @@ async function handshakes(host: string, port: number, n: number): Promise<number
     const socket = await open(host, port);
     ms.push(performance.now() - started);
     socket.destroy();
+  }
+  return ms;
+}
+
+async function refusals(host: string, port: number, n: number): Promise<number[]> {
+  const ms: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const started = performance.now();
+    const error = await open(host, port).then(
+      (socket) => {
+        socket.destroy();
+        return new Error(`${host}:${port} accepted: the port must be closed`);
+      },
+      (e: NodeJS.ErrnoException) => (e.code === "ECONNREFUSED" ? undefined : e),
+    );
+    if (error) throw error;
+    ms.push(performance.now() - started);
   }
   return ms;
 }
@@ -80,6 +99,7 @@ async function main(): Promise<unknown> {
   const [mode, host, port, a, b] = process.argv.slice(2);
   if (!host || !port || !a) throw new Error("usage: tcp-probe connect|echo|send HOST PORT ...");
   if (mode === "connect") return handshakes(host, Number(port), Number(a));
+  if (mode === "refused") return refusals(host, Number(port), Number(a));
   if (mode === "echo") return roundTrips(host, Number(port), Number(a), Number(b ?? 64));
   if (mode === "send") return send(host, Number(port), Number(a));
   throw new Error(`unknown mode ${mode}`);
