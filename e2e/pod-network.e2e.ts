@@ -7,17 +7,16 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { CoreV1Api, NodeV1Api, type CoreV1Event, type V1Pod } from "@kubernetes/client-node";
+import { CoreV1Api, type CoreV1Event, type V1Pod } from "@kubernetes/client-node";
 import { RECORD_FILE } from "../src/hypervisor/layout.js";
 import { defaultImageDir, readManifest } from "../src/providers/qemu/image/paths.js";
 import { startRealNode, type RealNode } from "./cluster/node/node.js";
 import { cluster } from "./setup.js";
-import { localAgentCa } from "./support/certs.js";
 import { execInPod } from "./support/exec.js";
 import { inNetns, linksIn, type LinkInfo } from "./support/netns.js";
 import { trackedTempDir } from "./support/leftovers.js";
-import { startPeerpods, type Peerpods } from "./support/peerpods.js";
-import { PEERPODS_RUNTIME_CLASS, peerpodsContainerd } from "./support/peerpods-node.js";
+import type { Peerpods } from "./support/peerpods.js";
+import { ensurePeerpodsRuntimeClass, PEERPODS_RUNTIME_CLASS, peerpodsContainerd, startNodeHypervisor } from "./support/peerpods-node.js";
 import { processesMentioning } from "./support/processes.js";
 import { createNamespace } from "./support/suite.js";
 import { waitFor } from "./support/wait.js";
@@ -114,25 +113,12 @@ describe("pod network: a peer pod's IP lives in its VM (real node, qemu VPC, VXL
     this.timeout(BOOT_TIMEOUT_MS);
     kernel = (await readManifest(defaultImageDir()))!.kernelRelease;
     dir = trackedTempDir("pp-net-");
-    const socket = join(dir, "hypervisor.sock");
     await writeFile(join(dir, "policy.json"), JSON.stringify(POLICY));
-    peerpods = await startPeerpods({
-      args: [
-        "--parts=hypervisor",
-        `--policy-file=${join(dir, "policy.json")}`,
-        `--hypervisor-socket=${socket}`,
-        `--pods-dir=${join(dir, "pods")}`,
-        "--cluster-id=pod-network-e2e",
-        `--agent-tls-dir=${await localAgentCa()}`,
-      ],
-      kubeconfig: cluster().kubeconfigPath,
-    });
-    node = await startRealNode(cluster(), { containerd: await peerpodsContainerd(socket) });
+    peerpods = await startNodeHypervisor(cluster().kubeconfigPath, dir, "pod-network-e2e");
+    node = await startRealNode(cluster(), { containerd: await peerpodsContainerd(join(dir, "hypervisor.sock")) });
     core = cluster().kc.makeApiClient(CoreV1Api);
     await createNamespace(core, NAMESPACE);
-    await cluster().kc.makeApiClient(NodeV1Api).createRuntimeClass({ body: { metadata: { name: PEERPODS_RUNTIME_CLASS }, handler: PEERPODS_RUNTIME_CLASS } }).catch((error: unknown) => {
-      if ((error as { code?: number }).code !== 409) throw error;
-    });
+    await ensurePeerpodsRuntimeClass(cluster().kc);
   });
 
   after(async function () {

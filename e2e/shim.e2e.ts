@@ -11,15 +11,14 @@ import { release } from "node:os";
 import { join } from "node:path";
 import { PassThrough, Readable } from "node:stream";
 import { promisify } from "node:util";
-import { CoreV1Api, Log, NodeV1Api, type CoreV1Event, type V1Container, type V1ContainerStatus, type V1Pod } from "@kubernetes/client-node";
+import { CoreV1Api, Log, type CoreV1Event, type V1Container, type V1ContainerStatus, type V1Pod } from "@kubernetes/client-node";
 import { defaultImageDir, readManifest } from "../src/providers/qemu/image/paths.js";
 import { startRealNode, type RealNode } from "./cluster/node/node.js";
 import { containerdBinary, NODE_IMAGES } from "./cluster/node/paths.js";
 import { cluster } from "./setup.js";
-import { localAgentCa } from "./support/certs.js";
 import { trackedTempDir } from "./support/leftovers.js";
-import { startPeerpods, type Peerpods } from "./support/peerpods.js";
-import { killMentioning, PEERPODS_RUNTIME_CLASS, PEERPODS_RUNTIME_TYPE, peerpodsContainerd } from "./support/peerpods-node.js";
+import type { Peerpods } from "./support/peerpods.js";
+import { ensurePeerpodsRuntimeClass, killMentioning, PEERPODS_RUNTIME_CLASS, PEERPODS_RUNTIME_TYPE, peerpodsContainerd, startNodeHypervisor } from "./support/peerpods-node.js";
 import { RECORD_FILE } from "../src/hypervisor/layout.js";
 import { processesMentioning } from "./support/processes.js";
 import { execInPod } from "./support/exec.js";
@@ -95,20 +94,7 @@ describe("containerd-shim-peerpods-v2: real containerd, the hypervisor part, a q
     }
   };
 
-  /** The hypervisor part, its VMs' state kept in the suite's folder so that a restarted part finds them. */
-  const startHypervisorPart = async (): Promise<Peerpods> =>
-    startPeerpods({
-      args: [
-        "--parts=hypervisor",
-        `--policy-file=${join(dir, "policy.json")}`,
-        `--hypervisor-socket=${socket}`,
-        `--pods-dir=${join(dir, "pods")}`,
-        `--state-dir=${join(dir, "state")}`,
-        "--cluster-id=shim-e2e",
-        `--agent-tls-dir=${await localAgentCa()}`,
-      ],
-      kubeconfig: cluster().kubeconfigPath,
-    });
+  const startHypervisorPart = (): Promise<Peerpods> => startNodeHypervisor(cluster().kubeconfigPath, dir, "shim-e2e");
   /** The qemu VM of the pod's sandbox, as the hypervisor part recorded it. */
   const vmOf = async (pod: string): Promise<string> => {
     const records = await Promise.all((await readdir(join(dir, "pods"))).map((id) => readFile(join(dir, "pods", id, RECORD_FILE), "utf8").catch(() => "{}")));
@@ -131,9 +117,7 @@ describe("containerd-shim-peerpods-v2: real containerd, the hypervisor part, a q
     });
     core = cluster().kc.makeApiClient(CoreV1Api);
     await createNamespace(core, NAMESPACE);
-    await cluster().kc.makeApiClient(NodeV1Api).createRuntimeClass({ body: { metadata: { name: RUNTIME_CLASS }, handler: RUNTIME_CLASS } }).catch((error: unknown) => {
-      if ((error as { code?: number }).code !== 409) throw error;
-    });
+    await ensurePeerpodsRuntimeClass(cluster().kc);
   });
 
   after(async function () {

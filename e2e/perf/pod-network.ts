@@ -15,14 +15,13 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { parseArgs, promisify } from "node:util";
-import { CoreV1Api, NodeV1Api, type V1Pod } from "@kubernetes/client-node";
+import { CoreV1Api, type V1Pod } from "@kubernetes/client-node";
 import { RECORD_FILE } from "../../src/hypervisor/layout.js";
 import { startCluster } from "../cluster/cluster.js";
 import { startRealNode, type RealNode } from "../cluster/node/node.js";
-import { localAgentCa } from "../support/certs.js";
 import { trackedTempDir } from "../support/leftovers.js";
-import { startPeerpods, type Peerpods } from "../support/peerpods.js";
-import { PEERPODS_RUNTIME_CLASS, peerpodsContainerd } from "../support/peerpods-node.js";
+import type { Peerpods } from "../support/peerpods.js";
+import { ensurePeerpodsRuntimeClass, PEERPODS_RUNTIME_CLASS, peerpodsContainerd, startNodeHypervisor } from "../support/peerpods-node.js";
 import { createNamespace } from "../support/suite.js";
 import { waitFor } from "../support/wait.js";
 import { percentile, printTable, runBenchmark, writeResults, type Row } from "./lib/report.js";
@@ -167,20 +166,16 @@ async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error("the real node (kubelet, containerd) needs root");
   if (!(STARTS >= 1)) throw new Error(`--starts must be at least 1, got ${flags.starts}`);
   const dir = trackedTempDir("pp-pnet-");
-  const socket = join(dir, "hypervisor.sock");
   await writeFile(join(dir, "policy.json"), JSON.stringify(POLICY));
   const cluster = await startCluster();
   let node: RealNode | undefined;
   let peerpods: Peerpods | undefined;
   try {
-    peerpods = await startPeerpods({
-      args: ["--parts=hypervisor", `--policy-file=${join(dir, "policy.json")}`, `--hypervisor-socket=${socket}`, `--pods-dir=${join(dir, "pods")}`, "--cluster-id=perf-pod-network", `--agent-tls-dir=${await localAgentCa()}`],
-      kubeconfig: cluster.kubeconfigPath,
-    });
-    node = await startRealNode(cluster, { containerd: await peerpodsContainerd(socket) });
+    peerpods = await startNodeHypervisor(cluster.kubeconfigPath, dir, "perf-pod-network");
+    node = await startRealNode(cluster, { containerd: await peerpodsContainerd(join(dir, "hypervisor.sock")) });
     const core = cluster.kc.makeApiClient(CoreV1Api);
     await createNamespace(core, NAMESPACE);
-    await cluster.kc.makeApiClient(NodeV1Api).createRuntimeClass({ body: { metadata: { name: PEERPODS_RUNTIME_CLASS }, handler: PEERPODS_RUNTIME_CLASS } });
+    await ensurePeerpodsRuntimeClass(cluster.kc);
     const bench: Bench = { core, node };
     await core.createNamespacedPod({ namespace: NAMESPACE, body: benchPod("client", "runc", node.name, "sleep 3600") });
     const client = await netnsOf(bench, "client");

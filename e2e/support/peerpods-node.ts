@@ -1,4 +1,4 @@
-import { CoreV1Api, type KubeConfig, type V1Node, type V1Pod } from "@kubernetes/client-node";
+import { CoreV1Api, NodeV1Api, type KubeConfig, type V1Node, type V1Pod } from "@kubernetes/client-node";
 import { rmSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -28,6 +28,34 @@ export const VM_RESOURCE = "kata.peerpods.io/vm";
 export async function peerpodsContainerd(hypervisorSocket: string): Promise<NonNullable<RealNodeOptions["containerd"]>> {
   const { shim } = await buildRuntime();
   return { shimDirs: [dirname(shim)], env: { PEERPODS_HYPERVISOR_SOCKET: hypervisorSocket }, runtimeTypes: { [PEERPODS_RUNTIME_CLASS]: PEERPODS_RUNTIME_TYPE } };
+}
+
+/** The RuntimeClass `peerpods` (handler `peerpods`), if the cluster does not have it yet. */
+export async function ensurePeerpodsRuntimeClass(kc: KubeConfig): Promise<void> {
+  const body = { metadata: { name: PEERPODS_RUNTIME_CLASS }, handler: PEERPODS_RUNTIME_CLASS };
+  await kc.makeApiClient(NodeV1Api).createRuntimeClass({ body }).catch((error: unknown) => {
+    if ((error as { code?: number }).code !== 409) throw error;
+  });
+}
+
+/**
+ * The hypervisor part alone for the real node's shim (`peerpodsContainerd(<dir>/hypervisor.sock)`),
+ * mutual TLS to its VMs: the policy from `<dir>/policy.json`, the sandboxes in `<dir>/pods`, the VMs'
+ * state in `<dir>/state`, so a part started again on the same folder finds them.
+ */
+export async function startNodeHypervisor(kubeconfig: string, dir: string, clusterId: string): Promise<Peerpods> {
+  return startPeerpods({
+    args: [
+      "--parts=hypervisor",
+      `--policy-file=${join(dir, "policy.json")}`,
+      `--hypervisor-socket=${join(dir, "hypervisor.sock")}`,
+      `--pods-dir=${join(dir, "pods")}`,
+      `--state-dir=${join(dir, "state")}`,
+      `--cluster-id=${clusterId}`,
+      `--agent-tls-dir=${await localAgentCa()}`,
+    ],
+    kubeconfig,
+  });
 }
 
 export interface NodePeerpods {
