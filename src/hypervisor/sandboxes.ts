@@ -230,7 +230,8 @@ export class Sandboxes {
     const { network } = this.options;
     if (!network || !record.netns || record.network) return;
     record.network = await connectPodNetwork(network, { id: record.sandboxId, who: record, netnsPath: record.netns, instance: reachable.instance, target: reachable.target });
-    await this.#writeRecord(record);
+    // A StopVM meanwhile removed the sandbox's folder: writing would bring it back.
+    if (this.#sandboxes.has(record.sandboxId)) await this.#writeRecord(record);
   }
 
   /** Takes the tunnel out of the pod's namespace (gone with the namespace if CNI removed it first); a failure does not keep the VM. */
