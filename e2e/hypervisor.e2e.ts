@@ -129,6 +129,8 @@ describe("Kata remote hypervisor: containerd's ttrpc client against peerpods (hy
     this.timeout(120_000);
     for (const instance of provider ? await provider.list({ [TAG.cluster]: CLUSTER_ID }).catch(() => []) : []) await provider.delete(instance.id).catch(() => undefined);
     await peerpods?.kill();
+    // The suite's provider object shares the part's state folder: closing it takes the VPC bridge down with the last VM.
+    await provider?.close();
     await core.deleteNamespace({ name: NAMESPACE }).catch(() => undefined);
     await core.deleteNode({ name: NODE }).catch(() => undefined);
     await removeWebhookConfigs(admin, webhookConfig);

@@ -127,7 +127,7 @@ describe("pod network: a peer pod's IP lives in its VM (real node, qemu VPC, VXL
     if (peerpods) await peerpods.stop();
     assert.deepEqual(node?.leftovers() ?? [], [], "the node left nothing on the host");
     assert.deepEqual(await processesMentioning(`${dir}/`), [], "no qemu process left");
-    const ours = (await links()).filter((link) => ["vxlan", "tun"].includes(link.linkinfo?.info_kind ?? "") || link.ifname.startsWith("ppvpc-"));
+    const ours = (await links()).filter((link) => ["vxlan", "tun"].includes(link.linkinfo?.info_kind ?? "") || link.ifalias?.includes(`${dir}/`));
     assert.deepEqual(ours.map((link) => link.ifname), [], "no VXLAN device, tap or VPC bridge left on the host");
   });
 

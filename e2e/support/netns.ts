@@ -20,6 +20,8 @@ export interface PodNetns {
 
 export interface LinkInfo {
   ifname: string;
+  /** The qemu provider labels its VPC bridge with its state folder. */
+  ifalias?: string;
   linkinfo?: { info_kind?: string };
   stats64?: { rx?: { bytes: number }; tx?: { bytes: number } };
 }
