@@ -4,8 +4,10 @@
  * those no host route names).
  */
 import { execFile } from "node:child_process";
+import { existsSync, readdirSync, readFileSync, rmdirSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { promisify } from "node:util";
+import { mountPoints } from "../cluster/node/host-state.js";
 import { waitFor } from "./wait.js";
 
 const run = promisify(execFile);
@@ -36,17 +38,25 @@ async function freeSubnet(): Promise<number> {
   return free[randomBytes(1)[0]! % free.length]!;
 }
 
+const NETNS_DIR = "/run/netns";
+const isMountPoint = (path: string): boolean => mountPoints(readFileSync("/proc/self/mountinfo", "utf8")).includes(path);
+
 export async function makePodNetns(): Promise<PodNetns> {
+  // `ip netns add` makes the folder (and a bind mount of it on itself) on first use; `ip netns del` leaves both.
+  const before = { existed: existsSync(NETNS_DIR), mounted: isMountPoint(NETNS_DIR) };
   const tag = randomBytes(4).toString("hex");
   const name = `pp-e2e-${tag}`;
   const hostLink = `ppveth${tag}`;
   const n = await freeSubnet();
   const [hostIp, podIp] = [`10.199.${n}.1`, `10.199.${n}.2`];
   const netns: PodNetns = {
-    path: `/run/netns/${name}`,
+    path: `${NETNS_DIR}/${name}`,
     podIp,
     async remove() {
       await ip("netns", "del", name).catch(() => undefined);
+      const empty = existsSync(NETNS_DIR) && readdirSync(NETNS_DIR).length === 0;
+      if (empty && !before.mounted && isMountPoint(NETNS_DIR)) await run("umount", [NETNS_DIR]);
+      if (empty && !before.existed) rmdirSync(NETNS_DIR);
       // The kernel takes the veth out with its peer's namespace, a moment later.
       await waitFor(() => ip("link", "show", hostLink).then(() => false, () => true), { timeoutMs: 10_000, message: `veth ${hostLink} to go with namespace ${name}` }).catch(() => ip("link", "del", hostLink));
     },
