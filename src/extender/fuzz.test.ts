@@ -39,21 +39,23 @@ async function answersCleanly(route: FastRoute, body: Buffer | string): Promise<
 }
 
 const pick = <T>(...values: T[]) => fc.constantFrom(...values);
+/** `plausible` four times in five, any JSON value otherwise: hostile, yet often enough past the checks. */
+const mostly = <T>(plausible: fc.Arbitrary<T>) => fc.oneof({ arbitrary: plausible, weight: 4 }, { arbitrary: fc.jsonValue(), weight: 1 });
 /** Pods that look almost right: the fields the extender reads hold random JSON or plausible values. */
 const hostilePod = fc.record(
   {
     metadata: fc.record(
       {
-        name: fc.oneof(fc.string(), fc.jsonValue()),
-        namespace: fc.oneof(fc.string(), fc.jsonValue()),
-        uid: fc.oneof(fc.uuid(), fc.jsonValue()),
-        annotations: fc.oneof(fc.dictionary(fc.oneof(pick("peerpods.io/instance-type", "peerpods.io/vcpus"), fc.string()), fc.oneof(pick("small", "t3.medium", ""), fc.jsonValue())), fc.jsonValue()),
+        name: mostly(fc.string()),
+        namespace: mostly(fc.string()),
+        uid: mostly(fc.uuid()),
+        annotations: mostly(fc.dictionary(fc.oneof(pick("peerpods.io/instance-type", "peerpods.io/vcpus"), fc.string()), mostly(pick("small", "t3.medium", "")))),
       },
       { requiredKeys: [] },
     ),
     spec: fc.record(
       {
-        runtimeClassName: fc.oneof(pick("kata-remote", "runc"), fc.jsonValue()),
+        runtimeClassName: mostly(pick("kata-remote", "runc")),
         nodeName: fc.oneof(pick("n1", "n2"), fc.jsonValue()),
         containers: fc.oneof(fc.array(fc.record({ name: fc.string(), resources: fc.jsonValue() })), fc.jsonValue()),
       },
@@ -87,6 +89,17 @@ describe("scheduler extender under hostile input", function () {
       assert.ok(outcomes.ok > 100 && outcomes.refused > 100, JSON.stringify(outcomes));
     });
   }
+
+  it("refuses a pod whose names are objects (a JSON object with toString: 0 cannot become a string)", async () => {
+    const route = extenderRoutes({ state: freshState(), log: silentLogger, maxBodyBytes: 1 << 20 })["/filter"]!;
+    for (const pod of [
+      { metadata: { namespace: { toString: 0 } }, spec: { runtimeClassName: "kata-remote" } },
+      { metadata: { uid: "u1", annotations: { "peerpods.io/instance-type": { toString: 0 } } }, spec: { runtimeClassName: "kata-remote" } },
+      { metadata: { name: ["web"] }, spec: { runtimeClassName: { toString: 0 } } },
+    ]) {
+      assert.equal(await answersCleanly(route, JSON.stringify({ Pod: pod, NodeNames: ["n1"] })), "refused", JSON.stringify(pod));
+    }
+  });
 
   it("answers 2,000 random byte strings with a 4xx in-process", async () => {
     const route = extenderRoutes({ state: freshState(), log: silentLogger, maxBodyBytes: 1024 })["/filter"]!;

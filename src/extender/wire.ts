@@ -25,10 +25,26 @@ export const errorBody = (message: string): string => JSON.stringify({ Error: me
 
 const invalid = (message: string): HttpError => new HttpError(400, message, errorBody(message));
 
+/** The pod's fields the extender reads, which must be strings when set (a JSON object there is not a name). */
+const POD_STRINGS = { metadata: ["name", "generateName", "namespace", "uid"], spec: ["runtimeClassName"] } as const;
+
+function checkPodFields(pod: { metadata: Record<string, unknown>; spec: Record<string, unknown> }): void {
+  for (const part of ["metadata", "spec"] as const) {
+    for (const field of POD_STRINGS[part]) {
+      const value = pod[part][field];
+      if (value !== undefined && value !== null && typeof value !== "string") throw invalid(`ExtenderArgs.Pod.${part}.${field} must be a string`);
+    }
+  }
+  const { annotations } = pod.metadata;
+  if (annotations === undefined || annotations === null) return;
+  if (!isObject(annotations) || !Object.values(annotations).every((value) => typeof value === "string")) throw invalid("ExtenderArgs.Pod.metadata.annotations must map names to strings");
+}
+
 export function parseExtenderArgs(body: unknown): ParsedArgs {
   if (!isObject(body)) throw invalid("ExtenderArgs must be a JSON object");
   const pod = body.Pod;
   if (!isObject(pod) || !isObject(pod.metadata) || !isObject(pod.spec)) throw invalid("ExtenderArgs.Pod must be a pod object with metadata and spec");
+  checkPodFields({ metadata: pod.metadata, spec: pod.spec });
   const names = body.NodeNames;
   if (names !== undefined && names !== null) {
     if (!Array.isArray(names) || !names.every((name) => typeof name === "string")) throw invalid("ExtenderArgs.NodeNames must be a list of strings");
