@@ -1,8 +1,21 @@
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { openSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createLogger, LOG_FLUSH_MS, redactCredentials } from "./logger.js";
+import { promisify } from "node:util";
+import { createLogger, redactCredentials } from "./logger.js";
+
+/** The file's lines once it has `count` of them; the flush interval passes meanwhile. */
+async function linesOnceWritten(file: string, count: number): Promise<Record<string, unknown>[]> {
+  for (const deadline = Date.now() + 10_000; ; ) {
+    const lines = (await readFile(file, "utf8").catch(() => "")).split("\n").filter(Boolean);
+    if (lines.length >= count) return lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+    if (Date.now() > deadline) throw new Error(`${file} has ${lines.length} of ${count} lines`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
 
 describe("createLogger", () => {
   let dir: string;
@@ -11,26 +24,40 @@ describe("createLogger", () => {
 
   it("batches lines into one write and still writes a lone line within the flush interval", async () => {
     const file = join(dir, "log");
-    const log = createLogger("info", file);
+    const log = createLogger("info", openSync(file, "w"));
     log.info({ pod: "shop/a" }, "peer pod mutated");
     log.info({ pod: "shop/b" }, "peer pod mutated");
     assert.equal(await readFile(file, "utf8").catch(() => ""), "", "written before the buffer filled or the interval passed");
-    await new Promise((resolve) => setTimeout(resolve, LOG_FLUSH_MS * 3));
-    const lines = (await readFile(file, "utf8")).trim().split("\n").map((line) => JSON.parse(line) as { pod: string; msg: string; level: string });
+    const lines = await linesOnceWritten(file, 2);
     assert.deepEqual(lines.map((line) => [line.pod, line.level, line.msg]), [["shop/a", "info", "peer pod mutated"], ["shop/b", "info", "peer pod mutated"]]);
     log.flush();
   });
 
-  it("redacts credentials in a line", async () => {
+  it("redacts credentials in a line and in a child logger's bindings", async () => {
     const file = join(dir, "log");
-    const log = createLogger("info", file);
+    const log = createLogger("info", openSync(file, "w"));
     log.info({ provider: { secretAccessKey: "s3cr3t" } }, "configured");
     log.child({ part: "worker" }).info({ aws: { sessionToken: "t0k3n" } }, "child");
-    await new Promise((resolve) => setTimeout(resolve, LOG_FLUSH_MS * 3));
-    const text = await readFile(file, "utf8");
-    assert.doesNotMatch(text, /s3cr3t|t0k3n/);
-    assert.match(text, /"secretAccessKey":"\[redacted\]"/);
-    assert.match(text, /"sessionToken":"\[redacted\]"/);
+    log.child({ provider: { region: "eu-west-1", accessKeyId: "AKIA-bound" } }).info("bound");
+    const lines = await linesOnceWritten(file, 3);
+    const text = JSON.stringify(lines);
+    assert.doesNotMatch(text, /s3cr3t|t0k3n|AKIA-bound/);
+    assert.deepEqual(lines.map((line) => line.msg), ["configured", "child", "bound"]);
+    assert.deepEqual(lines[2]!.provider, { region: "eu-west-1", accessKeyId: "[redacted]" });
+    assert.equal(lines[1]!.part, "worker");
+  });
+
+  it("writes what is buffered when the process exits", async function () {
+    this.timeout(30_000);
+    const file = join(dir, "log");
+    const script = `import { openSync } from "node:fs"; import { createLogger } from ${JSON.stringify(join(import.meta.dirname, "logger.ts"))};
+      createLogger("info", openSync(${JSON.stringify(file)}, "w")).info({ pod: "shop/a" }, "last words"); process.exit(3);`;
+    const exited = await promisify(execFile)(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script]).then(
+      () => 0,
+      (error: { code: number }) => error.code,
+    );
+    assert.equal(exited, 3);
+    assert.deepEqual((await linesOnceWritten(file, 1)).map((line) => line.msg), ["last words"]);
   });
 });
 
