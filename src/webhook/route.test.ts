@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
+import { request as httpsRequest } from "node:https";
 import request from "supertest";
 import { healthApp } from "../http/apps.js";
 import { startServer, type RunningServer } from "../http/server.js";
@@ -105,6 +106,49 @@ describe("POST /mutate over HTTPS", () => {
       await request(url).get("/healthz").ca(ca).expect(200, "ok");
     });
   }
+
+  /** POSTs the body in chunks without a content length (chunked encoding); `abort` drops the connection before the last chunk. */
+  const postChunked = (chunks: string[], abort = false) =>
+    new Promise<{ status: number; body: string } | "aborted">((resolve, reject) => {
+      const req = httpsRequest(`${url}/mutate`, { method: "POST", ca, headers: { "content-type": "application/json" } }, (res) => {
+        let body = "";
+        res.on("data", (chunk: Buffer) => (body += chunk.toString()));
+        res.on("end", () => resolve({ status: res.statusCode!, body }));
+      });
+      req.on("error", (error) => (abort ? resolve("aborted") : reject(error)));
+      if (abort) req.on("close", () => resolve("aborted"));
+      for (const chunk of chunks.slice(0, -1)) req.write(chunk);
+      if (abort) setTimeout(() => req.destroy(), 50);
+      else req.end(chunks.at(-1));
+    });
+
+  it("reads a body sent in chunks", async () => {
+    const text = JSON.stringify(review(peerPod));
+    const answer = await postChunked([text.slice(0, 10), text.slice(10, 100), text.slice(100)]);
+    assert.notEqual(answer, "aborted");
+    if (answer === "aborted") return;
+    assert.equal(answer.status, 200);
+    assert.equal(JSON.parse(answer.body).response.patchType, "JSONPatch");
+  });
+
+  it("answers 413 to a chunked body that outgrows the limit, and stays up", async () => {
+    const before = await counter("invalid");
+    const answer = await postChunked(["{\"big\": \"", ..."x".repeat(80).split("").map(() => "y".repeat(1024)), "\"}"]);
+    assert.notEqual(answer, "aborted");
+    if (answer === "aborted") return;
+    assert.equal(answer.status, 413);
+    assert.match(JSON.parse(answer.body).error, /exceeds the limit of 65536 bytes/);
+    assert.equal(await counter("invalid"), before + 1);
+    await request(url).get("/healthz").ca(ca).expect(200, "ok");
+  });
+
+  it("counts a body cut short by the client as invalid, and stays up", async () => {
+    const before = await counter("invalid");
+    assert.equal(await postChunked(['{"apiVersion": ', "never sent"], true), "aborted");
+    for (const deadline = Date.now() + 5000; (await counter("invalid")) === before && Date.now() < deadline; ) await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(await counter("invalid"), before + 1);
+    await request(url).get("/healthz").ca(ca).expect(200, "ok");
+  });
 
   it("answers 415 to a non-JSON content type", async () => {
     await post("x=1", "application/x-www-form-urlencoded").expect(415);
