@@ -1,12 +1,12 @@
 /**
  * Webhook benchmark: HTTPS AdmissionReview load on loopback against `peerpods serve --parts webhook`
  * pinned to one core, load generated from the other core. Reports req/s, latency percentiles,
- * CPU and RSS of the server and its event-loop delay (lib/loop-delay.ts) at several concurrency
+ * CPU and RSS of the server, its event-loop delay and its own time per request (lib/server-probe.ts) at several concurrency
  * levels, then evenly paced open-loop rows at 1,000 and 2,000 req/s from two generators, Node's
  * (lib/paced.ts) and vegeta (Go, lib/vegeta.ts), against peerpods and then against a do-nothing
- * HTTPS server on the same core, so each paced p99 has its baseline from the same run. Peerpods' rows
- * also give its own histogram's share of answers within 1 and 5 ms, which tells the server's share of
- * the latency from the transport's and the generator's.
+ * HTTPS server on the same core, so each paced p99 has its baseline from the same run. Each server's
+ * own time per request (parsed headers to answer written, p99 and max) beside the client's tells the
+ * server's share of the latency from the time a request waits before the server reads it.
  * BENCH_SERVER_NODE_ARGS (e.g. "--trace-gc", "--cpu-prof --cpu-prof-dir=/tmp/prof") go to both
  * servers' node; with --trace-gc each row also counts the V8 pauses of its span. BENCH_KEEP=1 keeps
  * the run's folder (both servers' logs, with the GC trace) in the temporary folder.
@@ -20,7 +20,7 @@ import { ensureCerts } from "../../src/certs/generate.js";
 import { admissionReview } from "./fixtures/pod.js";
 import { freePorts } from "../support/ports.js";
 import { gcPausesSince } from "./lib/gc-trace.js";
-import { LOOP_DELAY_PRELOAD, LoopDelayProbe } from "./lib/loop-delay.js";
+import { SERVER_PROBE_PRELOAD, ServerProbe } from "./lib/server-probe.js";
 import { REPO, startServe } from "./lib/peerpods.js";
 import { startNoopServer } from "./lib/noop.js";
 import { pacedLoad } from "./lib/paced.js";
@@ -41,9 +41,7 @@ interface Target {
   url: string;
   pid: number;
   logFile: string;
-  loopDelay: LoopDelayProbe;
-  /** Cumulative counts of the server's own admission histogram (peerpods only). */
-  buckets?: () => Promise<Map<string, number>>;
+  probe: ServerProbe;
 }
 
 interface Load {
@@ -61,18 +59,17 @@ async function main(): Promise<void> {
   const certs = await ensureCerts({ outDir: dir, dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"], validDays: 1, force: true });
   const load: Load = { ca: await readFile(certs.files.ca, "utf8"), caFile: certs.files.ca, body: JSON.stringify(admissionReview()), dir, vegeta };
   const [port, metricsPort] = (await freePorts(2)) as [number, number];
-  const delayFile = join(dir, "peerpods-loop-delay.json");
+  const probeFile = join(dir, "peerpods-probe.json");
   const serving = await startServe(
     ["--parts", "webhook", "--policy-file", "/dev/null", "--tls-cert", certs.files.cert, "--tls-key", certs.files.key, "--webhook-port", String(port), "--metrics-port", String(metricsPort), "--bind-address", "127.0.0.1"],
-    { cpu: 0, logFile: join(dir, "peerpods.log"), nodeArgs: ["--import", LOOP_DELAY_PRELOAD, ...SERVER_NODE_ARGS], env: { PEERPODS_PERF_LOOP_DELAY_FILE: delayFile } },
+    { cpu: 0, logFile: join(dir, "peerpods.log"), nodeArgs: ["--import", SERVER_PROBE_PRELOAD, ...SERVER_NODE_ARGS], env: { PEERPODS_PERF_PROBE_FILE: probeFile } },
   );
   // the load generators keep to the other core, so they and the server never queue behind each other
   execFileSync("taskset", ["-a", "-p", "-c", "1", String(process.pid)], { stdio: "ignore" });
   const rows: Row[] = [];
   try {
     const pid = serving.child.pid!;
-    const metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
-    const peerpods: Target = { name: "peerpods", url: `https://127.0.0.1:${port}`, pid, logFile: serving.logFile, loopDelay: new LoopDelayProbe(pid, delayFile), buckets: () => admissionBuckets(metricsUrl) };
+    const peerpods: Target = { name: "peerpods", url: `https://127.0.0.1:${port}`, pid, logFile: serving.logFile, probe: new ServerProbe(pid, probeFile) };
     await closedLoop(peerpods, load, 8);
     for (const connections of CONNECTIONS) rows.push(await measure(peerpods, `${connections} conn`, () => closedLoop(peerpods, load, connections)));
     rows.push(...(await pacedRows(peerpods, load)));
@@ -117,29 +114,14 @@ async function pacedRows(target: Target, load: Load): Promise<Row[]> {
 
 /** The paced rows against a server that admits without looking (same TLS, same core): what the round trip alone costs. */
 async function pacedAgainstNoop(files: { cert: string; key: string }, load: Load): Promise<Row[]> {
-  const delayFile = join(load.dir, "noop-loop-delay.json");
-  const noop = await startNoopServer({ dir: load.dir, certFile: files.cert, keyFile: files.key, cpu: 0, nodeArgs: ["--import", LOOP_DELAY_PRELOAD, ...SERVER_NODE_ARGS], env: { PEERPODS_PERF_LOOP_DELAY_FILE: delayFile } });
+  const probeFile = join(load.dir, "noop-probe.json");
+  const noop = await startNoopServer({ dir: load.dir, certFile: files.cert, keyFile: files.key, cpu: 0, nodeArgs: ["--import", SERVER_PROBE_PRELOAD, ...SERVER_NODE_ARGS], env: { PEERPODS_PERF_PROBE_FILE: probeFile } });
   try {
     const pid = noop.process.child.pid!;
-    return await pacedRows({ name: "no-op", url: noop.url, pid, logFile: noop.process.logFile, loopDelay: new LoopDelayProbe(pid, delayFile) }, load);
+    return await pacedRows({ name: "no-op", url: noop.url, pid, logFile: noop.process.logFile, probe: new ServerProbe(pid, probeFile) }, load);
   } finally {
     await noop.process.stop();
   }
-}
-
-/** Cumulative bucket counts of the admission histogram, by upper bound. */
-async function admissionBuckets(metricsUrl: string): Promise<Map<string, number>> {
-  const text = await (await fetch(metricsUrl)).text();
-  const buckets = new Map<string, number>();
-  for (const match of text.matchAll(/^peerpods_admission_duration_seconds_bucket\{le="([^"]+)"\} (\d+)$/gm)) buckets.set(match[1]!, Number(match[2]));
-  return buckets;
-}
-
-/** The percentage of the requests between two scrapes answered within `le` seconds. */
-function percentWithin(before: Map<string, number>, after: Map<string, number>, le: string): number | null {
-  const delta = (bound: string): number => (after.get(bound) ?? 0) - (before.get(bound) ?? 0);
-  const total = delta("+Inf");
-  return total > 0 ? Number(((delta(le) / total) * 100).toFixed(2)) : null;
 }
 
 /** peerpods' paced p99 over the no-op server's, per generator and rate. */
@@ -160,16 +142,14 @@ interface Outcome {
   errors: number;
 }
 
-/** One table row: the load's outcome with the server's CPU share, RSS, event-loop delay (and GC pauses when traced) over the same span. */
+/** One table row: the load's outcome with the server's CPU share, RSS, own time per request, event-loop delay (and GC pauses when traced) over the same span. */
 async function measure(target: Target, label: string, run: () => Promise<Outcome>): Promise<Row> {
   const logFrom = (await stat(target.logFile)).size;
-  const bucketsBefore = await target.buckets?.();
-  await target.loopDelay.read();
+  await target.probe.read();
   const before = await sampleProcess(target.pid);
   const outcome = await run();
   const after = await sampleProcess(target.pid);
-  const delay = await target.loopDelay.read();
-  const bucketsAfter = await target.buckets?.();
+  const span = await target.probe.read();
   const cores = cpuShare(before, after);
   const row: Row = {
     server: target.name,
@@ -182,14 +162,11 @@ async function measure(target: Target, label: string, run: () => Promise<Outcome
     "cpu (cores)": Number(cores.toFixed(2)),
     "req/s per core": Math.round(outcome.reqPerSec / cores),
     "rss MiB": Math.round(after.rssMiB),
-    "loop p50 ms": delay.p50Ms,
-    "loop p99 ms": delay.p99Ms,
-    "loop max ms": delay.maxMs,
+    "server p99 ms": span.requests.p99Ms,
+    "server max ms": span.requests.maxMs,
+    "loop p99 ms": span.loop.p99Ms,
+    "loop max ms": span.loop.maxMs,
   };
-  if (bucketsBefore && bucketsAfter) {
-    row["server ≤1 ms %"] = percentWithin(bucketsBefore, bucketsAfter, "0.001");
-    row["server ≤5 ms %"] = percentWithin(bucketsBefore, bucketsAfter, "0.005");
-  }
   if (TRACING_GC) Object.assign(row, await gcRow(target.logFile, logFrom));
   return row;
 }
