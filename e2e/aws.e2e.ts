@@ -440,7 +440,7 @@ describe("aws provider on the local control plane: peer pods on moto's EC2", fun
       (await ec2.send(new DescribeInstancesCommand({ InstanceIds: [id] }))).Reservations?.[0]?.Instances?.[0]?.State?.Name;
     await waitFor(async () => (await stateOf(leaked)) === "terminated", { timeoutMs: 30_000, intervalMs: 500, message: `GC to terminate ${leaked}` });
     assert.equal(await stateOf(foreign), "running");
-    assert.ok(peerpods.logs().some((line) => JSON.stringify(line).includes(leaked)), "the GC logged the instance it removed");
+    await waitFor(() => peerpods.logs().some((line) => JSON.stringify(line).includes(leaked)), { timeoutMs: 5_000, message: "the GC to log the instance it removed" });
     const byPod = await instancesByPod();
     assert.ok(["aws-small-1", "aws-small-2"].every((name) => byPod.get(name)?.[0]?.State?.Name === "running"), "live pods keep their VMs");
   });

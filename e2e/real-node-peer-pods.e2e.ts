@@ -131,7 +131,7 @@ describe("peer pods on the real node (kubelet device manager, readiness gate, re
 
   it("the kubelet's device manager turns the plugin's devices into the node's capacity and allocatable", async () => {
     await nodeSlots({ capacity: String(VMS_PER_NODE), allocatable: String(VMS_PER_NODE) }, "the kubelet to advertise the plugin's slots");
-    assert.equal(registrations(), 1);
+    await waitFor(() => registrations() === 1, { timeoutMs: 5_000, message: `one registration logged (${registrations()} so far)` });
   });
 
   it("a peer pod gets a slot allocated by the kubelet, its VM from the worker, and is Ready only once the vm-ready gate is", async () => {

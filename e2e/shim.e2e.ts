@@ -300,7 +300,7 @@ describe("containerd-shim-peerpods-v2: real containerd, the hypervisor part, a q
     assert.ok(status?.state?.running, `still running: ${JSON.stringify(status?.state)}`);
     assert.equal(status?.restartCount, 0);
     assert.equal(await vmOf("survivor"), vm, "the same VM");
-    assert.ok(peerpods.logs().some((line) => line.msg === "remote hypervisor listening" && line.restored === 1), "the restarted part reopened the sandbox's agent socket");
+    await waitFor(() => peerpods.logs().some((line) => line.msg === "remote hypervisor listening" && line.restored === 1), { timeoutMs: 5_000, message: "the restarted part to log that it reopened the sandbox's agent socket" });
     await deletePod("survivor");
   });
 

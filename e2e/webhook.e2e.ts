@@ -155,7 +155,7 @@ describe("webhook against the real kube-apiserver", function () {
     assert.deepEqual(plain(stored.spec!.readinessGates), [{ conditionType: VM_READY_CONDITION }]);
     // added by the RuntimeClass admission plugin before the webhook ran, and left alone by it
     assert.deepEqual(plain(stored.spec!.overhead), { cpu: "250m", memory: "120Mi" });
-    assert.ok(peerpods.logs().some((line) => line.msg === "peer pod mutated" && line.pod === `${NAMESPACE}/peer` && line.instanceType === "medium"));
+    await waitFor(() => peerpods.logs().some((line) => line.msg === "peer pod mutated" && line.pod === `${NAMESPACE}/peer` && line.instanceType === "medium"), { timeoutMs: 5_000, message: "the mutation logged" });
   });
 
   it("stores a plain pod untouched", async () => {
@@ -199,7 +199,7 @@ describe("webhook against the real kube-apiserver", function () {
     assert.equal(answer.metadata?.annotations?.[ANNOTATION.instanceType], "medium");
     const missing = await expectApiFailure(core.readNamespacedPod({ name: "dry", namespace: NAMESPACE }));
     assert.equal(missing.code, 404);
-    assert.ok(peerpods.logs().some((line) => line.msg === "peer pod mutated" && line.pod === `${NAMESPACE}/dry` && line.dryRun === true));
+    await waitFor(() => peerpods.logs().some((line) => line.msg === "peer pod mutated" && line.pod === `${NAMESPACE}/dry` && line.dryRun === true), { timeoutMs: 5_000, message: "the dry run logged" });
   });
 
   it("applies a policy change in the cluster without a restart", async () => {

@@ -220,7 +220,7 @@ describe("worker: one VM per peer pod on the local control plane (sim provider)"
     assert.ok(tookOverMs < 15_000 + 2_400 + 1_000, `took over ${tookOverMs} ms after the leader died`);
     await createPods("wk-f", 5);
     await waitConverged("pods created after the failover served by the new leader");
-    assert.ok(second.logs().some((l) => l.msg === "VM created" && String(l.pod).startsWith(`${NAMESPACE}/wk-f-`)));
+    await waitFor(() => second.logs().some((l) => l.msg === "VM created" && String(l.pod).startsWith(`${NAMESPACE}/wk-f-`)), { timeoutMs: 5_000, message: "the new leader to log the VMs it created" });
   });
 
   it("a replica that cannot start the worker gives the Lease to another and reports not ready", async () => {

@@ -30,7 +30,7 @@ export interface Peerpods {
   caBundle: string;
   stateDir: string;
   logFile: string;
-  /** Its JSON log lines so far, parsed. */
+  /** Its JSON log lines written so far, parsed; peerpods buffers lines for up to 100 ms, so look for a new one with waitFor. */
   logs(): Record<string, unknown>[];
   /** Resolves with the exit code or signal once it has exited. */
   exited: Promise<string>;
