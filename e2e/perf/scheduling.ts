@@ -10,9 +10,9 @@
  * A last run schedules pods that do not ask for the resource under peerpods' extender and counts its
  * calls (must be 0: managedResources). Pods of a run carry their own schedulerName, are all created
  * first, and the scheduler is restarted with a profile of that name; throughput = bindings / (last −
- * first binding), from watch arrival times. Settings take turns within each round, and the ratios
- * peerpods ÷ each no-op are taken per round (neighbouring runs share the machine's mood) as well as
- * over the medians. Per run, from kube-scheduler's /metrics: the mean scheduling algorithm time per
+ * first binding), from watch arrival times. Settings take turns within each round (the QPS 5000
+ * ones in an order rotated each round), and the ratios peerpods ÷ each no-op are taken per round
+ * (neighbouring runs share the machine's mood) as well as over the medians. Per run, from kube-scheduler's /metrics: the mean scheduling algorithm time per
  * attempt (filter, extenders, score), whose growth over plain is what the extender round trips cost a
  * cycle; from peerpods' /metrics: its time per call by phase (parse, decide, serialise) and in all.
  * Everything (etcd, apiserver, scheduler, KWOK, the extenders) shares this machine.
@@ -57,6 +57,13 @@ const SETTINGS: Setting[] = [
   ...(["plain", "noop", "peerpods"] as const).map((extender) => ({ extender, qps: undefined })),
   ...(["plain", ...NOOPS, "peerpods"] as const).map((extender) => ({ extender, qps: HIGH_QPS })),
 ];
+
+/** Round r runs the default-QPS settings, then the QPS 5000 ones rotated by r − 1, so no setting always follows the same neighbour. */
+function roundOrder(round: number): Setting[] {
+  const high = SETTINGS.filter((s) => s.qps === HIGH_QPS);
+  const shift = (round - 1) % high.length;
+  return [...SETTINGS.filter((s) => s.qps !== HIGH_QPS), ...high.slice(shift), ...high.slice(0, shift)];
+}
 
 interface Extenders {
   urls: Record<Exclude<Extender, "plain">, string>;
@@ -220,7 +227,7 @@ async function main(): Promise<void> {
     const roundLoad: number[] = [];
     for (let repeat = 1; repeat <= REPEATS; repeat++) {
       roundLoad.push(loadavg()[0]!);
-      for (const setting of SETTINGS) {
+      for (const setting of roundOrder(repeat)) {
         const result = await run(cluster, dir, setting, extenders);
         console.log(
           `round ${repeat}: ${setting.extender}, qps ${setting.qps ?? 50}: ${result.podsPerSecond.toFixed(0)} pods/s, algorithm ${result.algorithmMs.toFixed(2)} ms/attempt (${result.extenderCalls} peerpods extender calls)`,
