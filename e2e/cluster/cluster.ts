@@ -31,6 +31,8 @@ export interface Cluster {
   auditLogPath: string;
   /** (Re)starts kube-scheduler with a KubeSchedulerConfiguration file (e.g. one with the peerpods extender); omitted = default config. */
   restartScheduler(configPath?: string): Promise<void>;
+  /** The running kube-scheduler's Prometheus text (`GET /metrics`); needs `schedulerMetrics` in the options. */
+  schedulerMetrics(): Promise<string>;
   restartApiserver(): Promise<void>;
   /** Creates KWOK-managed fake nodes (annotation kwok.x-k8s.io/node: fake) with labels; resolves when Ready. */
   addNodes(nodes: NodeRequest[]): Promise<void>;
@@ -50,6 +52,8 @@ export interface ClusterOptions {
   schedulerConfig?: string;
   /** kube-scheduler client QPS (burst 2×); omitted = its default of 50. */
   qps?: number;
+  /** Serve kube-scheduler's /metrics (HTTPS on a free loopback port, no authorization for that path). */
+  schedulerMetrics?: boolean;
 }
 
 export const KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node";
@@ -124,12 +128,17 @@ async function launch(options: ClusterOptions): Promise<Cluster> {
     await startApiserver();
 
     const schedulerConfigPath = join(dataDir, "kube-scheduler.yaml");
+    let schedulerMetricsPort: number | undefined;
     const startScheduler = async (configPath?: string): Promise<void> => {
       await writeFile(schedulerConfigPath, await schedulerConfigurationFile(configPath, { kubeconfig: kubeconfigPath, qps: options.qps }));
       const logFile = join(logsDir, "kube-scheduler.log");
       const logged = existsSync(logFile) ? statSync(logFile).size : 0;
+      schedulerMetricsPort = options.schedulerMetrics ? (await freePorts(1))[0] : undefined;
+      const serving = schedulerMetricsPort
+        ? [`--secure-port=${schedulerMetricsPort}`, "--bind-address=127.0.0.1", "--authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics"]
+        : ["--secure-port=0"];
       // -v=2 logs every binding ("Successfully bound pod to node")
-      const scheduler = start("kube-scheduler", binaryPath("kube-scheduler"), [`--config=${schedulerConfigPath}`, "--secure-port=0", "-v=2"]);
+      const scheduler = start("kube-scheduler", binaryPath("kube-scheduler"), [`--config=${schedulerConfigPath}`, ...serving, "-v=2"]);
       // it logs this only once its configuration has been loaded and validated
       const started = waitFor(() => readFileSync(logFile).subarray(logged).includes("Starting Kubernetes Scheduler"), { timeoutMs: 20_000, message: "kube-scheduler to start" });
       await untilExit([scheduler], started);
@@ -158,6 +167,10 @@ async function launch(options: ClusterOptions): Promise<Cluster> {
       async restartScheduler(configPath) {
         await running.get("kube-scheduler")?.stop();
         await startScheduler(configPath);
+      },
+      async schedulerMetrics() {
+        if (!schedulerMetricsPort) throw new Error("kube-scheduler serves no metrics: start the cluster with schedulerMetrics");
+        return getText(`https://127.0.0.1:${schedulerMetricsPort}/metrics`);
       },
       async restartApiserver() {
         await running.get("kube-apiserver")?.stop(2000);
@@ -299,15 +312,17 @@ export async function untilExit<T>(components: ManagedProcess[], waiting: Promis
 
 async function waitReadyz(server: string, pki: ClusterPki): Promise<void> {
   const ca = readFileSync(pki.caFile);
-  await waitFor(() => get(`${server}/readyz`, ca, pki.adminToken), { timeoutMs: READY_TIMEOUT_MS, intervalMs: 200, message: `${server}/readyz` });
+  await waitFor(() => getText(`${server}/readyz`, { ca, token: pki.adminToken }).then(() => true), { timeoutMs: READY_TIMEOUT_MS, intervalMs: 200, message: `${server}/readyz` });
 }
 
-function get(url: string, ca: Buffer, token: string): Promise<true> {
+/** GET of a loopback HTTPS endpoint; without `ca` the server's certificate is not checked (kube-scheduler's is self-signed in memory). */
+function getText(url: string, { ca, token }: { ca?: Buffer; token?: string } = {}): Promise<string> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { ca, headers: { authorization: `Bearer ${token}` }, timeout: 2000 }, (res) => {
+    const headers = token ? { authorization: `Bearer ${token}` } : {};
+    const req = request(url, { ...(ca ? { ca } : { rejectUnauthorized: false }), headers, timeout: 2000 }, (res) => {
       let body = "";
       res.on("data", (chunk: Buffer) => (body += chunk.toString()));
-      res.on("end", () => (res.statusCode === 200 ? resolve(true) : reject(new Error(`${res.statusCode}: ${body.slice(-300)}`))));
+      res.on("end", () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`${res.statusCode}: ${body.slice(-300)}`))));
     });
     req.on("timeout", () => req.destroy(new Error("timeout")));
     req.on("error", reject);

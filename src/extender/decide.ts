@@ -96,18 +96,18 @@ export const MAX_SCORE = 10;
  */
 export function scoreNodes(pod: PodClass, nodeNames: readonly string[], state: SchedulingState): HostPriority[] {
   if (pod.kind !== "peer") return nodeNames.map((Host) => ({ Host, Score: 0 }));
+  const used = nodeNames.map((name) => state.vmsOn(name));
   let min = Infinity;
   let max = -Infinity;
-  for (const name of nodeNames) {
-    const used = state.vmsOn(name);
-    if (used < min) min = used;
-    if (used > max) max = used;
+  for (const count of used) {
+    if (count < min) min = count;
+    if (count > max) max = count;
   }
   const range = max - min;
   const spread = state.policy.spec.scheduling.strategy === "Spread";
-  return nodeNames.map((Host) => {
+  return nodeNames.map((Host, i) => {
     if (range === 0) return { Host, Score: MAX_SCORE };
-    const fullness = (state.vmsOn(Host) - min) / range;
+    const fullness = (used[i]! - min) / range;
     return { Host, Score: Math.round(MAX_SCORE * (spread ? 1 - fullness : fullness)) };
   });
 }

@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import type { IncomingMessage } from "node:http";
+import { Readable } from "node:stream";
 import request from "supertest";
 import { healthApp } from "../http/apps.js";
 import { startServer, type RunningServer } from "../http/server.js";
@@ -23,6 +25,33 @@ async function counter(verb: string, result: string): Promise<number> {
   const metric = await registry.getSingleMetric("peerpods_extender_requests_total")!.get();
   return metric.values.find((v) => v.labels.verb === verb && v.labels.result === result)?.value ?? 0;
 }
+
+/** peerpods_extender_phase_seconds_total of one verb, by phase, in µs. */
+async function phaseMicros(verb: string): Promise<Record<string, number>> {
+  const metric = await registry.getSingleMetric("peerpods_extender_phase_seconds_total")!.get();
+  return Object.fromEntries(metric.values.filter((v) => v.labels.verb === verb).map((v) => [v.labels.phase, Math.round(v.value * 1e6)]));
+}
+
+function jsonRequest(body: unknown): IncomingMessage {
+  const req = Readable.from([Buffer.from(JSON.stringify(body))]) as unknown as IncomingMessage;
+  req.headers = { "content-type": "application/json" };
+  return req;
+}
+
+describe("extender phase timing", () => {
+  it("adds each phase of an answered call to its sum, and nothing for a refused one", async () => {
+    let now = 0;
+    const routes = extenderRoutes({ state: new SchedulingState(policy), log: silentLogger, maxBodyBytes: 64 * 1024, clock: () => (now += 1) });
+    const before = await phaseMicros("prioritize");
+    await routes["/prioritize"]!(jsonRequest({ Pod: peerPod("p1"), NodeNames: ["peer-1"] }));
+    await assert.rejects(routes["/prioritize"]!(jsonRequest({ Pod: peerPod("p1") })), /needs NodeNames or Nodes/);
+    const after = await phaseMicros("prioritize");
+    assert.deepEqual(
+      Object.fromEntries(Object.entries(after).map(([phase, us]) => [phase, us - (before[phase] ?? 0)])),
+      { parse: 1000, decide: 1000, serialise: 1000 },
+    );
+  });
+});
 
 describe("scheduler extender over HTTPS", () => {
   let server: RunningServer;

@@ -19,6 +19,33 @@ export const extenderDuration = new Histogram({
   registers: [registry],
 });
 
+export type ExtenderPhase = "parse" | "decide" | "serialise";
+export type PhaseTotals = Record<ExtenderPhase, number>;
+
+/**
+ * Milliseconds per verb and phase, summed in plain numbers on the request path: a prom-client
+ * observation (label hashing, validation) costs about as much as a phase itself, so the counter
+ * below only reads these sums at scrape time.
+ */
+const phaseTotals: Record<ExtenderVerb, PhaseTotals> = {
+  filter: { parse: 0, decide: 0, serialise: 0 },
+  prioritize: { parse: 0, decide: 0, serialise: 0 },
+};
+
+/** The sums a verb's requests add their phase times to (milliseconds). */
+export const extenderPhaseTotals = (verb: ExtenderVerb): PhaseTotals => phaseTotals[verb];
+
+export const extenderPhaseSeconds = new Counter({
+  name: "peerpods_extender_phase_seconds_total",
+  help: 'Time spent in each phase of the scheduler extender requests that were answered (parse: JSON and checks, decide, serialise); per request: divide by peerpods_extender_requests_total{result=~"ok|skipped|nofit"}.',
+  labelNames: ["verb", "phase"] as const,
+  registers: [registry],
+  collect() {
+    this.reset();
+    for (const [verb, totals] of Object.entries(phaseTotals)) for (const [phase, ms] of Object.entries(totals)) this.inc({ verb, phase }, ms / 1000);
+  },
+});
+
 export const quotaUsed = new Gauge({
   name: "peerpods_quota_used",
   help: "Cluster-wide peer-pod use counted against the policy's limits (vms, vcpus), including pods being bound.",
