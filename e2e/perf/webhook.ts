@@ -4,7 +4,8 @@
  * CPU and RSS of the server, its event-loop delay and its own time per request (lib/server-probe.ts) at several concurrency
  * levels, then evenly paced open-loop rows at 1,000 and 2,000 req/s from two generators, Node's
  * (lib/paced.ts) and vegeta (Go, lib/vegeta.ts), against peerpods and then against a do-nothing
- * HTTPS server on the same core, so each paced p99 has its baseline from the same run. Each server's
+ * HTTPS server on the same core, Node's (e2e/perf/noop-server.ts) and Go's (src/runtime/perf/noopserver),
+ * so each paced p99 has its baselines from the same run. Each server's
  * own time per request (parsed headers to answer written, p99 and max) beside the client's tells the
  * server's share of the latency from the time a request waits before the server reads it.
  * BENCH_SERVER_NODE_ARGS (e.g. "--trace-gc", "--cpu-prof --cpu-prof-dir=/tmp/prof") go to both
@@ -22,7 +23,7 @@ import { freePorts } from "../support/ports.js";
 import { gcPausesSince } from "./lib/gc-trace.js";
 import { SERVER_PROBE_PRELOAD, ServerProbe } from "./lib/server-probe.js";
 import { REPO, startServe } from "./lib/peerpods.js";
-import { startNoopServer } from "./lib/noop.js";
+import { buildGoNoopServer, startGoNoopServer, startNoopServer } from "./lib/noop.js";
 import { pacedLoad } from "./lib/paced.js";
 import { cpuShare, sampleProcess } from "./lib/proc.js";
 import { printTable, writeResults, type Row } from "./lib/report.js";
@@ -34,6 +35,7 @@ const RATES = [1000, 2000];
 const SERVER_NODE_ARGS = (process.env.BENCH_SERVER_NODE_ARGS ?? "").split(" ").filter(Boolean);
 const TRACING_GC = SERVER_NODE_ARGS.includes("--trace-gc");
 const WARM_UP_S = 3;
+const GO_NOOP = "no-op (Go)";
 
 /** A server under test: where to send, which process to watch, and how to read its event-loop delay. */
 interface Target {
@@ -41,7 +43,8 @@ interface Target {
   url: string;
   pid: number;
   logFile: string;
-  probe: ServerProbe;
+  /** Node servers only: the preload's event-loop delay and time per request (and GC trace in the log). */
+  probe?: ServerProbe;
 }
 
 interface Load {
@@ -55,6 +58,7 @@ interface Load {
 async function main(): Promise<void> {
   execFileSync("npm", ["run", "-s", "build"], { cwd: REPO, stdio: "inherit" });
   const vegeta = await ensureVegeta();
+  const goNoop = await buildGoNoopServer();
   const dir = await mkdtemp(join(tmpdir(), "peerpods-bench-"));
   const certs = await ensureCerts({ outDir: dir, dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"], validDays: 1, force: true });
   const load: Load = { ca: await readFile(certs.files.ca, "utf8"), caFile: certs.files.ca, body: JSON.stringify(admissionReview()), dir, vegeta };
@@ -76,14 +80,15 @@ async function main(): Promise<void> {
     // core 0 goes to the baseline server next
     await serving.stop();
     rows.push(...(await pacedAgainstNoop(certs.files, load)));
+    rows.push(...(await pacedAgainstGoNoop(goNoop, certs.files, load)));
   } finally {
     await serving.stop();
     if (!process.env.BENCH_KEEP) await rm(dir, { recursive: true, force: true });
   }
   const ratios = p99Ratios(rows);
   printTable(`webhook: ${load.body.length}-byte AdmissionReview (3 containers + 1 init), server on 1 core, ${DURATION_S} s per row${SERVER_NODE_ARGS.length ? `, server node ${SERVER_NODE_ARGS.join(" ")}` : ""}`, rows);
-  console.log(`paced p99, peerpods ÷ no-op in this run: ${Object.entries(ratios).map(([load, ratio]) => `${load} ${ratio}×`).join(", ")}`);
-  await writeResults("webhook", { bodyBytes: load.body.length, durationSeconds: DURATION_S, serverNodeArgs: SERVER_NODE_ARGS, rows, pacedP99PeerpodsOverNoop: ratios, targets: { reqPerSecOneCore: 3500, p99MsAt1000: 5, p99OverNoopAt1000: 2, p999MsAt1000: 20 } });
+  for (const [baseline, byLoad] of Object.entries(ratios)) console.log(`paced p99, peerpods ÷ ${baseline} in this run: ${Object.entries(byLoad).map(([load, ratio]) => `${load} ${ratio}×`).join(", ")}`);
+  await writeResults("webhook", { bodyBytes: load.body.length, durationSeconds: DURATION_S, serverNodeArgs: SERVER_NODE_ARGS, rows, pacedP99PeerpodsOver: ratios, targets: { reqPerSecOneCore: 3500, p99MsAt1000: 5, p99OverNoopAt1000: 2, p999MsAt1000: 20 } });
 }
 
 async function closedLoop(target: Target, load: Load, connections: number): Promise<Outcome> {
@@ -124,12 +129,24 @@ async function pacedAgainstNoop(files: { cert: string; key: string }, load: Load
   }
 }
 
-/** peerpods' paced p99 over the no-op server's, per generator and rate. */
-function p99Ratios(rows: Row[]): Record<string, number> {
-  const ratios: Record<string, number> = {};
-  for (const row of rows.filter((r) => r.server === "peerpods" && String(r.load).includes("paced"))) {
-    const noop = rows.find((r) => r.server === "no-op" && r.load === row.load);
-    if (noop) ratios[String(row.load)] = Number((Number(row["p99 ms"]) / Number(noop["p99 ms"])).toFixed(2));
+/** The same paced rows against the Go no-op server over HTTPS (same core): the round trip without Node's event loop or garbage collector. */
+async function pacedAgainstGoNoop(binary: string, tls: { cert: string; key: string }, load: Load): Promise<Row[]> {
+  const noop = await startGoNoopServer({ binary, dir: load.dir, name: "noop-go", tls: { certFile: tls.cert, keyFile: tls.key }, cpu: 0 });
+  try {
+    return await pacedRows({ name: GO_NOOP, url: noop.url, pid: noop.process.child.pid!, logFile: noop.process.logFile }, load);
+  } finally {
+    await noop.process.stop();
+  }
+}
+
+/** peerpods' paced p99 over each baseline's, per generator and rate. */
+function p99Ratios(rows: Row[]): Record<string, Record<string, number>> {
+  const ratios: Record<string, Record<string, number>> = {};
+  for (const baseline of ["no-op", GO_NOOP]) {
+    for (const row of rows.filter((r) => r.server === "peerpods" && String(r.load).includes("paced"))) {
+      const other = rows.find((r) => r.server === baseline && r.load === row.load);
+      if (other) (ratios[baseline] ??= {})[String(row.load)] = Number((Number(row["p99 ms"]) / Number(other["p99 ms"])).toFixed(2));
+    }
   }
   return ratios;
 }
@@ -145,11 +162,11 @@ interface Outcome {
 /** One table row: the load's outcome with the server's CPU share, RSS, own time per request, event-loop delay (and GC pauses when traced) over the same span. */
 async function measure(target: Target, label: string, run: () => Promise<Outcome>): Promise<Row> {
   const logFrom = (await stat(target.logFile)).size;
-  await target.probe.read();
+  await target.probe?.read();
   const before = await sampleProcess(target.pid);
   const outcome = await run();
   const after = await sampleProcess(target.pid);
-  const span = await target.probe.read();
+  const span = await target.probe?.read();
   const cores = cpuShare(before, after);
   const row: Row = {
     server: target.name,
@@ -162,12 +179,14 @@ async function measure(target: Target, label: string, run: () => Promise<Outcome
     "cpu (cores)": Number(cores.toFixed(2)),
     "req/s per core": Math.round(outcome.reqPerSec / cores),
     "rss MiB": Math.round(after.rssMiB),
-    "server p99 ms": span.requests.p99Ms,
-    "server max ms": span.requests.maxMs,
-    "loop p99 ms": span.loop.p99Ms,
-    "loop max ms": span.loop.maxMs,
   };
-  if (TRACING_GC) Object.assign(row, await gcRow(target.logFile, logFrom));
+  if (span) {
+    row["server p99 ms"] = span.requests.p99Ms;
+    row["server max ms"] = span.requests.maxMs;
+    row["loop p99 ms"] = span.loop.p99Ms;
+    row["loop max ms"] = span.loop.maxMs;
+  }
+  if (TRACING_GC && target.probe) Object.assign(row, await gcRow(target.logFile, logFrom));
   return row;
 }
 
