@@ -5,7 +5,8 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { createLogger, redactCredentials } from "./logger.js";
+import { registry } from "../metrics/registry.js";
+import { createLogger, logDestination, redactCredentials } from "./logger.js";
 
 /** The file's lines once it has `count` of them; the flush interval passes meanwhile. */
 async function linesOnceWritten(file: string, count: number): Promise<Record<string, unknown>[]> {
@@ -58,6 +59,27 @@ describe("createLogger", () => {
     );
     assert.equal(exited, 3);
     assert.deepEqual((await linesOnceWritten(file, 1)).map((line) => line.msg), ["last words"]);
+  });
+});
+
+describe("logDestination", () => {
+  const dropped = async (): Promise<number> => (await registry.getSingleMetric("peerpods_log_lines_dropped_total")!.get()).values[0]?.value ?? 0;
+
+  it("drops and counts lines past its limit instead of holding them, and keeps the ones it took", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "peerpods-log-"));
+    try {
+      const file = join(dir, "log");
+      const destination = logDestination(openSync(file, "w"), 2048);
+      const before = await dropped();
+      const line = (n: number): string => `${JSON.stringify({ n, pad: "x".repeat(900) })}\n`;
+      for (let n = 0; n < 4; n++) destination.write(line(n));
+      assert.equal(await dropped(), before + 2);
+      destination.flushSync();
+      assert.deepEqual((await linesOnceWritten(file, 2)).map((entry) => entry.n), [0, 1]);
+      destination.end();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -1,4 +1,5 @@
 import { pino, type Logger, type LevelWithSilent } from "pino";
+import { logLinesDropped } from "../metrics/log.js";
 
 export type { Logger };
 
@@ -28,15 +29,25 @@ export function redactCredentials(fields: Record<string, unknown>): Record<strin
 
 /** How long a buffered log line may wait for the next write. */
 const LOG_FLUSH_MS = 100;
+const LOG_BATCH_BYTES = 4096;
+/** Past this much waiting for a stalled stdout, lines are dropped and counted rather than held in memory. */
+const LOG_BUFFER_MAX_BYTES = 16 * 1024 * 1024;
+
+/** The buffered destination of createLogger; `maxBufferedBytes` is for tests. */
+export function logDestination(fd: number, maxBufferedBytes = LOG_BUFFER_MAX_BYTES) {
+  const destination = pino.destination({ dest: fd, sync: false, minLength: LOG_BATCH_BYTES, maxLength: maxBufferedBytes, periodicFlush: LOG_FLUSH_MS });
+  destination.on("drop", () => logLinesDropped.inc());
+  return destination;
+}
 
 /**
  * Structured JSON logs on stdout (or the file descriptor `fd`). Child loggers carry `part` and, for pod decisions, `pod: namespace/name`.
  * Lines are buffered up to 4 KiB or LOG_FLUSH_MS and written in one write: the webhook logs every
  * admission, and a write per line cost a fifth of its CPU at 1,000 req/s. Exit flushes what is
- * buffered; a SIGKILL loses at most that.
+ * buffered; a SIGKILL loses at most that. A stdout that takes nothing costs at most
+ * LOG_BUFFER_MAX_BYTES of memory, then lines are dropped and counted (peerpods_log_lines_dropped_total).
  */
 export function createLogger(level: LevelWithSilent = "info", fd = 1): Logger {
-  const destination = pino.destination({ dest: fd, sync: false, minLength: 4096, periodicFlush: LOG_FLUSH_MS });
   const logger = pino(
     {
       level,
@@ -44,7 +55,7 @@ export function createLogger(level: LevelWithSilent = "info", fd = 1): Logger {
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }), log: redactCredentials },
     },
-    destination,
+    logDestination(fd),
   );
   // pino serialises a child's bindings once, past the log formatter; children inherit this from the root
   const bindChild = logger.child;
