@@ -6,6 +6,7 @@ import { startProcess, type ManagedProcess } from "../../cluster/process.js";
 import { freePorts } from "../../support/ports.js";
 import { waitFor } from "../../support/wait.js";
 import { REPO } from "./peerpods.js";
+import { onCpu } from "./proc.js";
 
 export interface NoopServer {
   url: string;
@@ -16,7 +17,7 @@ export interface NoopServer {
 export async function startNoopServer(options: { dir: string; certFile: string; keyFile: string; cpu?: number; nodeArgs?: string[]; env?: NodeJS.ProcessEnv }): Promise<NoopServer> {
   const [port] = (await freePorts(1)) as [number];
   const server = [process.execPath, "--import", "tsx", ...(options.nodeArgs ?? []), join(REPO, "e2e/perf/noop-server.ts"), String(port), options.certFile, options.keyFile];
-  const argv = options.cpu === undefined ? server : ["taskset", "-c", String(options.cpu), ...server];
+  const argv = onCpu(server, options.cpu);
   const logFile = join(options.dir, "noop-server.log");
   const started = startProcess({ name: "noop-server", command: argv[0]!, args: argv.slice(1), logFile, cwd: REPO, env: options.env });
   await waitFor(async () => (await readFile(logFile, "utf8")).includes("listening"), { message: "the no-op server" });
@@ -43,7 +44,7 @@ export async function buildGoNoopServer(): Promise<string> {
 /** Starts the Go no-op server: plain HTTP, or HTTPS (HTTP/1.1, like peerpods) with `tls`; optionally pinned to one CPU. */
 export async function startGoNoopServer(options: { binary: string; dir: string; name: string; tls?: { certFile: string; keyFile: string }; cpu?: number }): Promise<NoopServer> {
   const server = [options.binary, "-addr", "127.0.0.1:0", ...(options.tls ? ["-cert", options.tls.certFile, "-key", options.tls.keyFile] : [])];
-  const argv = options.cpu === undefined ? server : ["taskset", "-c", String(options.cpu), ...server];
+  const argv = onCpu(server, options.cpu);
   const logFile = join(options.dir, `${options.name}.log`);
   const started = startProcess({ name: options.name, command: argv[0]!, args: argv.slice(1), logFile });
   const url = await waitFor(async () => /listening on (\S+)/.exec(await readFile(logFile, "utf8"))?.[1], { message: `the Go no-op server (${options.name})` });

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, openSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { onCpu } from "./proc.js";
 
 export const REPO = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 
@@ -20,7 +21,7 @@ export interface ServeProcess {
  */
 export async function startServe(args: string[], options: { logFile: string; cpu?: number; env?: NodeJS.ProcessEnv; nodeArgs?: string[] }): Promise<ServeProcess> {
   const command = [process.execPath, ...(options.nodeArgs ?? []), join(REPO, "dist", "main.js"), "serve", ...args];
-  const argv = options.cpu === undefined ? command : ["taskset", "-c", String(options.cpu), ...command];
+  const argv = onCpu(command, options.cpu);
   const { logFile } = options;
   const log = openSync(logFile, "w");
   const child = spawn(argv[0]!, argv.slice(1), { cwd: REPO, stdio: ["ignore", log, "inherit"], env: { ...process.env, ...options.env } });

@@ -22,3 +22,8 @@ export async function sampleProcess(pid: number): Promise<ProcessSample> {
 export function cpuShare(before: ProcessSample, after: ProcessSample): number {
   return (after.cpuSeconds - before.cpuSeconds) / ((after.at - before.at) / 1000);
 }
+
+/** `command` run on one CPU with taskset, or as it is without `cpu`. */
+export function onCpu(command: string[], cpu: number | undefined): string[] {
+  return cpu === undefined ? command : ["taskset", "-c", String(cpu), ...command];
+}
