@@ -7,7 +7,7 @@ import type { InstanceType } from "../src/policy/schema.js";
 import { createProvider } from "../src/providers/factory.js";
 import { hostInterfaces, type HostInterface } from "../src/providers/qemu/ip.js";
 import { chooseNetwork, vpcSupport } from "../src/providers/qemu/network-mode.js";
-import { bridgeName, tapName, VPC_MTU } from "../src/providers/qemu/vpc-addressing.js";
+import { bridgeMac, bridgeName, tapName, VPC_MTU } from "../src/providers/qemu/vpc-addressing.js";
 import { TAG, type Instance, type InstanceSpec, type Provider, type ProviderError } from "../src/providers/types.js";
 import { VM_READY_CONDITION } from "../src/kube/annotations.js";
 import { withAgent, type AgentHealth } from "../src/runtime/agent-client.js";
@@ -113,6 +113,8 @@ describe("qemu provider: real pod VMs", function () {
     assert.equal(ownBridge?.mtu, VPC_MTU);
     const [gateway] = ownBridge?.ipv4 ?? [];
     assert.match(gateway ?? "", /\.1\/24$/, "the bridge has the subnet's first address");
+    const macOf = async (device: string): Promise<string> => (await readFile(`/sys/class/net/${device}/address`, "utf8")).trim();
+    assert.equal(await macOf(bridge), bridgeMac(resolve(stateDir)), "the bridge keeps its own MAC with taps on it (else it takes the lowest tap's, and VMs lose the host)");
     for (const instance of booted) {
       assert.equal(instance.privateIp?.split(".").slice(0, 3).join("."), gateway!.split(".").slice(0, 3).join("."), "the VM's address is in the bridge's subnet");
       const tap = await hostInterface(tapName(instance.id));

@@ -7,7 +7,7 @@ describe("ip (iproute2) calls", () => {
     assert.deepEqual(ipArgs.interfaces(), ["-j", "addr", "show"]);
     assert.deepEqual(ipArgs.addBridge("ppvpc-abc123", 9000), ["link", "add", "name", "ppvpc-abc123", "mtu", "9000", "type", "bridge"]);
     assert.deepEqual(ipArgs.addAddress("ppvpc-abc123", "10.224.7.1/24"), ["addr", "add", "10.224.7.1/24", "dev", "ppvpc-abc123"]);
-    assert.deepEqual(ipArgs.up("ppvpc-abc123"), ["link", "set", "dev", "ppvpc-abc123", "up"]);
+    assert.deepEqual(ipArgs.up("ppvpc-abc123", "06:01:02:03:04:05"), ["link", "set", "dev", "ppvpc-abc123", "address", "06:01:02:03:04:05", "up"]);
     assert.deepEqual(ipArgs.attach("ppvm-0123456789", "ppvpc-abc123", 9000), ["link", "set", "dev", "ppvm-0123456789", "mtu", "9000", "master", "ppvpc-abc123", "up"]);
     assert.deepEqual(ipArgs.remove("ppvpc-abc123"), ["link", "del", "dev", "ppvpc-abc123"]);
     assert.deepEqual(ipArgs.bridges(), ["-j", "link", "show", "type", "bridge"]);

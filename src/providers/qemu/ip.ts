@@ -14,7 +14,8 @@ export const ipArgs = {
   /** Sets the interface's alias: `ip link` shows it, so a person (or a test's cleanup) sees whose it is. */
   label: (device: string, text: string): string[] => ["link", "set", "dev", device, "alias", text],
   addAddress: (device: string, cidr: string): string[] => ["addr", "add", cidr, "dev", device],
-  up: (device: string): string[] => ["link", "set", "dev", device, "up"],
+  /** Brings `device` up with the MAC `address`, which then stays whatever ports join it. */
+  up: (device: string, address: string): string[] => ["link", "set", "dev", device, "address", address, "up"],
   /** Puts `device` on `bridge` with the bridge's MTU and brings it up, in one call. */
   attach: (device: string, bridge: string, mtu: number): string[] => ["link", "set", "dev", device, "mtu", String(mtu), "master", bridge, "up"],
   remove: (device: string): string[] => ["link", "del", "dev", device],

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { ProviderError } from "../types.js";
-import { allocateIp, bridgeAddress, bridgeLabel, bridgeName, labelledStateDir, macAddress, derivedSubnet, formatSubnet, ipToNumber, isSubnet, numberToIp, parseSubnet, subnetOf, tapName, vpcHash } from "./vpc-addressing.js";
+import { allocateIp, bridgeAddress, bridgeLabel, bridgeMac, bridgeName, labelledStateDir, macAddress, derivedSubnet, formatSubnet, ipToNumber, isSubnet, numberToIp, parseSubnet, subnetOf, tapName, vpcHash } from "./vpc-addressing.js";
 
 describe("qemu VPC addressing", () => {
   it("converts IPv4 addresses to numbers and back", () => {
@@ -33,6 +33,14 @@ describe("qemu VPC addressing", () => {
     assert.notEqual(macAddress("vm-0123456789"), macAddress("vm-0123456788"));
     assert.throws(() => macAddress("probe-tcg-microvm"), /not a VM id/);
     assert.throws(() => tapName("vm-0123456789abc"), /longer than 15/);
+  });
+
+  it("gives the bridge a locally administered unicast MAC of its own, from the state folder and unlike any VM's", () => {
+    const mac = bridgeMac("/var/lib/peerpods");
+    assert.equal(mac, `06:${vpcHash("/var/lib/peerpods").slice(0, 10).match(/../g)!.join(":")}`);
+    assert.equal((parseInt(mac.slice(0, 2), 16) & 0b11).toString(2), "10", "locally administered, not multicast");
+    assert.notEqual(mac, bridgeMac("/var/lib/peerpods-2"));
+    assert.notEqual(mac.slice(0, 3), macAddress("vm-0123456789").slice(0, 3));
   });
 
   it("derives the subnet from the hash inside 10.224.0.0/12, the same for the same state folder", () => {

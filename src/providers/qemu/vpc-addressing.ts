@@ -53,6 +53,13 @@ export const vpcHash = (stateDir: string): string => createHash("sha256").update
 
 export const bridgeName = (stateDir: string): string => `ppvpc-${vpcHash(stateDir).slice(0, 6)}`;
 
+/**
+ * The bridge's own MAC (`06:` and five bytes of the hash; VMs' start with `02:`). A bridge without a
+ * fixed MAC takes its lowest port's, so a tap joining would change it under the VMs that cached the
+ * old one: their answers to the host would go nowhere until their ARP entry expires.
+ */
+export const bridgeMac = (stateDir: string): string => ["06", ...(vpcHash(stateDir).slice(0, 10).match(/../g) ?? [])].join(":");
+
 const BRIDGE_LABEL = "peerpods qemu VPC of ";
 /** The bridge's label: the state folder whose VMs it carries. */
 export const bridgeLabel = (stateDir: string): string => `${BRIDGE_LABEL}${stateDir}`;

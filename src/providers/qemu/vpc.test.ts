@@ -2,10 +2,11 @@ import assert from "node:assert/strict";
 import type { ProviderError } from "../types.js";
 import type { HostInterface } from "./ip.js";
 import { LocalVpc } from "./vpc.js";
-import { bridgeName, derivedSubnet, formatSubnet, parseSubnet, vpcHash } from "./vpc-addressing.js";
+import { bridgeMac, bridgeName, derivedSubnet, formatSubnet, parseSubnet, vpcHash } from "./vpc-addressing.js";
 
 const STATE_DIR = "/var/lib/peerpods";
 const BRIDGE = bridgeName(STATE_DIR);
+const UP = `link set dev ${BRIDGE} address ${bridgeMac(STATE_DIR)} up`;
 
 /** An `ip` that answers listings from `interfaces` and records every other call. */
 function fakeIp(interfaces: HostInterface[]): { calls: string[]; run: (args: string[]) => Promise<string> } {
@@ -30,21 +31,21 @@ describe("the qemu provider's VPC bridge", () => {
     assert.equal(subnet, derivedSubnet(vpcHash(STATE_DIR), hostAddresses));
     assert.notEqual(subnet, derivedSubnet(vpcHash(STATE_DIR), []), "the host's own /24 is skipped");
     const gateway = formatSubnet(subnet).replace(".0/24", ".1/24");
-    assert.deepEqual(ip.calls, [`link add name ${BRIDGE} mtu 9000 type bridge`, `link set dev ${BRIDGE} alias peerpods qemu VPC of ${STATE_DIR}`, `addr add ${gateway} dev ${BRIDGE}`, `link set dev ${BRIDGE} up`]);
+    assert.deepEqual(ip.calls, [`link add name ${BRIDGE} mtu 9000 type bridge`, `link set dev ${BRIDGE} alias peerpods qemu VPC of ${STATE_DIR}`, `addr add ${gateway} dev ${BRIDGE}`, UP]);
   });
 
-  it("keeps an existing bridge and its subnet (its VMs have addresses in it)", async () => {
+  it("keeps an existing bridge and its subnet (its VMs have addresses in it), fixing its MAC", async () => {
     const ip = fakeIp([{ name: BRIDGE, mtu: 9000, ipv4: ["10.230.1.1/24"] }]);
     const { subnet, created } = await new LocalVpc(STATE_DIR, undefined, ip.run).ensure();
     assert.deepEqual([formatSubnet(subnet), created], ["10.230.1.0/24", false]);
-    assert.deepEqual(ip.calls, [`link set dev ${BRIDGE} up`]);
+    assert.deepEqual(ip.calls, [UP]);
   });
 
   it("gives a bridge a crash left without its address the address, and uses a fixed subnet", async () => {
     const ip = fakeIp([{ name: BRIDGE, mtu: 9000, ipv4: [] }]);
     const { subnet } = await new LocalVpc(STATE_DIR, parseSubnet("192.168.77.0/24"), ip.run).ensure();
     assert.equal(formatSubnet(subnet), "192.168.77.0/24");
-    assert.deepEqual(ip.calls, [`addr add 192.168.77.1/24 dev ${BRIDGE}`, `link set dev ${BRIDGE} up`]);
+    assert.deepEqual(ip.calls, [`addr add 192.168.77.1/24 dev ${BRIDGE}`, UP]);
   });
 
   it("uses the bridge another provider object on the same state folder made at the same moment", async () => {
@@ -60,7 +61,7 @@ describe("the qemu provider's VPC bridge", () => {
     };
     const { subnet, created } = await new LocalVpc(STATE_DIR, undefined, racing).ensure();
     assert.deepEqual([formatSubnet(subnet), created], ["10.230.1.0/24", false]);
-    assert.deepEqual(calls, [`link add name ${BRIDGE} mtu 9000 type bridge`, `link set dev ${BRIDGE} up`]);
+    assert.deepEqual(calls, [`link add name ${BRIDGE} mtu 9000 type bridge`, UP]);
     await assert.rejects(new LocalVpc(STATE_DIR, undefined, fakeFailing).ensure(), /Operation not permitted/);
   });
 

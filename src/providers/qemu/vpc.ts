@@ -1,6 +1,6 @@
 import { ProviderError } from "../types.js";
 import { hostInterfaces, ipArgs, runIp, type IpRunner } from "./ip.js";
-import { bridgeAddress, bridgeLabel, bridgeName, derivedSubnet, formatSubnet, subnetOf, vpcHash, VPC_MTU } from "./vpc-addressing.js";
+import { bridgeAddress, bridgeLabel, bridgeMac, bridgeName, derivedSubnet, formatSubnet, subnetOf, vpcHash, VPC_MTU } from "./vpc-addressing.js";
 
 /**
  * The qemu provider's VPC: a Linux bridge of its own, holding the first address of a /24; each VM's
@@ -9,6 +9,7 @@ import { bridgeAddress, bridgeLabel, bridgeName, derivedSubnet, formatSubnet, su
  */
 export class LocalVpc {
   readonly bridge: string;
+  readonly #mac: string;
   readonly #hash: string;
   readonly #label: string;
 
@@ -19,6 +20,7 @@ export class LocalVpc {
     private readonly ip: IpRunner = runIp,
   ) {
     this.bridge = bridgeName(stateDir);
+    this.#mac = bridgeMac(stateDir);
     this.#hash = vpcHash(stateDir);
     this.#label = bridgeLabel(stateDir);
   }
@@ -46,17 +48,20 @@ export class LocalVpc {
       if (address === undefined) throw error;
       return { subnet: await this.#useExisting(address), created: false };
     }
-    await this.ip(ipArgs.up(this.bridge));
+    await this.ip(ipArgs.up(this.bridge, this.#mac));
     return { subnet, created: true };
   }
 
-  /** The subnet of the bridge that has `address`, brought up; a fixed subnet must be that one. */
+  /**
+   * The subnet of the bridge that has `address`, brought up; a fixed subnet must be that one. A bridge
+   * made before its MAC was fixed gets it here, once.
+   */
   async #useExisting(address: string): Promise<number> {
     const subnet = subnetOf(address);
     if (this.subnet !== undefined && subnet !== this.subnet) {
       throw new ProviderError("invalid", `bridge ${this.bridge} has ${formatSubnet(subnet)} while vpcSubnet asks for ${formatSubnet(this.subnet)}; it changes once no VM of this provider runs and the provider has closed`);
     }
-    await this.ip(ipArgs.up(this.bridge));
+    await this.ip(ipArgs.up(this.bridge, this.#mac));
     return subnet;
   }
 
