@@ -58,7 +58,7 @@ export const bridgeName = (stateDir: string): string => `ppvpc-${vpcHash(stateDi
  * fixed MAC takes its lowest port's, so a tap joining would change it under the VMs that cached the
  * old one: their answers to the host would go nowhere until their ARP entry expires.
  */
-export const bridgeMac = (stateDir: string): string => ["06", ...(vpcHash(stateDir).slice(0, 10).match(/../g) ?? [])].join(":");
+export const bridgeMac = (stateDir: string): string => localMac("06", vpcHash(stateDir).slice(0, 10));
 
 const BRIDGE_LABEL = "peerpods qemu VPC of ";
 /** The bridge's label: the state folder whose VMs it carries. */
@@ -80,8 +80,11 @@ export function tapName(vmId: string): string {
 export function macAddress(vmId: string): string {
   const hex = /^vm-([0-9a-f]{10})$/.exec(vmId)?.[1];
   if (hex === undefined) throw new Error(`${vmId} is not a VM id`);
-  return ["02", ...(hex.match(/../g) ?? [])].join(":");
+  return localMac("02", hex);
 }
+
+/** `first` and the 5 bytes of `hex` (10 hex digits) as a MAC. */
+const localMac = (first: string, hex: string): string => [first, ...(hex.match(/../g) ?? [])].join(":");
 
 /** Whether the /24 `subnet` shares an address with the network of `cidr` (`a.b.c.d/prefix`). */
 function overlaps(subnet: number, cidr: string): boolean {
