@@ -69,7 +69,8 @@ describe("containerd-shim-peerpods-v2: real containerd, the hypervisor part, a q
       return last ? pick(last) : undefined;
     }, { timeoutMs: BOOT_TIMEOUT_MS / 2, message: `pod ${name}'s container` }).catch((error: unknown) => {
       const containerd = readFileSync(node.logFiles().containerd ?? "/dev/null", "utf8").slice(-3000);
-      throw new Error(`${(error as Error).message}\nlast status: ${JSON.stringify(last?.state)}\ncontainerd: ${containerd}`);
+      const seen = last && { state: last.state, lastState: last.lastState, restartCount: last.restartCount };
+      throw new Error(`${(error as Error).message}\nlast status: ${JSON.stringify(seen)}\ncontainerd: ${containerd}`);
     });
   };
   const deletePod = async (name: string): Promise<void> => {
@@ -122,6 +123,9 @@ describe("containerd-shim-peerpods-v2: real containerd, the hypervisor part, a q
 
   after(async function () {
     this.timeout(60_000);
+    // a failed test leaves its pod: gone from the API, no later suite's worker takes it for a peer pod of its own
+    await core?.deleteCollectionNamespacedPod({ namespace: NAMESPACE, gracePeriodSeconds: 0 }).catch(() => undefined);
+    await core?.deleteNamespace({ name: NAMESPACE }).catch(() => undefined);
     await node?.stop();
     if (peerpods) await peerpods.stop();
     if (measured.length > 0) console.log(`      ${measured.join("; ")}`);
@@ -328,8 +332,10 @@ describe("containerd-shim-peerpods-v2: real containerd, the hypervisor part, a q
     const shims = await processesMentioning(SHIM);
     assert.equal(shims.length, 1);
     process.kill(shims[0]!, "SIGKILL");
-    const status = await untilContainer("shim-dies", (s) => ((s.restartCount ?? 0) >= 1 && s.state?.running ? s : undefined));
-    // containerd's CRI gives a task whose wait broke off with its shim the unknown exit code, as for runc's shim
+    // containerd's CRI marks the old container exited only after its exit handler gets past deleting the task
+    // (retried with a backoff while the dead shim is still on record); kubelet may run the new container before
+    const status = await untilContainer("shim-dies", (s) => ((s.restartCount ?? 0) >= 1 && s.state?.running && s.lastState?.terminated ? s : undefined));
+    // a task whose wait broke off with its shim gets the unknown exit code, as for runc's shim
     assert.equal(status.lastState?.terminated?.exitCode, 255, "the task that went with its shim is reported exited (unknown exit code)");
     const shimsNow = await processesMentioning(SHIM);
     assert.equal(shimsNow.length, 1, "one shim for the pod's new sandbox");
