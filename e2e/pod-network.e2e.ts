@@ -18,7 +18,7 @@ import { trackedTempDir } from "./support/leftovers.js";
 import type { Peerpods } from "./support/peerpods.js";
 import { ensurePeerpodsRuntimeClass, PEERPODS_RUNTIME_CLASS, peerpodsContainerd, startNodeHypervisor } from "./support/peerpods-node.js";
 import { processesMentioning } from "./support/processes.js";
-import { createNamespace } from "./support/suite.js";
+import { createNamespace, removeNamespaceNow } from "./support/suite.js";
 import { waitFor } from "./support/wait.js";
 
 const NAMESPACE = "pod-network-e2e";
@@ -123,6 +123,7 @@ describe("pod network: a peer pod's IP lives in its VM (real node, qemu VPC, VXL
 
   after(async function () {
     this.timeout(60_000);
+    if (core) await removeNamespaceNow(core, NAMESPACE);
     await node?.stop();
     if (peerpods) await peerpods.stop();
     assert.deepEqual(node?.leftovers() ?? [], [], "the node left nothing on the host");

@@ -22,7 +22,7 @@ import { ensurePeerpodsRuntimeClass, killMentioning, PEERPODS_RUNTIME_CLASS, PEE
 import { RECORD_FILE } from "../src/hypervisor/layout.js";
 import { processesMentioning } from "./support/processes.js";
 import { execInPod } from "./support/exec.js";
-import { createNamespace } from "./support/suite.js";
+import { createNamespace, removeNamespaceNow } from "./support/suite.js";
 import { waitFor } from "./support/wait.js";
 
 const run = promisify(execFile);
@@ -123,9 +123,7 @@ describe("containerd-shim-peerpods-v2: real containerd, the hypervisor part, a q
 
   after(async function () {
     this.timeout(60_000);
-    // a failed test leaves its pod: gone from the API, no later suite's worker takes it for a peer pod of its own
-    await core?.deleteCollectionNamespacedPod({ namespace: NAMESPACE, gracePeriodSeconds: 0 }).catch(() => undefined);
-    await core?.deleteNamespace({ name: NAMESPACE }).catch(() => undefined);
+    if (core) await removeNamespaceNow(core, NAMESPACE);
     await node?.stop();
     if (peerpods) await peerpods.stop();
     if (measured.length > 0) console.log(`      ${measured.join("; ")}`);

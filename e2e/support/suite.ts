@@ -20,6 +20,15 @@ export async function createNamespace(core: CoreV1Api, name: string): Promise<vo
   await waitFor(() => core.readNamespacedServiceAccount({ name: "default", namespace: name }), { message: `the default ServiceAccount of ${name}` });
 }
 
+/**
+ * Deletes a suite's pods at once and then its namespace, so pods a failed test left are gone from
+ * the API before the next suite starts a worker that would take them for peer pods of its own.
+ */
+export async function removeNamespaceNow(core: CoreV1Api, name: string): Promise<void> {
+  await core.deleteCollectionNamespacedPod({ namespace: name, gracePeriodSeconds: 0 }).catch(() => undefined);
+  await core.deleteNamespace({ name }).catch(() => undefined);
+}
+
 /** Writes VM slots into nodes' status by hand, for suites that run no advertiser. */
 export async function giveVmSlots(core: CoreV1Api, nodes: readonly string[], resource: string, slots: number): Promise<void> {
   const body = { status: { capacity: { [resource]: String(slots) }, allocatable: { [resource]: String(slots) } } };
