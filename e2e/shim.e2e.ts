@@ -331,7 +331,7 @@ describe("containerd-shim-peerpods-v2: real containerd, the hypervisor part, a q
     assert.equal(shims.length, 1);
     process.kill(shims[0]!, "SIGKILL");
     // containerd's CRI marks the old container exited only after its exit handler gets past deleting the task
-    // (retried with a backoff while the dead shim is still on record); kubelet may run the new container before
+    // (retried with a backoff while the dead shim is still on record); kubelet may run the new container first
     const status = await untilContainer("shim-dies", (s) => ((s.restartCount ?? 0) >= 1 && s.state?.running && s.lastState?.terminated ? s : undefined));
     // a task whose wait broke off with its shim gets the unknown exit code, as for runc's shim
     assert.equal(status.lastState?.terminated?.exitCode, 255, "the task that went with its shim is reported exited (unknown exit code)");

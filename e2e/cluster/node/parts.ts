@@ -67,6 +67,11 @@ export class NodeParts {
       `--hostname-override=${this.name}`,
       `--node-ip=${hostAddress()}`,
       ...(labels.length ? [`--node-labels=${labels.join(",")}`] : []),
+      // the kubelet's minute GC counts a container whose StartContainer is still running as dead, and
+      // keeping one dead instance per container it removes the previous one: a peer pod's start takes
+      // seconds (the rootfs goes to the VM), so a restart would lose lastState and `logs --previous`
+      // whenever the tick falls in it (docs/runtime.md "Not yet")
+      "--maximum-dead-containers-per-container=2",
       "-v=2",
     ];
     const kubelet = this.#start("kubelet", kubeletBinary(), args);
