@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -57,11 +57,18 @@ describe("peer pods on the real node (kubelet device manager, readiness gate, re
     },
   });
   const readPod = (name: string): Promise<V1Pod> => core.readNamespacedPod({ name, namespace: NAMESPACE });
-  const readyPod = (name: string): Promise<V1Pod> =>
-    waitFor(async () => {
-      const pod = await readPod(name);
-      return condition(pod, "Ready") === "True" ? pod : undefined;
-    }, { timeoutMs: 30_000, message: `pod ${name} to be Ready` });
+  /** Waits for the pod to be Ready; a timeout names its phase, the kubelet's reason and the tail of the kubelet's log. */
+  const readyPod = (name: string): Promise<V1Pod> => {
+    let last: V1Pod | undefined;
+    return waitFor(async () => {
+      last = await readPod(name);
+      return condition(last, "Ready") === "True" ? last : undefined;
+    }, { timeoutMs: 30_000, message: `pod ${name} to be Ready` }).catch((error: unknown) => {
+      const seen = last && { phase: last.status?.phase, reason: last.status?.reason, message: last.status?.message, conditions: last.status?.conditions?.map((c) => `${c.type}=${c.status}`) };
+      const kubelet = readFileSync(node.logFiles().kubelet ?? "/dev/null", "utf8").slice(-3000);
+      throw new Error(`${(error as Error).message}\nlast: ${JSON.stringify(seen)}\nkubelet: ${kubelet}`);
+    });
+  };
   const unschedulable = (name: string): Promise<string> =>
     waitFor(async () => (await readPod(name)).status?.conditions?.find((c) => c.type === "PodScheduled" && c.status === "False")?.message, {
       timeoutMs: 30_000,
