@@ -42,8 +42,16 @@ export function parseAdmissionReview(body: unknown): AdmissionRequest {
   return request as unknown as AdmissionRequest;
 }
 
+/** Fields the webhook reads as names (and logs); any other type is a 400, not a crash where a string is built. */
+function checkNames(where: string, record: Record<string, unknown>, fields: readonly string[]): void {
+  for (const field of fields) {
+    if (record[field] !== undefined && typeof record[field] !== "string") throw new HttpError(400, `${where}.${field} must be a string, got ${show(record[field])}`);
+  }
+}
+
 function checkRequest(request: Record<string, unknown>): void {
   if (typeof request.uid !== "string" || request.uid.length === 0) throw new HttpError(400, "request.uid is missing");
+  checkNames("request", request, ["name", "namespace"]);
   if (typeof request.operation !== "string" || !OPERATIONS.has(request.operation)) throw new HttpError(400, "request.operation is missing or unknown");
   const kind = request.kind;
   if (!isRecord(kind) || kind.group !== "" || kind.version !== "v1" || kind.kind !== "Pod") {
@@ -54,6 +62,9 @@ function checkRequest(request: Record<string, unknown>): void {
   if (!isRecord(object) || !isRecord(object.spec) || !Array.isArray(object.spec.containers)) {
     throw new HttpError(400, "request.object must be a Pod with spec.containers");
   }
+  if (object.metadata === undefined) return;
+  if (!isRecord(object.metadata)) throw new HttpError(400, "request.object.metadata must be an object");
+  checkNames("request.object.metadata", object.metadata, ["name", "namespace", "generateName"]);
 }
 
 /** Serialises the AdmissionReview response around `response`. */

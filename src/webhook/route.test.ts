@@ -95,6 +95,9 @@ describe("POST /mutate over HTTPS", () => {
     ["no uid", review(peerPod, { uid: "" }), 400, /uid is missing/],
     ["a non-pod object", review(peerPod, { kind: { group: "apps", version: "v1", kind: "Deployment" } }), 400, /Pods only/],
     ["a pod without containers", review({ spec: {} }), 400, /spec.containers/],
+    ["a namespace that is not a string", review(peerPod, { namespace: { toString: null } }), 400, /request.namespace must be a string/],
+    ["a pod name that is not a string", review({ ...peerPod, metadata: { name: ["web"] } }), 400, /request.object.metadata.name must be a string/],
+    ["pod metadata that is not an object", review({ ...peerPod, metadata: "web" }), 400, /request.object.metadata must be an object/],
     ["an oversized body", review({ ...peerPod, metadata: { annotations: { big: "x".repeat(70 * 1024) } } }), 413, /exceeds the limit/],
   ];
   for (const [name, body, status, message] of bad) {
