@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -65,8 +65,7 @@ describe("peer pods on the real node (kubelet device manager, readiness gate, re
       return condition(last, "Ready") === "True" ? last : undefined;
     }, { timeoutMs: 30_000, message: `pod ${name} to be Ready` }).catch((error: unknown) => {
       const seen = last && { phase: last.status?.phase, reason: last.status?.reason, message: last.status?.message, conditions: last.status?.conditions?.map((c) => `${c.type}=${c.status}`) };
-      const kubelet = readFileSync(node.logFiles().kubelet ?? "/dev/null", "utf8").slice(-3000);
-      throw new Error(`${(error as Error).message}\nlast: ${JSON.stringify(seen)}\nkubelet: ${kubelet}`);
+      throw new Error(`${(error as Error).message}\nlast: ${JSON.stringify(seen)}\nkubelet: ${node.logTail("kubelet")}`);
     });
   };
   const unschedulable = (name: string): Promise<string> =>

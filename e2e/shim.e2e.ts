@@ -68,9 +68,8 @@ describe("containerd-shim-peerpods-v2: real containerd, the hypervisor part, a q
       last = (await core.readNamespacedPod({ name, namespace: NAMESPACE })).status?.containerStatuses?.[0];
       return last ? pick(last) : undefined;
     }, { timeoutMs: BOOT_TIMEOUT_MS / 2, message: `pod ${name}'s container` }).catch((error: unknown) => {
-      const containerd = readFileSync(node.logFiles().containerd ?? "/dev/null", "utf8").slice(-3000);
       const seen = last && { state: last.state, lastState: last.lastState, restartCount: last.restartCount };
-      throw new Error(`${(error as Error).message}\nlast status: ${JSON.stringify(seen)}\ncontainerd: ${containerd}`);
+      throw new Error(`${(error as Error).message}\nlast status: ${JSON.stringify(seen)}\ncontainerd: ${node.logTail("containerd")}`);
     });
   };
   const deletePod = async (name: string): Promise<void> => {
@@ -137,7 +136,7 @@ describe("containerd-shim-peerpods-v2: real containerd, the hypervisor part, a q
     const started = Date.now();
     const result = await ctrRun("shim-uname", "uname -r; exit 3");
     measured.push(`ctr run → exit (VM boot, rootfs shipped, uname) ${Date.now() - started} ms`);
-    const logs = (): string => `ctr: ${result.stderr}\ncontainerd: ${readFileSync(node.logFiles().containerd ?? "/dev/null", "utf8").slice(-3000)}`;
+    const logs = (): string => `ctr: ${result.stderr}\ncontainerd: ${node.logTail("containerd")}`;
     assert.deepEqual([result.stdout, result.exitCode], [`${kernel}\n`, 3], logs());
   });
 

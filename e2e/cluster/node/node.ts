@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import type { Cluster } from "../cluster.js";
 import { writeKubeconfig } from "../kubeconfig.js";
-import { atExit, pidsMentioning } from "../process.js";
+import { atExit, pidsMentioning, tail } from "../process.js";
 import { freePorts } from "../../support/ports.js";
 import { cniConfList, containerdConfig, kubeletConfig, nodeLayout, type NodeLayout } from "./config.js";
 import { hostChanges, readHostState, type HostState } from "./host-state.js";
@@ -41,6 +41,8 @@ export interface RealNode {
   /** kubelet start → node Ready and untainted, in ms. */
   readyMs: number;
   logFiles(): Record<string, string>;
+  /** The last lines of containerd's or the kubelet's log, for a failure message. */
+  logTail(part: "containerd" | "kubelet", lines?: number): string;
   /** `ctr` against this node's containerd, in the CRI's namespace (k8s.io). */
   ctr(args: string[]): Promise<string>;
   /** The pods' network interfaces: the host ends of their veths, on the node's bridge. */
@@ -114,6 +116,7 @@ export async function startRealNode(cluster: Cluster, options: RealNodeOptions =
       containerdSocket: layout.containerdSocket,
       readyMs,
       logFiles: () => parts.logFiles(),
+      logTail: (part, lines = 20) => tail(join(layout.logsDir, `${part}.log`), lines),
       ctr: parts.ctr,
       podInterfaces: () => (existsSync(`/sys/class/net/${BRIDGE}/brif`) ? readdirSync(`/sys/class/net/${BRIDGE}/brif`) : []),
       sandboxRuntime: (podUid) => sandboxRuntime(parts.ctr, podUid),
